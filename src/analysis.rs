@@ -1,0 +1,252 @@
+//! What-if analysis: every quantity of the theory for one set of parameters.
+//!
+//! `dendrite theory` prints this and `GET /v1/theory` answers it, so both share one definition of
+//! the parameters, their validation and the JSON keys (other tools read those keys by name).
+
+use crate::theory::{self, Probability};
+use serde::Serialize;
+
+/// The parameters of one analysis, in the theory's symbols.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Parameters {
+    /// n: bits in the input space.
+    pub n: u64,
+    /// a: active bits of an input.
+    pub a: u64,
+    /// s: synapses sampled from one pattern.
+    pub s: u64,
+    /// theta: the threshold.
+    pub theta: u64,
+    /// M: patterns stored on one segment.
+    pub patterns: u64,
+    /// K: segments on one neuron.
+    pub segments: u64,
+    /// v: active bits of a stored pattern replaced by noise.
+    pub noise_bits: u64,
+    /// The highest acceptable false-match probability, for capacity and threshold advice.
+    pub target: Option<f64>,
+}
+
+/// A parameter that makes no sense, with the reason.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("invalid parameter {name}: {reason}")]
+pub struct InvalidParameter {
+    /// The parameter's name, as the CLI flag and query string spell it.
+    pub name: &'static str,
+    /// Why it is rejected.
+    pub reason: String,
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> InvalidParameter {
+    InvalidParameter {
+        name,
+        reason: reason.into(),
+    }
+}
+
+/// The largest M the exact union model accepts: its cost grows with M, and no segment holds more.
+pub const MAX_PATTERNS: u64 = 100_000;
+
+/// The largest input size: the same bound as a space's `input_size`.
+pub const MAX_INPUT_SIZE: u64 = 1 << 24;
+
+impl Parameters {
+    /// Checks the parameters against each other; the first problem found is named.
+    pub fn validate(&self) -> Result<(), InvalidParameter> {
+        let positive = [
+            ("n", self.n),
+            ("a", self.a),
+            ("s", self.s),
+            ("theta", self.theta),
+            ("patterns", self.patterns),
+            ("segments", self.segments),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(invalid(name, "must be at least 1"));
+            }
+        }
+        if self.n > MAX_INPUT_SIZE {
+            return Err(invalid("n", format!("must be at most {MAX_INPUT_SIZE}")));
+        }
+        if self.a > self.n {
+            return Err(invalid("a", format!("{} exceeds n = {}", self.a, self.n)));
+        }
+        if self.s > self.n {
+            return Err(invalid("s", format!("{} exceeds n = {}", self.s, self.n)));
+        }
+        if self.theta > self.s {
+            return Err(invalid(
+                "theta",
+                format!("{} exceeds s = {}", self.theta, self.s),
+            ));
+        }
+        if self.patterns > MAX_PATTERNS {
+            return Err(invalid(
+                "patterns",
+                format!("must be at most {MAX_PATTERNS}"),
+            ));
+        }
+        if self.noise_bits > self.a {
+            return Err(invalid(
+                "noise_bits",
+                format!("{} exceeds a = {}", self.noise_bits, self.a),
+            ));
+        }
+        if let Some(target) = self.target
+            && !(target > 0.0 && target <= 1.0)
+        {
+            return Err(invalid("target", "must be a probability in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+/// A probability as JSON: `{"value": f64, "log10": f64 | null}`; log10 is null only for an exact 0.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ProbabilityJson {
+    pub value: f64,
+    pub log10: Option<f64>,
+}
+
+impl From<Probability> for ProbabilityJson {
+    fn from(p: Probability) -> Self {
+        ProbabilityJson {
+            value: p.value(),
+            log10: p.log10(),
+        }
+    }
+}
+
+/// Every quantity of the theory for one [`Parameters`], with the keys the CLI prints.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Analysis {
+    pub n: u64,
+    pub a: u64,
+    pub s: u64,
+    pub theta: u64,
+    pub patterns: u64,
+    pub segments: u64,
+    pub noise_bits: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    /// log10 C(n, a).
+    pub log10_distinct_patterns: f64,
+    /// Eq. 3 for one pattern's min(s, a) synapses.
+    pub segment_false_match: ProbabilityJson,
+    /// E|X| after M patterns.
+    pub union_expected_synapses: f64,
+    /// Eq. 3 at E|X| rounded halves up (the paper's way).
+    pub union_false_match: ProbabilityJson,
+    /// Eq. 3 averaged over the distribution of |X|.
+    pub union_false_match_exact: ProbabilityJson,
+    /// K segments, each the M-union the paper's way.
+    pub neuron_false_match: ProbabilityJson,
+    /// Eq. 4 with v of the a bits replaced.
+    pub false_miss: ProbabilityJson,
+    /// Largest M with union_false_match <= target; null when no M exceeds it. Only with a target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_patterns_per_segment: Option<Option<u64>>,
+    /// theta in 1..=s minimising P_fp(s) + P_fn(v).
+    pub threshold_min_error: u64,
+    /// Smallest theta with P_fp(s) <= target; null when none does. Only with a target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold_for_target: Option<Option<u64>>,
+}
+
+impl Analysis {
+    /// Validates the parameters, then computes every quantity.
+    pub fn of(p: &Parameters) -> Result<Analysis, InvalidParameter> {
+        p.validate()?;
+        let synapses = p.s.min(p.a);
+        let union = theory::union_false_match(p.n, p.a, p.s, p.theta, p.patterns);
+        Ok(Analysis {
+            n: p.n,
+            a: p.a,
+            s: p.s,
+            theta: p.theta,
+            patterns: p.patterns,
+            segments: p.segments,
+            noise_bits: p.noise_bits,
+            target: p.target,
+            log10_distinct_patterns: theory::log10_distinct_patterns(p.n, p.a),
+            segment_false_match: theory::segment_false_match(p.n, p.a, synapses, p.theta).into(),
+            union_expected_synapses: theory::union_expected_synapses(p.n, synapses, p.patterns),
+            union_false_match: union.into(),
+            union_false_match_exact: theory::union_false_match_exact(
+                p.n, p.a, p.s, p.theta, p.patterns,
+            )
+            .into(),
+            neuron_false_match: theory::neuron_false_match(union, p.segments).into(),
+            false_miss: theory::false_miss(p.a, p.s, p.noise_bits, p.theta).into(),
+            max_patterns_per_segment: p
+                .target
+                .map(|t| theory::max_patterns_per_segment(p.n, p.a, p.s, p.theta, t)),
+            threshold_min_error: theory::threshold_min_error(p.n, p.a, p.s, p.noise_bits),
+            threshold_for_target: p
+                .target
+                .map(|t| theory::threshold_for_target(p.n, p.a, p.s, t)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Parameters {
+        Parameters {
+            n: 2048,
+            a: 40,
+            s: 24,
+            theta: 12,
+            patterns: 5,
+            segments: 20,
+            noise_bits: 8,
+            target: Some(1e-6),
+        }
+    }
+
+    #[test]
+    fn each_inconsistent_parameter_is_named() {
+        type Spoil = fn(&mut Parameters);
+        let cases: [(&str, Spoil); 10] = [
+            ("n", |p| p.n = 0),
+            ("a", |p| p.a = 3000),
+            ("s", |p| p.s = 3000),
+            ("theta", |p| p.theta = 25),
+            ("theta", |p| p.theta = 0),
+            ("patterns", |p| p.patterns = 0),
+            ("segments", |p| p.segments = 0),
+            ("noise_bits", |p| p.noise_bits = 41),
+            ("target", |p| p.target = Some(0.0)),
+            ("target", |p| p.target = Some(1.5)),
+        ];
+        for (name, spoil) in cases {
+            let mut p = example();
+            spoil(&mut p);
+            assert_eq!(p.validate().unwrap_err().name, name);
+            assert!(Analysis::of(&p).is_err());
+        }
+    }
+
+    #[test]
+    fn the_target_keys_appear_only_with_a_target() {
+        let with = serde_json::to_value(Analysis::of(&example()).unwrap()).unwrap();
+        assert_eq!(with["max_patterns_per_segment"], 5);
+        assert_eq!(with["threshold_for_target"], 7);
+        assert_eq!(with["threshold_min_error"], 16);
+        assert_eq!(with["false_miss"]["log10"], serde_json::Value::Null);
+        let without = serde_json::to_value(
+            Analysis::of(&Parameters {
+                target: None,
+                ..example()
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        for key in ["target", "max_patterns_per_segment", "threshold_for_target"] {
+            assert!(without.get(key).is_none(), "{key}");
+        }
+    }
+}

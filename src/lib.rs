@@ -1,0 +1,16 @@
+//! dendrite: a pattern memory whose neurons learn unions of sparse distributed representations on
+//! dendritic segments, and answer every recognition with the theory's error probabilities.
+//!
+//! The modules, from the maths outwards:
+
+/// The theory's probabilities in log space (pure: std only).
+pub mod theory;
+
+/// Every quantity of the theory for one parameter set: what `dendrite theory` prints.
+pub mod analysis;
+
+/// A seeded random number generator with a stream fixed forever.
+pub mod rng;
+
+/// The command line.
+pub mod cli;

@@ -1,0 +1,21 @@
+//! The `dendrite` binary: parse the command line and run the subcommand. Everything else lives in
+//! the library, so tests and helper binaries can call it.
+
+use dendrite::cli::{self, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    match cli.command {
+        Some(Command::Theory(args)) => cli::run_theory(&args),
+        None => {
+            eprintln!(
+                "error: the service arrives with `dendrite serve`; try `dendrite theory --help`"
+            );
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The theory of Ahmad and Hawkins (2016): exact error probabilities of dendritic segments that
+//! learn sparse patterns.
+//!
+//! Everything dendrite reports about how far an answer can be trusted comes from here: the chance
+//! that a random input falsely matches a segment (NP Eq. 4, numbered 3 in `docs/theory.md`), the
+//! chance that noise makes a stored pattern miss (NP Eqs. 5/6), how these combine over many segments
+//! and how they grow as a segment learns a union of patterns. The module is pure arithmetic on
+//! counts (std only) so that the engine, the CLI and the HTTP layer share one implementation.
+//!
+//! Symbols follow the paper: `n` input size, `a` active bits of an input, `s` synapses sampled from
+//! one pattern, `theta` the threshold, `b` an overlap, `m` patterns on a segment, `k` segments.
+//! A segment built from one pattern holds min(s, a) synapses: a pattern cannot give more synapses
+//! than it has active bits.
+
+mod hypergeometric;
+mod probability;
+
+pub use hypergeometric::{Hypergeometric, ln_binomial};
+pub use probability::Probability;
+
+use probability::LogSum;
+use std::f64::consts::LN_10;
+
+/// log10 of the number of distinct patterns of `a` active bits out of `n`: log10 C(n, a) (SP Eq. 1).
+pub fn log10_distinct_patterns(n: u64, a: u64) -> f64 {
+    ln_binomial(n, a) / LN_10
+}
+
+/// log10 of the number of inputs of `a` active bits out of `n` that overlap a fixed set of
+/// `synapses` bits in exactly `b`: log10 C(|X|, b) · C(n − |X|, a − b) (SP Eq. 3); -inf when there
+/// is none.
+pub fn log10_overlap_set(n: u64, synapses: u64, a: u64, b: u64) -> f64 {
+    if synapses > n || b > a {
+        return f64::NEG_INFINITY;
+    }
+    (ln_binomial(synapses, b) + ln_binomial(n - synapses, a - b)) / LN_10
+}
+
+/// The probability that a uniformly random input of `a` active bits out of `n` reaches `theta` on a
+/// segment of `synapses` synapses (NP Eq. 4): the segment's false-match probability.
+///
+/// # Panics
+/// When `synapses` or `a` exceed `n`.
+pub fn segment_false_match(n: u64, a: u64, synapses: u64, theta: u64) -> Probability {
+    Hypergeometric::new(n, synapses, a).upper_tail(theta)
+}
+
+/// The p-value of an observed overlap: the probability that a uniformly random input of `a` active
+/// bits out of `n` overlaps a segment of `synapses` synapses in `overlap` bits or more.
+///
+/// # Panics
+/// When `synapses` or `a` exceed `n`.
+pub fn overlap_p_value(n: u64, a: u64, synapses: u64, overlap: u64) -> Probability {
+    segment_false_match(n, a, synapses, overlap)
+}
+
+/// The probability that a segment holding min(s, a) synapses to a stored pattern of `a` active bits
+/// misses the pattern once `noise_bits` of its active bits are replaced by other bits (NP Eqs. 5/6):
+/// at least min(s, a) − theta + 1 synapses lose their input. Exactly zero when
+/// `noise_bits <= min(s, a) − theta`; n drops out.
+///
+/// # Panics
+/// When `noise_bits > a`.
+pub fn false_miss(a: u64, s: u64, noise_bits: u64, theta: u64) -> Probability {
+    let synapses = s.min(a);
+    let lost_to_miss = (synapses + 1).saturating_sub(theta);
+    Hypergeometric::new(a, synapses, noise_bits).upper_tail(lost_to_miss)
+}
+
+/// The probability that a random input falsely matches a neuron with `k` segments that each have
+/// false-match probability `segment` (NP Eq. 8): 1 − (1 − p)^k.
+pub fn neuron_false_match(segment: Probability, k: u64) -> Probability {
+    segment.any_of_k(k)
+}
+
+/// The probability that a random input falsely matches at least one of segments with different
+/// false-match probabilities: 1 − prod(1 − p_i) (NP Eq. 8), stable for tiny p_i.
+pub fn neuron_false_match_of(segments: impl IntoIterator<Item = Probability>) -> Probability {
+    Probability::any_of(segments)
+}
+
+/// The expected number of distinct synapses on a segment after `m` patterns of min(s, n) synapses
+/// each (NP Eqs. 11, 13): E|X| = n · (1 − (1 − s/n)^m).
+pub fn union_expected_synapses(n: u64, s: u64, m: u64) -> f64 {
+    let s = s.min(n) as f64;
+    let n = n as f64;
+    -n * ((m as f64) * (-s / n).ln_1p()).exp_m1()
+}
+
+/// The false-match probability of a segment that learned `m` patterns, the paper's way
+/// (NP §3.3): equation 3 at E|X| rounded to the nearest integer, halves up.
+///
+/// # Panics
+/// When `a` exceeds `n`.
+pub fn union_false_match(n: u64, a: u64, s: u64, theta: u64, m: u64) -> Probability {
+    let synapses = union_expected_synapses(n, s.min(a), m);
+    let rounded = ((synapses + 0.5).floor() as u64).min(n);
+    segment_false_match(n, a, rounded, theta)
+}
+
+/// The false-match probability of a segment that learned `m` random patterns, exactly under the
+/// model: equation 3 averaged over the distribution of |X|.
+///
+/// |X| is a Markov chain: each pattern adds a uniformly random set of min(s, a) bits, of which
+/// Hypergeometric(n, n − |X|, s) are new. The chain's distribution is carried exactly (f64 weights
+/// summing to 1), and the average is taken in log space so that tiny tails stay exact.
+///
+/// # Panics
+/// When `a` exceeds `n`.
+pub fn union_false_match_exact(n: u64, a: u64, s: u64, theta: u64, m: u64) -> Probability {
+    let per_pattern = s.min(a).min(n);
+    if m == 0 {
+        return segment_false_match(n, a, 0, theta);
+    }
+    // weights[i] = P(|X| = first + i) after the patterns seen so far; only the states that carry
+    // weight are kept, so the cost follows the spread of |X|, not n.
+    let (mut first, mut weights) = (per_pattern, vec![1.0f64]);
+    for _ in 1..m {
+        let last = (first + weights.len() as u64 - 1 + per_pattern).min(n);
+        let mut next = vec![0.0f64; (last - first + 1) as usize];
+        for (i, &w) in weights.iter().enumerate() {
+            // States this unlikely cannot move the average by one part in 1e-300.
+            if w < 1e-300 {
+                continue;
+            }
+            let x = first + i as u64;
+            let fresh = Hypergeometric::new(n, n - x, per_pattern);
+            let offset = (x + fresh.min_overlap() - first) as usize;
+            for (j, p) in fresh.pmf().into_iter().enumerate() {
+                next[offset + j] += w * p;
+            }
+        }
+        let skip = next.iter().take_while(|&&w| w < 1e-300).count();
+        let keep = next.len() - next.iter().rev().take_while(|&&w| w < 1e-300).count();
+        first += skip as u64;
+        weights = next[skip..keep].to_vec();
+    }
+    let mut average = LogSum::default();
+    for (i, &w) in weights.iter().enumerate() {
+        if w > 0.0 {
+            let x = first + i as u64;
+            average.add(w.ln() + segment_false_match(n, a, x, theta).ln());
+        }
+    }
+    Probability::from_ln(average.ln())
+}
+
+/// The capacity of a segment: the largest number of patterns `m` whose union false-match
+/// probability (the paper's way) stays at or under `target`; `None` when no number of patterns ever
+/// exceeds it (a segment on every input bit still meets the target).
+///
+/// # Panics
+/// When `a` exceeds `n`.
+pub fn max_patterns_per_segment(n: u64, a: u64, s: u64, theta: u64, target: f64) -> Option<u64> {
+    let ln_target = target.ln();
+    let fits = |m: u64| union_false_match(n, a, s, theta, m).ln() <= ln_target;
+    if segment_false_match(n, a, n, theta).ln() <= ln_target {
+        return None;
+    }
+    // The union probability grows with m (more synapses can only add overlap): find the first m
+    // that does not fit by doubling, then bisect.
+    let (mut fits_up_to, mut fails_at) = (0u64, 1u64);
+    while fits(fails_at) {
+        fits_up_to = fails_at;
+        fails_at *= 2;
+    }
+    while fails_at - fits_up_to > 1 {
+        let mid = fits_up_to + (fails_at - fits_up_to) / 2;
+        if fits(mid) {
+            fits_up_to = mid;
+        } else {
+            fails_at = mid;
+        }
+    }
+    Some(fits_up_to)
+}
+
+/// The threshold in 1..=s that minimises P_fp + P_fn for one pattern's segment under `noise_bits`
+/// of noise; ties go to the larger threshold (fewer false matches for the same total).
+///
+/// # Panics
+/// When `a` exceeds `n`, `noise_bits` exceeds `a` or `s` is 0.
+pub fn threshold_min_error(n: u64, a: u64, s: u64, noise_bits: u64) -> u64 {
+    assert!(s > 0, "s must be positive");
+    let synapses = s.min(a);
+    let total_error = |theta: u64| {
+        let mut sum = LogSum::default();
+        sum.add(segment_false_match(n, a, synapses, theta).ln());
+        sum.add(false_miss(a, s, noise_bits, theta).ln());
+        sum.ln()
+    };
+    let mut best = (1, total_error(1));
+    for theta in 2..=s {
+        let error = total_error(theta);
+        if error <= best.1 {
+            best = (theta, error);
+        }
+    }
+    best.0
+}
+
+/// The smallest threshold in 1..=s whose single-pattern false-match probability is at or under
+/// `target`; `None` when even theta = s does not reach it.
+///
+/// # Panics
+/// When `a` exceeds `n`.
+pub fn threshold_for_target(n: u64, a: u64, s: u64, target: f64) -> Option<u64> {
+    let synapses = s.min(a);
+    let ln_target = target.ln();
+    (1..=s).find(|&theta| segment_false_match(n, a, synapses, theta).ln() <= ln_target)
+}
