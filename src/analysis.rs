@@ -102,22 +102,6 @@ impl Parameters {
     }
 }
 
-/// A probability as JSON: `{"value": f64, "log10": f64 | null}`; log10 is null only for an exact 0.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct ProbabilityJson {
-    pub value: f64,
-    pub log10: Option<f64>,
-}
-
-impl From<Probability> for ProbabilityJson {
-    fn from(p: Probability) -> Self {
-        ProbabilityJson {
-            value: p.value(),
-            log10: p.log10(),
-        }
-    }
-}
-
 /// Every quantity of the theory for one [`Parameters`], with the keys the CLI prints.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Analysis {
@@ -133,17 +117,17 @@ pub struct Analysis {
     /// log10 C(n, a).
     pub log10_distinct_patterns: f64,
     /// Eq. 3 for one pattern's min(s, a) synapses.
-    pub segment_false_match: ProbabilityJson,
+    pub segment_false_match: Probability,
     /// E|X| after M patterns.
     pub union_expected_synapses: f64,
     /// Eq. 3 at E|X| rounded halves up (the paper's way).
-    pub union_false_match: ProbabilityJson,
+    pub union_false_match: Probability,
     /// Eq. 3 averaged over the distribution of |X|.
-    pub union_false_match_exact: ProbabilityJson,
+    pub union_false_match_exact: Probability,
     /// K segments, each the M-union the paper's way.
-    pub neuron_false_match: ProbabilityJson,
+    pub neuron_false_match: Probability,
     /// Eq. 4 with v of the a bits replaced.
-    pub false_miss: ProbabilityJson,
+    pub false_miss: Probability,
     /// Largest M with union_false_match <= target; null when no M exceeds it. Only with a target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_patterns_per_segment: Option<Option<u64>>,
@@ -170,15 +154,14 @@ impl Analysis {
             noise_bits: p.noise_bits,
             target: p.target,
             log10_distinct_patterns: theory::log10_distinct_patterns(p.n, p.a),
-            segment_false_match: theory::segment_false_match(p.n, p.a, synapses, p.theta).into(),
+            segment_false_match: theory::segment_false_match(p.n, p.a, synapses, p.theta),
             union_expected_synapses: theory::union_expected_synapses(p.n, synapses, p.patterns),
-            union_false_match: union.into(),
+            union_false_match: union,
             union_false_match_exact: theory::union_false_match_exact(
                 p.n, p.a, p.s, p.theta, p.patterns,
-            )
-            .into(),
-            neuron_false_match: theory::neuron_false_match(union, p.segments).into(),
-            false_miss: theory::false_miss(p.a, p.s, p.noise_bits, p.theta).into(),
+            ),
+            neuron_false_match: theory::neuron_false_match(union, p.segments),
+            false_miss: theory::false_miss(p.a, p.s, p.noise_bits, p.theta),
             max_patterns_per_segment: p
                 .target
                 .map(|t| theory::max_patterns_per_segment(p.n, p.a, p.s, p.theta, t)),

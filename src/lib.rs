@@ -12,5 +12,8 @@ pub mod analysis;
 /// A seeded random number generator with a stream fixed forever.
 pub mod rng;
 
+/// The JSON form of the theory's numbers.
+pub mod json;
+
 /// The command line.
 pub mod cli;

@@ -1,0 +1,66 @@
+//! How the theory's numbers look in JSON.
+//!
+//! The theory module is std only, so its types get their serde form here: a probability is
+//! `{"value": f64, "log10": f64 | null}`, where the value may underflow to 0 while log10 stays
+//! exact, and log10 is null only for an exact zero. The same shape carries a non-negative quantity
+//! such as an expected count ([`LogNumber`]).
+
+use crate::theory::Probability;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+use std::f64::consts::LN_10;
+
+impl Serialize for Probability {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        LogNumber::from_ln(self.ln()).serialize(serializer)
+    }
+}
+
+/// A non-negative number held as its natural logarithm (expected counts can be 1e-3000 too).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogNumber {
+    ln: f64,
+}
+
+impl LogNumber {
+    pub fn from_ln(ln: f64) -> LogNumber {
+        LogNumber { ln }
+    }
+
+    pub fn value(self) -> f64 {
+        self.ln.exp()
+    }
+
+    pub fn ln(self) -> f64 {
+        self.ln
+    }
+
+    /// None only for an exact zero.
+    pub fn log10(self) -> Option<f64> {
+        (self.ln > f64::NEG_INFINITY).then(|| self.ln / LN_10)
+    }
+}
+
+impl Serialize for LogNumber {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut fields = serializer.serialize_struct("Probability", 2)?;
+        fields.serialize_field("value", &self.value())?;
+        fields.serialize_field("log10", &self.log10())?;
+        fields.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probability_serialises_as_value_and_log10() {
+        let tiny = Probability::from_ln(-1000.0 * LN_10);
+        let json = serde_json::to_value(tiny).unwrap();
+        assert_eq!(json["value"], 0.0);
+        assert!((json["log10"].as_f64().unwrap() + 1000.0).abs() < 1e-9);
+        let zero = serde_json::to_value(Probability::ZERO).unwrap();
+        assert_eq!(zero, serde_json::json!({"value": 0.0, "log10": null}));
+    }
+}
