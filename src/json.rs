@@ -5,39 +5,14 @@
 //! exact, and log10 is null only for an exact zero. The same shape carries a non-negative quantity
 //! such as an expected count ([`LogNumber`]).
 
-use crate::theory::Probability;
+use crate::engine::{Name, Pattern};
+use crate::theory::{LogNumber, Probability};
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
-use std::f64::consts::LN_10;
 
 impl Serialize for Probability {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         LogNumber::from_ln(self.ln()).serialize(serializer)
-    }
-}
-
-/// A non-negative number held as its natural logarithm (expected counts can be 1e-3000 too).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LogNumber {
-    ln: f64,
-}
-
-impl LogNumber {
-    pub fn from_ln(ln: f64) -> LogNumber {
-        LogNumber { ln }
-    }
-
-    pub fn value(self) -> f64 {
-        self.ln.exp()
-    }
-
-    pub fn ln(self) -> f64 {
-        self.ln
-    }
-
-    /// None only for an exact zero.
-    pub fn log10(self) -> Option<f64> {
-        (self.ln > f64::NEG_INFINITY).then(|| self.ln / LN_10)
     }
 }
 
@@ -50,9 +25,23 @@ impl Serialize for LogNumber {
     }
 }
 
+impl Serialize for Name {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A pattern is its sorted list of active cells.
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.cells().serialize(serializer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f64::consts::LN_10;
 
     #[test]
     fn a_probability_serialises_as_value_and_log10() {

@@ -15,5 +15,11 @@ pub mod rng;
 /// The JSON form of the theory's numbers.
 pub mod json;
 
+/// The pattern memory engine (pure: no HTTP, SQL or async).
+pub mod engine;
+
+/// The standard benchmark workload.
+pub mod workload;
+
 /// The command line.
 pub mod cli;

@@ -16,9 +16,8 @@ mod hypergeometric;
 mod probability;
 
 pub use hypergeometric::{Hypergeometric, ln_binomial};
-pub use probability::Probability;
+pub use probability::{LogNumber, LogSum, Probability};
 
-use probability::LogSum;
 use std::f64::consts::LN_10;
 
 /// log10 of the number of distinct patterns of `a` active bits out of `n`: log10 C(n, a) (SP Eq. 1).

@@ -107,9 +107,10 @@ impl PartialOrd for Probability {
     }
 }
 
-/// A running log-sum-exp: ln(sum exp(x_i)) without overflow or underflow.
+/// A running log-sum-exp: ln(sum exp(x_i)) without overflow or underflow, for sums of tiny
+/// probabilities and expected counts.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct LogSum {
+pub struct LogSum {
     max: f64,
     scaled: f64,
 }
@@ -124,7 +125,7 @@ impl Default for LogSum {
 }
 
 impl LogSum {
-    pub(crate) fn add(&mut self, x: f64) {
+    pub fn add(&mut self, x: f64) {
         if x == f64::NEG_INFINITY {
             return;
         }
@@ -136,12 +137,37 @@ impl LogSum {
         }
     }
 
-    pub(crate) fn ln(&self) -> f64 {
+    pub fn ln(&self) -> f64 {
         if self.max == f64::NEG_INFINITY {
             f64::NEG_INFINITY
         } else {
             self.max + self.scaled.ln()
         }
+    }
+}
+
+/// A non-negative number held as its natural logarithm (expected counts can be 1e-3000 too).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogNumber {
+    ln: f64,
+}
+
+impl LogNumber {
+    pub fn from_ln(ln: f64) -> LogNumber {
+        LogNumber { ln }
+    }
+
+    pub fn value(self) -> f64 {
+        self.ln.exp()
+    }
+
+    pub fn ln(self) -> f64 {
+        self.ln
+    }
+
+    /// None only for an exact zero.
+    pub fn log10(self) -> Option<f64> {
+        (self.ln > f64::NEG_INFINITY).then(|| self.ln / LN_10)
     }
 }
 

@@ -1,0 +1,49 @@
+//! The pattern memory engine: spaces of neurons whose dendritic segments learn unions of sparse
+//! patterns, and recognition that reports the theory's error probabilities with every answer.
+//!
+//! Pure and in-process: no HTTP, no SQL, no async. The service wraps a [`Space`] in a lock
+//! (queries share it, a write holds it alone, so a query sees a pattern wholly or not at all) and
+//! makes each write durable between [`Space::plan_store`] and [`Space::apply_store`].
+//!
+//! - [`pattern`]: validated names and patterns.
+//! - [`params`]: a space's parameters and their defaults.
+//! - [`space`]: neurons, segments, learning and forgetting.
+//! - [`index`]: the inverted index from input bit to segments.
+//! - [`recognition`]: matching an input, with p-values and false-match probabilities.
+//! - [`plain`]: the obviously correct recogniser the index is tested against.
+//! - [`report`]: neuron and space reports.
+
+pub mod index;
+pub mod params;
+pub mod pattern;
+pub mod plain;
+pub mod recognition;
+pub mod report;
+pub mod space;
+
+pub use params::{ParamsError, SpaceParams, SpaceSpec};
+pub use pattern::{CellIndex, Name, NameError, Pattern, PatternError};
+pub use recognition::{DEFAULT_LIMIT, Match, Query, Recognition};
+pub use report::{NeuronReport, NeuronSummary, SpaceReport};
+pub use space::{PatternView, Planned, Space, StorePlan, StoreRequest};
+
+/// Why the engine refused an operation. Nothing changed when it did.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("no neuron named {0}")]
+    UnknownNeuron(Name),
+    #[error("neuron {neuron} has no pattern {id}")]
+    UnknownPattern { neuron: Name, id: Name },
+    #[error("neuron {neuron} already has a pattern {id} with other active bits")]
+    IdConflict { neuron: Name, id: Name },
+    #[error(
+        "neuron {neuron} is full: it has {segments} segments, the space's max_segments_per_neuron"
+    )]
+    NeuronFull { neuron: Name, segments: u32 },
+    #[error(
+        "the pattern has {active} active bits, fewer than the threshold {threshold}: it could never be recognised"
+    )]
+    TooFewActiveBits { active: usize, threshold: u32 },
+    #[error("the threshold must be at least 1, not {0}")]
+    InvalidThreshold(u32),
+}

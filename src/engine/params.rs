@@ -1,0 +1,261 @@
+//! A space's parameters: the defaults the theory recommends and the rules that keep them sane.
+
+use crate::theory;
+
+/// The largest input space: 2^24 bits.
+pub const MAX_INPUT_SIZE: u32 = 1 << 24;
+/// The most segments a neuron may be allowed.
+pub const MAX_SEGMENTS_LIMIT: u32 = 65_536;
+/// The noise the default threshold is chosen for: 20% of a pattern's active bits replaced.
+pub const DEFAULT_NOISE: f64 = 0.2;
+
+/// Parameters as a client gives them: the optional ones take the theory's defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpaceSpec {
+    pub input_size: u32,
+    pub active_bits: u32,
+    pub synapses_per_pattern: Option<u32>,
+    pub threshold: Option<u32>,
+    pub max_false_match: Option<f64>,
+    pub max_segments_per_neuron: Option<u32>,
+    pub seed: Option<u64>,
+}
+
+/// Validated parameters with every default filled in.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SpaceParams {
+    /// n: bits in the input space.
+    pub input_size: u32,
+    /// a: the nominal number of active bits of the space's codes.
+    pub active_bits: u32,
+    /// s: synapses sampled from each stored pattern.
+    pub synapses_per_pattern: u32,
+    /// theta: overlap at which a segment matches.
+    pub threshold: u32,
+    /// The highest false-match probability a segment may reach for a random input of a bits.
+    pub max_false_match: f64,
+    /// The most segments one neuron may have.
+    pub max_segments_per_neuron: u32,
+    /// Seeds the sampling of synapses.
+    pub seed: u64,
+}
+
+/// Why a set of parameters was rejected; `field` is the parameter's JSON name.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ParamsError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn reject(field: &'static str, reason: impl Into<String>) -> ParamsError {
+    ParamsError {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl SpaceParams {
+    /// Fills in the defaults and checks the parameters against each other.
+    pub fn new(spec: &SpaceSpec) -> Result<SpaceParams, ParamsError> {
+        let (n, a) = (spec.input_size, spec.active_bits);
+        if !(1..=MAX_INPUT_SIZE).contains(&n) {
+            return Err(reject(
+                "input_size",
+                format!("must be in 1..={MAX_INPUT_SIZE}, not {n}"),
+            ));
+        }
+        if !(1..=n).contains(&a) {
+            return Err(reject(
+                "active_bits",
+                format!("must be in 1..={n} (input_size), not {a}"),
+            ));
+        }
+        let s = spec.synapses_per_pattern.unwrap_or(a.min(24));
+        if !(1..=n).contains(&s) {
+            return Err(reject(
+                "synapses_per_pattern",
+                format!("must be in 1..={n} (input_size), not {s}"),
+            ));
+        }
+        let theta = match spec.threshold {
+            Some(theta) => theta,
+            None => {
+                let noise_bits = (DEFAULT_NOISE * f64::from(a) + 0.5).floor() as u64;
+                theory::threshold_min_error(n.into(), a.into(), s.into(), noise_bits) as u32
+            }
+        };
+        if !(1..=s).contains(&theta) {
+            return Err(reject(
+                "threshold",
+                format!("must be in 1..={s} (synapses_per_pattern), not {theta}"),
+            ));
+        }
+        let max_false_match = spec.max_false_match.unwrap_or(1e-6);
+        if !(max_false_match > 0.0 && max_false_match <= 1.0) {
+            return Err(reject(
+                "max_false_match",
+                format!("must be a probability in (0, 1], not {max_false_match}"),
+            ));
+        }
+        let max_segments = spec.max_segments_per_neuron.unwrap_or(1024);
+        if !(1..=MAX_SEGMENTS_LIMIT).contains(&max_segments) {
+            return Err(reject(
+                "max_segments_per_neuron",
+                format!("must be in 1..={MAX_SEGMENTS_LIMIT}, not {max_segments}"),
+            ));
+        }
+        let seed = spec.seed.unwrap_or(0);
+        if seed > i64::MAX as u64 {
+            // Seeds are stored as SQLite integers, which are signed 64-bit.
+            return Err(reject(
+                "seed",
+                format!("must be at most {}, not {seed}", i64::MAX),
+            ));
+        }
+        let params = SpaceParams {
+            input_size: n,
+            active_bits: a,
+            synapses_per_pattern: s,
+            threshold: theta,
+            max_false_match,
+            max_segments_per_neuron: max_segments,
+            seed,
+        };
+        // A segment holding a single pattern must meet the target, or no segment ever could.
+        let single = params.segment_false_match(s.min(a));
+        if single.value() > max_false_match {
+            return Err(reject(
+                "max_false_match",
+                format!(
+                    "{max_false_match:e} is below the false-match probability of a single pattern's segment ({:e}); raise it or the threshold",
+                    single.value()
+                ),
+            ));
+        }
+        Ok(params)
+    }
+
+    /// The false-match probability of a segment with `synapses` synapses for a random input of the
+    /// space's nominal size, at the space's threshold.
+    pub fn segment_false_match(&self, synapses: u32) -> theory::Probability {
+        theory::segment_false_match(
+            self.input_size.into(),
+            self.active_bits.into(),
+            u64::from(synapses).min(self.input_size.into()),
+            self.threshold.into(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(n: u32, a: u32) -> SpaceSpec {
+        SpaceSpec {
+            input_size: n,
+            active_bits: a,
+            ..SpaceSpec::default()
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_theory() {
+        let p = SpaceParams::new(&spec(2048, 40)).unwrap();
+        assert_eq!(p.synapses_per_pattern, 24);
+        assert_eq!(p.threshold, 16, "threshold_min_error at 20% noise (8 bits)");
+        assert_eq!(p.max_false_match, 1e-6);
+        assert_eq!(p.max_segments_per_neuron, 1024);
+        assert_eq!(p.seed, 0);
+        let small = SpaceParams::new(&spec(1000, 10)).unwrap();
+        assert_eq!(small.synapses_per_pattern, 10, "min(a, 24)");
+    }
+
+    #[test]
+    fn each_bad_parameter_is_named() {
+        let cases: Vec<(&str, SpaceSpec)> = vec![
+            ("input_size", spec(0, 1)),
+            ("input_size", spec(MAX_INPUT_SIZE + 1, 1)),
+            ("active_bits", spec(100, 0)),
+            ("active_bits", spec(100, 101)),
+            (
+                "synapses_per_pattern",
+                SpaceSpec {
+                    synapses_per_pattern: Some(0),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "synapses_per_pattern",
+                SpaceSpec {
+                    synapses_per_pattern: Some(101),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "threshold",
+                SpaceSpec {
+                    threshold: Some(11),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "threshold",
+                SpaceSpec {
+                    threshold: Some(0),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "max_false_match",
+                SpaceSpec {
+                    max_false_match: Some(0.0),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "max_false_match",
+                SpaceSpec {
+                    max_false_match: Some(1.5),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "max_false_match",
+                SpaceSpec {
+                    max_false_match: Some(f64::NAN),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "max_false_match",
+                SpaceSpec {
+                    threshold: Some(1),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "max_segments_per_neuron",
+                SpaceSpec {
+                    max_segments_per_neuron: Some(0),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "seed",
+                SpaceSpec {
+                    seed: Some(u64::MAX),
+                    ..spec(100, 10)
+                },
+            ),
+        ];
+        for (field, spec) in cases {
+            assert_eq!(
+                SpaceParams::new(&spec).unwrap_err().field,
+                field,
+                "{spec:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Validated input: names and patterns.
+//!
+//! Parse, don't validate: a [`Name`] or a [`Pattern`] that exists is valid, so nothing past the
+//! edge of the engine checks again. Each error names the problem and the offending value.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// An input bit: an index below the space's input size.
+pub type CellIndex = u32;
+
+/// The name of a space, a neuron or a pattern id: 1 to 128 letters, digits and `_.:-`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(String);
+
+/// The longest name accepted.
+pub const MAX_NAME_LEN: usize = 128;
+
+impl Name {
+    pub fn parse(raw: &str) -> Result<Name, NameError> {
+        if raw.is_empty() || raw.len() > MAX_NAME_LEN {
+            return Err(NameError::Length(raw.chars().count()));
+        }
+        match raw
+            .chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || "_.:-".contains(c)))
+        {
+            Some(c) => Err(NameError::Character(c)),
+            None => Ok(Name(raw.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a name was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("a name has 1 to {MAX_NAME_LEN} characters, not {0}")]
+    Length(usize),
+    #[error("a name may hold only letters, digits and _.:- (found {0:?})")]
+    Character(char),
+}
+
+/// A set of active input bits, sorted and distinct, each below the space's input size.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pattern(Arc<[CellIndex]>);
+
+/// Why a list of indices is not a pattern. `position` is where the offending value stands in the
+/// list as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("a pattern needs at least one active bit")]
+    Empty,
+    #[error("active[{position}] = {value} is outside the input space 0..{input_size}")]
+    OutOfRange {
+        position: usize,
+        value: i64,
+        input_size: u32,
+    },
+    #[error("active[{position}] = {value} appears twice")]
+    Duplicate { position: usize, value: i64 },
+}
+
+impl Pattern {
+    /// Parses active indices in any order; negative and too-large values are out of range.
+    pub fn parse(active: &[i64], input_size: u32) -> Result<Pattern, PatternError> {
+        if active.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        let mut cells = Vec::with_capacity(active.len());
+        for (position, &value) in active.iter().enumerate() {
+            if value < 0 || value >= i64::from(input_size) {
+                return Err(PatternError::OutOfRange {
+                    position,
+                    value,
+                    input_size,
+                });
+            }
+            cells.push(value as CellIndex);
+        }
+        cells.sort_unstable();
+        if let Some(pair) = cells.windows(2).find(|w| w[0] == w[1]) {
+            let value = i64::from(pair[0]);
+            // Report the second occurrence in the caller's order: that is the duplicate.
+            let position = active
+                .iter()
+                .enumerate()
+                .filter(|&(_, &v)| v == value)
+                .nth(1)
+                .map_or(0, |(i, _)| i);
+            return Err(PatternError::Duplicate { position, value });
+        }
+        Ok(Pattern(cells.into()))
+    }
+
+    pub fn cells(&self) -> &[CellIndex] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_of_allowed_characters_is_accepted() {
+        for ok in ["a", "n000017", "sensor.left:3_b-2", &"x".repeat(128)] {
+            assert_eq!(Name::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn an_empty_long_or_odd_name_is_rejected() {
+        assert_eq!(Name::parse(""), Err(NameError::Length(0)));
+        assert_eq!(Name::parse(&"x".repeat(129)), Err(NameError::Length(129)));
+        assert_eq!(Name::parse("a b"), Err(NameError::Character(' ')));
+        assert_eq!(Name::parse("a/b"), Err(NameError::Character('/')));
+        assert_eq!(Name::parse("é"), Err(NameError::Character('é')));
+    }
+
+    #[test]
+    fn a_pattern_is_sorted_whatever_the_order_given() {
+        let p = Pattern::parse(&[5, 1, 3], 8).unwrap();
+        assert_eq!(p.cells(), &[1, 3, 5]);
+        assert_eq!(p, Pattern::parse(&[3, 5, 1], 8).unwrap());
+    }
+
+    #[test]
+    fn bad_patterns_name_the_problem_and_the_value() {
+        assert_eq!(Pattern::parse(&[], 8), Err(PatternError::Empty));
+        assert_eq!(
+            Pattern::parse(&[1, 8], 8),
+            Err(PatternError::OutOfRange {
+                position: 1,
+                value: 8,
+                input_size: 8
+            })
+        );
+        assert_eq!(
+            Pattern::parse(&[-1], 8),
+            Err(PatternError::OutOfRange {
+                position: 0,
+                value: -1,
+                input_size: 8
+            })
+        );
+        assert_eq!(
+            Pattern::parse(&[4, 2, 4], 8),
+            Err(PatternError::Duplicate {
+                position: 2,
+                value: 4
+            })
+        );
+        let message = Pattern::parse(&[4, 2, 4], 8).unwrap_err().to_string();
+        assert!(message.contains("active[2] = 4"), "{message}");
+    }
+}

@@ -1,0 +1,205 @@
+//! Recognition: which neurons an input matches, and how far each answer can be trusted.
+//!
+//! Overlaps come from the inverted index (or, in tests, from the plain oracle); everything after
+//! the counting is shared, so the two differ only in how they count. Probabilities that depend on
+//! the query's own size are computed only for matches, and memoised by (synapses, overlap) within
+//! a query, since many segments share a synapse count.
+
+use super::EngineError;
+use super::index::with_counters;
+use super::pattern::{Name, Pattern};
+use super::space::{NeuronSlot, Space};
+use crate::theory::{self, LogNumber, LogSum, Probability};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The default number of matches returned.
+pub const DEFAULT_LIMIT: usize = 10;
+
+/// An input to recognise, with optional per-query threshold and result limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    pub active: Pattern,
+    pub threshold: Option<u32>,
+    pub limit: usize,
+}
+
+/// One neuron that matched, by its best segment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Match {
+    pub neuron: Name,
+    pub segment: u32,
+    pub overlap: u32,
+    /// The chance that a random input of the query's size reaches this overlap on this segment.
+    pub p_value: Probability,
+    /// The chance that a random input of the query's size matches this neuron at the threshold.
+    pub neuron_false_match: Probability,
+}
+
+/// The answer to a query.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Recognition {
+    pub matches: Vec<Match>,
+    /// The expected number of neurons a random input of the query's size would falsely match.
+    pub expected_false_matches: LogNumber,
+    /// Segments with at least one synapse on the input's active bits.
+    pub segments_evaluated: u64,
+    /// The threshold used: the query's own, or the space's.
+    pub threshold: u32,
+    /// Why the answer is what it is, when that is not obvious.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Space {
+    /// Recognises an input through the inverted index.
+    pub fn recognize(&self, query: &Query) -> Result<Recognition, EngineError> {
+        self.recognize_with(query, |counts| {
+            self.index.count_overlaps(query.active.cells(), counts)
+        })
+    }
+
+    /// Recognition with overlaps counted by `count` into one counter per segment slot.
+    pub(super) fn recognize_with(
+        &self,
+        query: &Query,
+        count: impl FnOnce(&mut [u32]),
+    ) -> Result<Recognition, EngineError> {
+        let theta = query.threshold.unwrap_or(self.params.threshold);
+        if theta == 0 {
+            return Err(EngineError::InvalidThreshold(theta));
+        }
+        let active = query.active.len() as u64;
+        if active < u64::from(theta) {
+            return Ok(Recognition {
+                matches: Vec::new(),
+                expected_false_matches: LogNumber::from_ln(f64::NEG_INFINITY),
+                segments_evaluated: 0,
+                threshold: theta,
+                note: Some(format!(
+                    "the query has {active} active bits, fewer than the threshold {theta}: no segment can match it"
+                )),
+            });
+        }
+        let n = u64::from(self.params.input_size);
+        let mut p_values: HashMap<(usize, u32), Probability> = HashMap::new();
+        let mut best: HashMap<NeuronSlot, (Probability, u32, u32)> = HashMap::new();
+        let segments_evaluated = with_counters(self.segments.len(), |counts| {
+            count(counts);
+            let mut touched = 0u64;
+            for (slot, &overlap) in counts.iter().enumerate() {
+                touched += u64::from(overlap > 0);
+                if overlap < theta {
+                    continue;
+                }
+                let segment = self.segments[slot]
+                    .as_ref()
+                    .expect("only live segments are posted");
+                let synapses = segment.synapses.len();
+                let p = *p_values.entry((synapses, overlap)).or_insert_with(|| {
+                    theory::overlap_p_value(n, active, synapses as u64, overlap.into())
+                });
+                let candidate = (p, overlap, segment.number);
+                best.entry(segment.neuron)
+                    .and_modify(|current| {
+                        if better(candidate, *current) {
+                            *current = candidate;
+                        }
+                    })
+                    .or_insert(candidate);
+            }
+            touched
+        });
+        let mut ranked: Vec<(NeuronSlot, (Probability, u32, u32))> = best.into_iter().collect();
+        let name = |slot: NeuronSlot| {
+            &self.neurons[slot as usize]
+                .as_ref()
+                .expect("live neuron")
+                .name
+        };
+        ranked.sort_by(|a, b| {
+            a.1.0
+                .ln()
+                .total_cmp(&b.1.0.ln())
+                .then_with(|| name(a.0).cmp(name(b.0)))
+        });
+        ranked.truncate(query.limit);
+
+        let nominal =
+            active == u64::from(self.params.active_bits) && theta == self.params.threshold;
+        let mut segment_memo = HashMap::new();
+        let matches = ranked
+            .into_iter()
+            .map(|(slot, (p_value, overlap, segment))| {
+                let neuron = self.neurons[slot as usize].as_ref().expect("live neuron");
+                let neuron_false_match = if nominal {
+                    neuron.false_match
+                } else {
+                    self.neuron_false_match_at(slot, active, theta, &mut segment_memo)
+                };
+                Match {
+                    neuron: neuron.name.clone(),
+                    segment,
+                    overlap,
+                    p_value,
+                    neuron_false_match,
+                }
+            })
+            .collect();
+        let expected_ln = if nominal {
+            self.nominal_expected_false_matches()
+        } else {
+            let mut sum = LogSum::default();
+            for (slot, neuron) in self.neurons.iter().enumerate() {
+                if neuron.is_some() {
+                    sum.add(
+                        self.neuron_false_match_at(
+                            slot as NeuronSlot,
+                            active,
+                            theta,
+                            &mut segment_memo,
+                        )
+                        .ln(),
+                    );
+                }
+            }
+            sum.ln()
+        };
+        Ok(Recognition {
+            matches,
+            expected_false_matches: LogNumber::from_ln(expected_ln),
+            segments_evaluated,
+            threshold: theta,
+            note: None,
+        })
+    }
+
+    /// A neuron's false-match probability for random inputs of `active` bits at `theta`.
+    fn neuron_false_match_at(
+        &self,
+        slot: NeuronSlot,
+        active: u64,
+        theta: u32,
+        memo: &mut HashMap<usize, Probability>,
+    ) -> Probability {
+        let n = u64::from(self.params.input_size);
+        let neuron = self.neurons[slot as usize].as_ref().expect("live neuron");
+        Probability::any_of(neuron.segments.iter().map(|&(_, s)| {
+            let synapses = self.segment(s).synapses.len();
+            *memo.entry(synapses).or_insert_with(|| {
+                theory::segment_false_match(n, active, synapses as u64, theta.into())
+            })
+        }))
+    }
+}
+
+/// A neuron's best segment: the smallest p-value, then the larger overlap, then the older segment.
+fn better(candidate: (Probability, u32, u32), current: (Probability, u32, u32)) -> bool {
+    let (p, overlap, number) = candidate;
+    let (q, current_overlap, current_number) = current;
+    p.ln()
+        .total_cmp(&q.ln())
+        .then(current_overlap.cmp(&overlap))
+        .then(number.cmp(&current_number))
+        .is_lt()
+}

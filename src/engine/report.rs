@@ -1,0 +1,214 @@
+//! Reports: what a neuron and a space hold, and what the theory says of them.
+
+use super::EngineError;
+use super::params::{DEFAULT_NOISE, SpaceParams};
+use super::pattern::Name;
+use super::space::Space;
+use crate::theory::{self, Probability};
+use serde::Serialize;
+
+/// One segment of a neuron.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SegmentReport {
+    pub segment: u32,
+    /// Ids of the patterns whose union the segment holds, sorted.
+    pub patterns: Vec<Name>,
+    pub synapses: u32,
+    pub false_match: Probability,
+}
+
+/// The miss probability of a stored pattern under one level of noise.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NoiseMiss {
+    pub noise: f64,
+    pub noise_bits: u64,
+    pub probability: Probability,
+}
+
+/// A neuron: its segments and its error probabilities.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NeuronReport {
+    pub name: Name,
+    pub patterns: u64,
+    pub segments: Vec<SegmentReport>,
+    pub false_match: Probability,
+    pub false_miss: Vec<NoiseMiss>,
+    /// How many more random patterns the newest segment is expected to take before the neuron
+    /// opens a new one; null when segments never fill.
+    pub patterns_before_new_segment: Option<u64>,
+}
+
+/// A neuron in a listing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NeuronSummary {
+    pub name: Name,
+    pub patterns: u64,
+    pub segments: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Counts {
+    pub neurons: u64,
+    pub segments: u64,
+    pub patterns: u64,
+    pub synapses: u64,
+}
+
+/// The theory for a space's parameters.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SpaceTheory {
+    /// One pattern's segment, for a random input of the nominal size.
+    pub segment_false_match: Probability,
+    /// The largest number of patterns a segment holds within `max_false_match` (the paper's way);
+    /// null when there is no limit.
+    pub capacity_per_segment: Option<u64>,
+    pub false_miss_at_20_percent_noise: Probability,
+    pub threshold_min_error: u64,
+    pub threshold_for_target: Option<u64>,
+}
+
+impl SpaceTheory {
+    pub fn of(params: &SpaceParams) -> SpaceTheory {
+        let (n, a, s, theta) = (
+            u64::from(params.input_size),
+            u64::from(params.active_bits),
+            u64::from(params.synapses_per_pattern),
+            u64::from(params.threshold),
+        );
+        let noise_bits = noise_bits(DEFAULT_NOISE, a);
+        SpaceTheory {
+            segment_false_match: params.segment_false_match(s.min(a) as u32),
+            capacity_per_segment: theory::max_patterns_per_segment(
+                n,
+                a,
+                s,
+                theta,
+                params.max_false_match,
+            ),
+            false_miss_at_20_percent_noise: theory::false_miss(a, s, noise_bits, theta),
+            threshold_min_error: theory::threshold_min_error(n, a, s, noise_bits),
+            threshold_for_target: theory::threshold_for_target(n, a, s, params.max_false_match),
+        }
+    }
+}
+
+/// A space: its parameters, what it holds and its theory.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SpaceReport {
+    pub name: Name,
+    pub parameters: SpaceParams,
+    pub counts: Counts,
+    pub theory: SpaceTheory,
+}
+
+/// round(fraction · a), halves up.
+fn noise_bits(fraction: f64, a: u64) -> u64 {
+    (fraction * a as f64 + 0.5).floor() as u64
+}
+
+impl Space {
+    pub fn counts(&self) -> Counts {
+        Counts {
+            neurons: self.neuron_slots.len() as u64,
+            segments: self.segment_count,
+            patterns: self.pattern_count,
+            synapses: self.synapse_count() as u64,
+        }
+    }
+
+    pub fn report(&self) -> SpaceReport {
+        SpaceReport {
+            name: self.name.clone(),
+            parameters: self.params.clone(),
+            counts: self.counts(),
+            theory: self.theory.clone(),
+        }
+    }
+
+    pub fn neuron_summary(&self, name: &Name) -> Result<NeuronSummary, EngineError> {
+        let neuron = self
+            .neuron(name)
+            .ok_or_else(|| EngineError::UnknownNeuron(name.clone()))?;
+        Ok(NeuronSummary {
+            name: name.clone(),
+            patterns: neuron.patterns.len() as u64,
+            segments: neuron.segments.len() as u64,
+        })
+    }
+
+    pub fn neuron_report(&self, name: &Name) -> Result<NeuronReport, EngineError> {
+        let neuron = self
+            .neuron(name)
+            .ok_or_else(|| EngineError::UnknownNeuron(name.clone()))?;
+        let segments = neuron
+            .segments
+            .iter()
+            .map(|&(number, slot)| {
+                let segment = self.segment(slot);
+                let mut patterns: Vec<Name> = neuron
+                    .patterns
+                    .iter()
+                    .filter(|(_, p)| p.segment == number)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                patterns.sort();
+                SegmentReport {
+                    segment: number,
+                    patterns,
+                    synapses: segment.synapses.len() as u32,
+                    false_match: segment.false_match,
+                }
+            })
+            .collect();
+        let p = &self.params;
+        let (a, s, theta) = (
+            u64::from(p.active_bits),
+            u64::from(p.synapses_per_pattern),
+            u64::from(p.threshold),
+        );
+        let false_miss = [0.1, 0.2, 0.3]
+            .into_iter()
+            .map(|noise| {
+                let bits = noise_bits(noise, a);
+                NoiseMiss {
+                    noise,
+                    noise_bits: bits,
+                    probability: theory::false_miss(a, s, bits, theta),
+                }
+            })
+            .collect();
+        let newest = neuron
+            .segments
+            .last()
+            .map_or(0, |&(_, slot)| self.segment(slot).synapses.len());
+        Ok(NeuronReport {
+            name: name.clone(),
+            patterns: neuron.patterns.len() as u64,
+            segments,
+            false_match: neuron.false_match,
+            false_miss,
+            patterns_before_new_segment: self.expected_patterns_until_full(newest as u64),
+        })
+    }
+
+    /// How many more random patterns a segment with `synapses` synapses is expected to take
+    /// while its expected size E = n − (n − X)(1 − s/n)^j stays within the learning limit.
+    fn expected_patterns_until_full(&self, synapses: u64) -> Option<u64> {
+        let n = f64::from(self.params.input_size);
+        let limit = f64::from(self.max_synapses_per_segment);
+        if limit >= n {
+            return None;
+        }
+        let x = synapses as f64;
+        if x > limit {
+            return Some(0);
+        }
+        let s = f64::from(
+            self.params
+                .synapses_per_pattern
+                .min(self.params.active_bits),
+        );
+        let j = ((n - limit) / (n - x)).ln() / (-s / n).ln_1p();
+        Some(j.floor().max(0.0) as u64)
+    }
+}

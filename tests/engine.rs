@@ -1,0 +1,576 @@
+//! The engine's rules, its agreement with the plain oracle and with the theory, and concurrency.
+
+use dendrite::engine::plain::PlainIndex;
+use dendrite::engine::*;
+use dendrite::rng::Rng;
+use dendrite::theory;
+use dendrite::workload::noisy;
+use proptest::prelude::*;
+use std::sync::{Arc, RwLock};
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn pattern(cells: &[u32], n: u32) -> Pattern {
+    Pattern::parse(&cells.iter().map(|&c| i64::from(c)).collect::<Vec<_>>(), n).unwrap()
+}
+
+fn space(spec: SpaceSpec) -> Space {
+    Space::new(name("test"), SpaceParams::new(&spec).unwrap())
+}
+
+fn standard_spec() -> SpaceSpec {
+    SpaceSpec {
+        input_size: 2048,
+        active_bits: 40,
+        synapses_per_pattern: Some(24),
+        threshold: Some(12),
+        ..SpaceSpec::default()
+    }
+}
+
+/// Plans and applies one store, as the service does around its commit.
+fn store(
+    space: &mut Space,
+    neuron: &str,
+    active: &Pattern,
+    id: Option<&str>,
+) -> Result<PatternView, EngineError> {
+    let request = StoreRequest {
+        neuron: name(neuron),
+        active: active.clone(),
+        id: id.map(name),
+    };
+    let planned = space.plan_store(&[request]).map_err(|(_, e)| e)?.remove(0);
+    if let Planned::New(plan) = &planned {
+        space.apply_store(plan);
+    }
+    space.pattern(planned.neuron(), planned.id())
+}
+
+fn query(active: Pattern) -> Query {
+    Query {
+        active,
+        threshold: None,
+        limit: 1000,
+    }
+}
+
+#[test]
+fn a_stored_pattern_is_recognised_with_its_p_value() {
+    let mut s = space(standard_spec());
+    let mut rng = Rng::new(1);
+    let p = pattern(&rng.distinct_below(2048, 40), 2048);
+    let stored = store(&mut s, "cat", &p, None).unwrap();
+    assert_eq!(stored.id.as_str(), "1");
+    assert_eq!(stored.synapses.len(), 24);
+    assert!(stored.synapses.iter().all(|c| p.cells().contains(c)));
+    let answer = s.recognize(&query(p)).unwrap();
+    assert_eq!(answer.matches.len(), 1);
+    let m = &answer.matches[0];
+    assert_eq!((m.neuron.as_str(), m.overlap), ("cat", 24));
+    let expected = theory::overlap_p_value(2048, 40, 24, 24);
+    assert_eq!(m.p_value, expected);
+    assert_eq!(
+        m.neuron_false_match,
+        theory::segment_false_match(2048, 40, 24, 12)
+    );
+    assert_eq!(answer.threshold, 12);
+    assert_eq!(answer.segments_evaluated, 1);
+}
+
+#[test]
+fn storing_the_same_pattern_again_returns_the_existing_one() {
+    let mut s = space(standard_spec());
+    let p = pattern(&(0..40).collect::<Vec<_>>(), 2048);
+    let first = store(&mut s, "n", &p, Some("a")).unwrap();
+    assert_eq!(store(&mut s, "n", &p, None).unwrap(), first);
+    assert_eq!(store(&mut s, "n", &p, Some("a")).unwrap(), first);
+    assert_eq!(store(&mut s, "n", &p, Some("other")).unwrap(), first);
+    assert_eq!(s.counts().patterns, 1);
+    let other = pattern(&(100..140).collect::<Vec<_>>(), 2048);
+    assert_eq!(
+        store(&mut s, "n", &other, Some("a")),
+        Err(EngineError::IdConflict {
+            neuron: name("n"),
+            id: name("a")
+        })
+    );
+    assert_eq!(s.counts().patterns, 1, "a refused store changes nothing");
+}
+
+#[test]
+fn server_ids_count_up_and_skip_ids_clients_took() {
+    let mut s = space(standard_spec());
+    let mut rng = Rng::new(5);
+    let mut next = || pattern(&rng.distinct_below(2048, 40), 2048);
+    assert_eq!(
+        store(&mut s, "n", &next(), Some("2")).unwrap().id.as_str(),
+        "2"
+    );
+    assert_eq!(store(&mut s, "n", &next(), None).unwrap().id.as_str(), "3");
+    assert_eq!(store(&mut s, "m", &next(), None).unwrap().id.as_str(), "1");
+}
+
+#[test]
+fn the_same_seed_samples_the_same_synapses() {
+    let p = pattern(&(0..40).map(|i| i * 7).collect::<Vec<_>>(), 2048);
+    let mut one = space(standard_spec());
+    let mut two = space(standard_spec());
+    store(
+        &mut two,
+        "x",
+        &pattern(&(1..41).collect::<Vec<_>>(), 2048),
+        None,
+    )
+    .unwrap();
+    let a = store(&mut one, "n", &p, None).unwrap().synapses;
+    let b = store(&mut two, "n", &p, None).unwrap().synapses;
+    assert_eq!(a, b, "sampling depends on seed, neuron and pattern only");
+    let mut reseeded = space(SpaceSpec {
+        seed: Some(9),
+        ..standard_spec()
+    });
+    assert_ne!(store(&mut reseeded, "n", &p, None).unwrap().synapses, a);
+}
+
+#[test]
+fn a_segment_grows_until_the_target_then_a_new_one_opens() {
+    let mut s = space(standard_spec());
+    let mut rng = Rng::new(11);
+    for _ in 0..40 {
+        store(
+            &mut s,
+            "n",
+            &pattern(&rng.distinct_below(2048, 40), 2048),
+            None,
+        )
+        .unwrap();
+    }
+    let report = s.neuron_report(&name("n")).unwrap();
+    assert!(
+        report.segments.len() >= 5,
+        "{} segments",
+        report.segments.len()
+    );
+    let limit = 1e-6;
+    for segment in &report.segments {
+        assert!(segment.false_match.value() <= limit);
+        assert_eq!(
+            segment.false_match,
+            theory::segment_false_match(2048, 40, segment.synapses.into(), 12)
+        );
+    }
+    // Every closed segment was refused one more pattern: adding a pattern would pass the target,
+    // so each holds about the theory's capacity (5 for these parameters).
+    let capacity = theory::max_patterns_per_segment(2048, 40, 24, 12, limit).unwrap() as usize;
+    for segment in &report.segments[..report.segments.len() - 1] {
+        assert!(
+            segment.patterns.len().abs_diff(capacity) <= 2,
+            "{:?}",
+            segment.patterns
+        );
+    }
+    let total: usize = report.segments.iter().map(|s| s.patterns.len()).sum();
+    assert_eq!(total, 40);
+    let expected = theory::neuron_false_match_of(report.segments.iter().map(|s| s.false_match));
+    assert_eq!(report.false_match, expected);
+}
+
+#[test]
+fn a_full_neuron_refuses_and_changes_nothing() {
+    let mut s = space(SpaceSpec {
+        max_segments_per_neuron: Some(2),
+        ..standard_spec()
+    });
+    let mut rng = Rng::new(3);
+    let mut stored = 0;
+    let error = loop {
+        match store(
+            &mut s,
+            "n",
+            &pattern(&rng.distinct_below(2048, 40), 2048),
+            None,
+        ) {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        error,
+        EngineError::NeuronFull {
+            neuron: name("n"),
+            segments: 2
+        }
+    );
+    assert_eq!(s.counts().patterns, stored);
+    assert_eq!(s.counts().segments, 2);
+}
+
+#[test]
+fn a_pattern_shorter_than_theta_cannot_be_stored_but_can_be_asked() {
+    let mut s = space(standard_spec());
+    let short = pattern(&(0..11).collect::<Vec<_>>(), 2048);
+    assert_eq!(
+        store(&mut s, "n", &short, None),
+        Err(EngineError::TooFewActiveBits {
+            active: 11,
+            threshold: 12
+        })
+    );
+    let answer = s.recognize(&query(short)).unwrap();
+    assert!(answer.matches.is_empty());
+    assert!(answer.note.unwrap().contains("fewer than the threshold 12"));
+    assert_eq!(answer.expected_false_matches.value(), 0.0);
+}
+
+#[test]
+fn forgetting_keeps_synapses_other_patterns_use_and_drops_empty_segments() {
+    let mut s = space(SpaceSpec {
+        synapses_per_pattern: Some(40),
+        threshold: Some(10),
+        max_false_match: Some(0.5),
+        ..standard_spec()
+    });
+    let a = pattern(&(0..40).collect::<Vec<_>>(), 2048);
+    let b = pattern(&(20..60).collect::<Vec<_>>(), 2048);
+    store(&mut s, "n", &a, Some("a")).unwrap();
+    let both = store(&mut s, "n", &b, Some("b")).unwrap();
+    assert_eq!(both.segment, 0, "both fit one segment");
+    assert_eq!(s.synapse_count(), 60);
+    s.apply_forget(&name("n"), &name("a")).unwrap();
+    assert_eq!(s.synapse_count(), 40, "the 20 shared synapses stay");
+    assert_eq!(
+        s.recognize(&query(a.clone())).unwrap().matches[0].overlap,
+        20
+    );
+    assert_eq!(
+        s.recognize(&query(b.clone())).unwrap().matches[0].overlap,
+        40
+    );
+    s.apply_forget(&name("n"), &name("b")).unwrap();
+    assert_eq!((s.counts().segments, s.synapse_count()), (0, 0));
+    assert!(s.recognize(&query(b)).unwrap().matches.is_empty());
+    assert_eq!(
+        s.apply_forget(&name("n"), &name("b")),
+        Err(EngineError::UnknownPattern {
+            neuron: name("n"),
+            id: name("b")
+        })
+    );
+    assert_eq!(
+        s.apply_forget(&name("x"), &name("b")),
+        Err(EngineError::UnknownNeuron(name("x")))
+    );
+    assert_eq!(s.counts().neurons, 1, "a neuron stays until deleted");
+}
+
+#[test]
+fn deleting_a_neuron_removes_all_of_it() {
+    let mut s = space(standard_spec());
+    let p = pattern(&(0..40).collect::<Vec<_>>(), 2048);
+    store(&mut s, "n", &p, None).unwrap();
+    store(&mut s, "m", &p, None).unwrap();
+    s.delete_neuron(&name("n")).unwrap();
+    let answer = s.recognize(&query(p)).unwrap();
+    assert_eq!(
+        answer
+            .matches
+            .iter()
+            .map(|m| m.neuron.as_str())
+            .collect::<Vec<_>>(),
+        vec!["m"]
+    );
+    assert_eq!(s.counts().neurons, 1);
+    assert_eq!(
+        s.delete_neuron(&name("n")),
+        Err(EngineError::UnknownNeuron(name("n")))
+    );
+    assert!(s.neuron_report(&name("n")).is_err());
+}
+
+#[test]
+fn matches_come_by_p_value_then_name_within_the_limit() {
+    let mut s = space(SpaceSpec {
+        synapses_per_pattern: Some(40),
+        threshold: Some(10),
+        max_false_match: Some(0.5),
+        ..standard_spec()
+    });
+    let full = pattern(&(0..40).collect::<Vec<_>>(), 2048);
+    store(&mut s, "b", &full, None).unwrap();
+    store(&mut s, "a", &full, None).unwrap();
+    store(
+        &mut s,
+        "c",
+        &pattern(&(10..50).collect::<Vec<_>>(), 2048),
+        None,
+    )
+    .unwrap();
+    let answer = s.recognize(&query(full.clone())).unwrap();
+    let order: Vec<_> = answer
+        .matches
+        .iter()
+        .map(|m| (m.neuron.as_str(), m.overlap))
+        .collect();
+    assert_eq!(order, vec![("a", 40), ("b", 40), ("c", 30)]);
+    let limited = s
+        .recognize(&Query {
+            active: full.clone(),
+            threshold: None,
+            limit: 2,
+        })
+        .unwrap();
+    assert_eq!(limited.matches.len(), 2);
+    let strict = s
+        .recognize(&Query {
+            active: full.clone(),
+            threshold: Some(35),
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(strict.matches.len(), 2);
+    assert_eq!(strict.threshold, 35);
+    assert_eq!(
+        strict.matches[0].neuron_false_match,
+        theory::segment_false_match(2048, 40, 40, 35),
+        "a query's own threshold sets its neurons' false-match probability"
+    );
+    assert_eq!(
+        s.recognize(&Query {
+            active: full,
+            threshold: Some(0),
+            limit: 10
+        }),
+        Err(EngineError::InvalidThreshold(0))
+    );
+}
+
+#[test]
+fn reports_describe_the_neuron_and_the_space() {
+    let mut s = space(standard_spec());
+    let mut rng = Rng::new(21);
+    for _ in 0..3 {
+        store(
+            &mut s,
+            "n",
+            &pattern(&rng.distinct_below(2048, 40), 2048),
+            None,
+        )
+        .unwrap();
+    }
+    let report = s.neuron_report(&name("n")).unwrap();
+    assert_eq!(report.patterns, 3);
+    assert_eq!(
+        report
+            .false_miss
+            .iter()
+            .map(|m| m.noise_bits)
+            .collect::<Vec<_>>(),
+        vec![4, 8, 12]
+    );
+    assert_eq!(
+        report.false_miss[1].probability,
+        theory::false_miss(40, 24, 8, 12)
+    );
+    let room = report.patterns_before_new_segment.unwrap();
+    assert!((1..=3).contains(&room), "capacity 5, 3 stored: {room}");
+    let space = s.report();
+    assert_eq!(
+        (
+            space.counts.neurons,
+            space.counts.patterns,
+            space.counts.segments
+        ),
+        (1, 3, 1)
+    );
+    assert_eq!(space.counts.synapses, s.synapse_count() as u64);
+    assert_eq!(space.theory.capacity_per_segment, Some(5));
+    assert_eq!(space.theory.threshold_for_target, Some(7));
+    assert_eq!(space.theory.threshold_min_error, 16);
+}
+
+#[test]
+fn the_observed_false_match_rate_agrees_with_the_theory() {
+    // One pattern per neuron: a segment of 24 synapses at theta 4 falsely matches a random input
+    // of 40 bits with probability about 1e-3.
+    let spec = SpaceSpec {
+        threshold: Some(4),
+        max_false_match: Some(0.5),
+        ..standard_spec()
+    };
+    let mut s = space(spec);
+    let mut rng = Rng::new(77);
+    let neurons = 200;
+    for i in 0..neurons {
+        store(
+            &mut s,
+            &format!("n{i}"),
+            &pattern(&rng.distinct_below(2048, 40), 2048),
+            None,
+        )
+        .unwrap();
+    }
+    let per_neuron = theory::segment_false_match(2048, 40, 24, 4).value();
+    let queries = 5_000;
+    let mut false_matches = 0u64;
+    let mut predicted = 0.0;
+    for _ in 0..queries {
+        let answer = s
+            .recognize(&query(pattern(&rng.distinct_below(2048, 40), 2048)))
+            .unwrap();
+        false_matches += answer.matches.len() as u64;
+        predicted += answer.expected_false_matches.value();
+    }
+    let trials = (neurons * queries) as f64;
+    assert!((predicted - trials * per_neuron).abs() < 1e-6 * predicted);
+    let sd = (trials * per_neuron * (1.0 - per_neuron)).sqrt();
+    assert!(
+        (false_matches as f64 - predicted).abs() <= 3.2905 * sd,
+        "{false_matches} false matches, {predicted:.1} predicted (sd {sd:.1})"
+    );
+}
+
+#[test]
+fn the_observed_miss_rate_under_noise_agrees_with_the_theory() {
+    // theta 18 of 24 synapses, 8 of 40 bits replaced: misses with probability about 0.08.
+    let spec = SpaceSpec {
+        threshold: Some(18),
+        ..standard_spec()
+    };
+    let mut s = space(spec);
+    let mut rng = Rng::new(78);
+    let stored: Vec<(String, Vec<u32>)> = (0..200)
+        .map(|i| {
+            let cells = rng.distinct_below(2048, 40);
+            store(&mut s, &format!("n{i}"), &pattern(&cells, 2048), None).unwrap();
+            (format!("n{i}"), cells)
+        })
+        .collect();
+    let p = theory::false_miss(40, 24, 8, 18).value();
+    let trials = 5_000;
+    let mut misses = 0u64;
+    for _ in 0..trials {
+        let (neuron, cells) = &stored[rng.below(stored.len() as u64) as usize];
+        let input = pattern(&noisy(&mut rng, 2048, cells, 8), 2048);
+        let answer = s.recognize(&query(input)).unwrap();
+        misses += u64::from(!answer.matches.iter().any(|m| m.neuron.as_str() == neuron));
+    }
+    let sd = (trials as f64 * p * (1.0 - p)).sqrt();
+    assert!(
+        (misses as f64 - trials as f64 * p).abs() <= 3.2905 * sd,
+        "{misses} misses of {trials}, p = {p}"
+    );
+}
+
+#[test]
+fn queries_see_a_store_wholly_or_not_at_all() {
+    let shared = Arc::new(RwLock::new(space(SpaceSpec {
+        synapses_per_pattern: Some(40),
+        threshold: Some(40),
+        ..standard_spec()
+    })));
+    let mut rng = Rng::new(4);
+    let patterns: Vec<Pattern> = (0..200)
+        .map(|_| pattern(&rng.distinct_below(2048, 40), 2048))
+        .collect();
+    std::thread::scope(|scope| {
+        let writer = Arc::clone(&shared);
+        let to_store = patterns.clone();
+        scope.spawn(move || {
+            for (i, p) in to_store.iter().enumerate() {
+                let mut s = writer.write().unwrap();
+                let request = StoreRequest {
+                    neuron: name(&format!("n{i}")),
+                    active: p.clone(),
+                    id: None,
+                };
+                if let Planned::New(plan) = s.plan_store(&[request]).unwrap().remove(0) {
+                    s.apply_store(&plan);
+                }
+                if i % 3 == 0 {
+                    s.apply_forget(&name(&format!("n{i}")), &name("1")).unwrap();
+                }
+            }
+        });
+        for _ in 0..2 {
+            let reader = Arc::clone(&shared);
+            let asked = patterns.clone();
+            scope.spawn(move || {
+                for round in 0..2_000 {
+                    let p = &asked[round % asked.len()];
+                    let s = reader.read().unwrap();
+                    // Every synapse of a stored pattern is there, or none: the overlap is 40 or absent.
+                    for m in s.recognize(&query(p.clone())).unwrap().matches {
+                        assert_eq!(m.overlap, 40);
+                    }
+                    let plain = PlainIndex::build(&s);
+                    let input: roaring::RoaringBitmap = p.cells().iter().copied().collect();
+                    assert!(
+                        plain
+                            .overlaps(&input)
+                            .iter()
+                            .all(|&o| o == 0 || o == 40 || o < 20)
+                    );
+                }
+            });
+        }
+    });
+}
+
+/// A random sequence of stores, forgets and neuron deletions on a small space.
+#[derive(Clone, Debug)]
+enum Op {
+    Store { neuron: u8, cells: Vec<u32> },
+    Forget { neuron: u8, nth: usize },
+    Delete { neuron: u8 },
+}
+
+fn op(n: u32) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u8..6, proptest::collection::btree_set(0..n, 6..16)).prop_map(|(neuron, cells)| Op::Store { neuron, cells: cells.into_iter().collect() }),
+        2 => (0u8..6, 0usize..8).prop_map(|(neuron, nth)| Op::Forget { neuron, nth }),
+        1 => (0u8..6).prop_map(|neuron| Op::Delete { neuron }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn the_index_agrees_with_the_plain_oracle(
+        ops in proptest::collection::vec(op(96), 1..80),
+        queries in proptest::collection::vec((proptest::collection::btree_set(0u32..96, 1..30), proptest::option::of(1u32..8)), 1..12),
+    ) {
+        let n = 96;
+        let mut s = space(SpaceSpec { input_size: n, active_bits: 10, synapses_per_pattern: Some(6), threshold: Some(3), max_false_match: Some(0.9), max_segments_per_neuron: Some(4), seed: Some(3) });
+        for op in ops {
+            match op {
+                Op::Store { neuron, cells } => {
+                    let _ = store(&mut s, &format!("n{neuron}"), &pattern(&cells, n), None);
+                }
+                Op::Forget { neuron, nth } => {
+                    let neuron = name(&format!("n{neuron}"));
+                    if let Ok(report) = s.neuron_report(&neuron) {
+                        let ids: Vec<Name> = report.segments.iter().flat_map(|seg| seg.patterns.clone()).collect();
+                        if let Some(id) = ids.get(nth) {
+                            s.apply_forget(&neuron, id).unwrap();
+                        }
+                    }
+                }
+                Op::Delete { neuron } => {
+                    let _ = s.delete_neuron(&name(&format!("n{neuron}")));
+                }
+            }
+        }
+        let plain = PlainIndex::build(&s);
+        let report = s.report();
+        prop_assert_eq!(report.counts.synapses, s.synapse_count() as u64);
+        for (cells, threshold) in queries {
+            let cells: Vec<u32> = cells.into_iter().collect();
+            let q = Query { active: pattern(&cells, n), threshold, limit: 100 };
+            prop_assert_eq!(s.recognize(&q), plain.recognize(&s, &q));
+        }
+    }
+}
