@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! dendrite: a pattern memory whose neurons learn unions of sparse distributed representations on
 //! dendritic segments, and answer every recognition with the theory's error probabilities.
 //!

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The `dendrite` binary: parse the command line and run the subcommand. Everything else lives in
 //! the library, so tests and helper binaries can call it.
 

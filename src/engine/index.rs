@@ -54,15 +54,62 @@ impl InvertedIndex {
         self.len == 0
     }
 
-    /// Adds 1 to `counts[slot]` for every synapse of every segment on an active bit of `input`.
-    pub fn count_overlaps(&self, input: &[CellIndex], counts: &mut [u32]) {
+    /// Every segment whose overlap with `input` reaches `theta`, as (slot, overlap) in slot
+    /// order, and how many segments the input touched at all. `slots` bounds the slot numbers.
+    ///
+    /// One counter per slot, reused per thread. An input of at most 255 bits cannot overlap any
+    /// segment in more, so byte counters suffice: four times less memory to stream through than
+    /// u32 counters, which keeps the counters of a large space in the L1 cache.
+    pub fn overlaps_reaching(&self, input: &[CellIndex], theta: u32, slots: usize) -> Overlaps {
+        thread_local! {
+            static NARROW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+            static WIDE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+        }
+        if input.len() <= usize::from(u8::MAX) {
+            NARROW.with(|c| self.count_with(input, theta, &mut c.borrow_mut(), slots))
+        } else {
+            WIDE.with(|c| self.count_with(input, theta, &mut c.borrow_mut(), slots))
+        }
+    }
+
+    fn count_with<C: Counter>(
+        &self,
+        input: &[CellIndex],
+        theta: u32,
+        counts: &mut Vec<C>,
+        slots: usize,
+    ) -> Overlaps {
+        counts.clear();
+        counts.resize(slots, C::default());
         for cell in input {
             if let Some(list) = self.postings.get(cell) {
                 for &slot in list {
-                    counts[slot as usize] += 1;
+                    counts[slot as usize].increment();
                 }
             }
         }
+        // Matches are rare: test whole chunks first (this vectorises), then look inside the few
+        // chunks that hold one.
+        const CHUNK: usize = 32;
+        let mut overlaps = Overlaps {
+            reaching: Vec::new(),
+            touched: counts.iter().filter(|&&c| c.into() > 0).count() as u64,
+        };
+        for (chunk_index, chunk) in counts.chunks(CHUNK).enumerate() {
+            if chunk
+                .iter()
+                .fold(false, |any, &c| any | (c.into() >= theta))
+            {
+                for (offset, &count) in chunk.iter().enumerate() {
+                    if count.into() >= theta {
+                        overlaps
+                            .reaching
+                            .push(((chunk_index * CHUNK + offset) as SegmentSlot, count.into()));
+                    }
+                }
+            }
+        }
+        overlaps
     }
 
     /// Bytes held by the postings (capacity, not length: what the allocator really gave).
@@ -78,18 +125,45 @@ impl InvertedIndex {
     }
 }
 
-/// Runs `f` with a zeroed counter per segment slot, reused by each thread across queries so that
-/// recognition allocates nothing in the steady state.
-pub fn with_counters<R>(slots: usize, f: impl FnOnce(&mut [u32]) -> R) -> R {
-    thread_local! {
-        static COUNTERS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+/// The outcome of counting: the segments that reached the threshold and how many were touched.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overlaps {
+    /// (slot, overlap) for every segment at or above the threshold, by slot.
+    pub reaching: Vec<(SegmentSlot, u32)>,
+    /// Segments with at least one synapse on an active bit.
+    pub touched: u64,
+}
+
+impl Overlaps {
+    /// Selects from a full list of per-slot overlaps (the plain oracle's output).
+    pub fn from_counts(counts: &[u32], theta: u32) -> Overlaps {
+        Overlaps {
+            reaching: counts
+                .iter()
+                .enumerate()
+                .filter(|&(_, &c)| c >= theta)
+                .map(|(slot, &c)| (slot as SegmentSlot, c))
+                .collect(),
+            touched: counts.iter().filter(|&&c| c > 0).count() as u64,
+        }
     }
-    COUNTERS.with(|cell| {
-        let mut counters = cell.borrow_mut();
-        counters.clear();
-        counters.resize(slots, 0);
-        f(&mut counters)
-    })
+}
+
+/// A per-segment overlap counter.
+trait Counter: Copy + Default + Into<u32> {
+    fn increment(&mut self);
+}
+
+impl Counter for u8 {
+    fn increment(&mut self) {
+        *self += 1;
+    }
+}
+
+impl Counter for u32 {
+    fn increment(&mut self) {
+        *self += 1;
+    }
 }
 
 /// Cell indices are already uniform integers: one multiply spreads them over the hash's bits,
@@ -118,24 +192,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counting_adds_one_per_active_synapse() {
+    fn counting_finds_the_segments_reaching_theta_with_narrow_and_wide_counters() {
         let mut index = InvertedIndex::default();
-        for (cell, slot) in [(1, 0), (2, 0), (2, 1), (5, 1), (7, 2)] {
+        for (cell, slot) in [(1, 0), (2, 0), (2, 1), (5, 1), (7, 2), (300, 1)] {
             index.add(cell, slot);
         }
-        assert_eq!(index.len(), 5);
-        let counts = with_counters(3, |c| {
-            index.count_overlaps(&[2, 5, 9], c);
-            c.to_vec()
-        });
-        assert_eq!(counts, vec![1, 2, 0]);
+        assert_eq!(index.len(), 6);
+        let narrow = index.overlaps_reaching(&[2, 5, 9], 2, 3);
+        assert_eq!(
+            narrow,
+            Overlaps {
+                reaching: vec![(1, 2)],
+                touched: 2
+            }
+        );
+        let wide_input: Vec<u32> = (0..400).collect();
+        let wide = index.overlaps_reaching(&wide_input, 1, 3);
+        assert_eq!(
+            wide,
+            Overlaps {
+                reaching: vec![(0, 2), (1, 3), (2, 1)],
+                touched: 3
+            }
+        );
+        assert_eq!(wide, Overlaps::from_counts(&[2, 3, 1], 1));
         index.remove(2, 1);
         index.remove(7, 2);
-        let counts = with_counters(3, |c| {
-            index.count_overlaps(&[2, 5, 7], c);
-            c.to_vec()
-        });
-        assert_eq!(counts, vec![1, 1, 0]);
-        assert_eq!(index.len(), 3);
+        assert_eq!(
+            index.overlaps_reaching(&[2, 5, 7], 1, 3),
+            Overlaps {
+                reaching: vec![(0, 1), (1, 1)],
+                touched: 2
+            }
+        );
+        assert_eq!(index.len(), 4);
     }
 }

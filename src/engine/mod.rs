@@ -25,7 +25,7 @@ pub use params::{ParamsError, SpaceParams, SpaceSpec};
 pub use pattern::{CellIndex, Name, NameError, Pattern, PatternError};
 pub use recognition::{DEFAULT_LIMIT, Match, Query, Recognition};
 pub use report::{NeuronReport, NeuronSummary, SpaceReport};
-pub use space::{PatternView, Planned, Space, StorePlan, StoreRequest};
+pub use space::{MemoryUse, PatternView, Planned, Space, StorePlan, StoreRequest};
 
 /// Why the engine refused an operation. Nothing changed when it did.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

@@ -5,6 +5,7 @@
 //! index, so a bug in maintaining the postings shows up as a disagreement.
 
 use super::EngineError;
+use super::index::Overlaps;
 use super::recognition::{Query, Recognition};
 use super::space::Space;
 use roaring::RoaringBitmap;
@@ -44,6 +45,6 @@ impl PlainIndex {
     pub fn recognize(&self, space: &Space, query: &Query) -> Result<Recognition, EngineError> {
         let input: RoaringBitmap = query.active.cells().iter().copied().collect();
         let overlaps = self.overlaps(&input);
-        space.recognize_with(query, |counts| counts.copy_from_slice(&overlaps))
+        space.recognize_with(query, |theta| Overlaps::from_counts(&overlaps, theta))
     }
 }

@@ -6,7 +6,7 @@
 //! a query, since many segments share a synapse count.
 
 use super::EngineError;
-use super::index::with_counters;
+use super::index::Overlaps;
 use super::pattern::{Name, Pattern};
 use super::space::{NeuronSlot, Space};
 use crate::theory::{self, LogNumber, LogSum, Probability};
@@ -54,16 +54,17 @@ pub struct Recognition {
 impl Space {
     /// Recognises an input through the inverted index.
     pub fn recognize(&self, query: &Query) -> Result<Recognition, EngineError> {
-        self.recognize_with(query, |counts| {
-            self.index.count_overlaps(query.active.cells(), counts)
+        self.recognize_with(query, |theta| {
+            self.index
+                .overlaps_reaching(query.active.cells(), theta, self.segments.len())
         })
     }
 
-    /// Recognition with overlaps counted by `count` into one counter per segment slot.
+    /// Recognition with the overlaps that reach a threshold found by `count`.
     pub(super) fn recognize_with(
         &self,
         query: &Query,
-        count: impl FnOnce(&mut [u32]),
+        count: impl FnOnce(u32) -> Overlaps,
     ) -> Result<Recognition, EngineError> {
         let theta = query.threshold.unwrap_or(self.params.threshold);
         if theta == 0 {
@@ -84,32 +85,24 @@ impl Space {
         let n = u64::from(self.params.input_size);
         let mut p_values: HashMap<(usize, u32), Probability> = HashMap::new();
         let mut best: HashMap<NeuronSlot, (Probability, u32, u32)> = HashMap::new();
-        let segments_evaluated = with_counters(self.segments.len(), |counts| {
-            count(counts);
-            let mut touched = 0u64;
-            for (slot, &overlap) in counts.iter().enumerate() {
-                touched += u64::from(overlap > 0);
-                if overlap < theta {
-                    continue;
-                }
-                let segment = self.segments[slot]
-                    .as_ref()
-                    .expect("only live segments are posted");
-                let synapses = segment.synapses.len();
-                let p = *p_values.entry((synapses, overlap)).or_insert_with(|| {
-                    theory::overlap_p_value(n, active, synapses as u64, overlap.into())
-                });
-                let candidate = (p, overlap, segment.number);
-                best.entry(segment.neuron)
-                    .and_modify(|current| {
-                        if better(candidate, *current) {
-                            *current = candidate;
-                        }
-                    })
-                    .or_insert(candidate);
-            }
-            touched
-        });
+        let overlaps = count(theta);
+        for &(slot, overlap) in &overlaps.reaching {
+            let segment = self.segments[slot as usize]
+                .as_ref()
+                .expect("only live segments are posted");
+            let synapses = segment.synapses.len();
+            let p = *p_values.entry((synapses, overlap)).or_insert_with(|| {
+                theory::overlap_p_value(n, active, synapses as u64, overlap.into())
+            });
+            let candidate = (p, overlap, segment.number);
+            best.entry(segment.neuron)
+                .and_modify(|current| {
+                    if better(candidate, *current) {
+                        *current = candidate;
+                    }
+                })
+                .or_insert(candidate);
+        }
         let mut ranked: Vec<(NeuronSlot, (Probability, u32, u32))> = best.into_iter().collect();
         let name = |slot: NeuronSlot| {
             &self.neurons[slot as usize]
@@ -168,7 +161,7 @@ impl Space {
         Ok(Recognition {
             matches,
             expected_false_matches: LogNumber::from_ln(expected_ln),
-            segments_evaluated,
+            segments_evaluated: overlaps.touched,
             threshold: theta,
             note: None,
         })

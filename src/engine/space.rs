@@ -92,6 +92,23 @@ impl Planned {
     }
 }
 
+/// Heap bytes a space holds for its synapses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The inverted index's postings.
+    pub index: usize,
+    /// The segments' (cell, uses) tables.
+    pub segment_tables: usize,
+    /// Each stored pattern's own synapse list (needed to forget it).
+    pub pattern_synapses: usize,
+}
+
+impl MemoryUse {
+    pub fn synapse_bytes(&self) -> usize {
+        self.index + self.segment_tables + self.pattern_synapses
+    }
+}
+
 /// A stored pattern as callers see it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PatternView {
@@ -553,6 +570,29 @@ impl Space {
             }
             sum.ln()
         })
+    }
+
+    /// Heap bytes held for synapses, by structure (capacities: what the allocator gave).
+    pub fn memory(&self) -> MemoryUse {
+        let segment_tables = self.segments.capacity() * size_of::<Option<Segment>>()
+            + self
+                .segments
+                .iter()
+                .flatten()
+                .map(|s| s.synapses.capacity() * size_of::<(CellIndex, u32)>())
+                .sum::<usize>();
+        let pattern_synapses = self
+            .neurons
+            .iter()
+            .flatten()
+            .flat_map(|n| n.patterns.values())
+            .map(|p| p.synapses.len() * size_of::<CellIndex>())
+            .sum();
+        MemoryUse {
+            index: self.index.heap_bytes(),
+            segment_tables,
+            pattern_synapses,
+        }
     }
 
     /// The number of synapses in the space.

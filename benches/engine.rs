@@ -1,0 +1,224 @@
+//! The engine on the standard workload (DEVELOPERS.md), single thread: learning rate, recognition
+//! rate against the plain oracle's, and memory per synapse; then the same with 10x the patterns.
+//!
+//! `cargo bench --bench engine` prints one block per scale. Times are medians of repeated runs;
+//! memory is what the allocator handed out while the space was built, counted by a wrapper around
+//! the system allocator.
+
+#![allow(unsafe_code)] // the counting allocator below
+
+use dendrite::engine::plain::PlainIndex;
+use dendrite::engine::{
+    Name, Pattern, Planned, Query, Space, SpaceParams, SpaceSpec, StoreRequest,
+};
+use dendrite::workload::{Workload, WorkloadSpec};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn spec() -> SpaceSpec {
+    SpaceSpec {
+        input_size: 2048,
+        active_bits: 40,
+        synapses_per_pattern: Some(24),
+        threshold: Some(12),
+        max_false_match: Some(1e-6),
+        ..SpaceSpec::default()
+    }
+}
+
+fn requests(workload: &Workload) -> Vec<StoreRequest> {
+    workload
+        .stores
+        .iter()
+        .map(|s| StoreRequest {
+            neuron: Name::parse(&s.neuron).unwrap(),
+            active: Pattern::parse(
+                &s.active.iter().map(|&c| i64::from(c)).collect::<Vec<_>>(),
+                2048,
+            )
+            .unwrap(),
+            id: None,
+        })
+        .collect()
+}
+
+/// Stores every request one at a time, as the service's writer does.
+fn learn(requests: &[StoreRequest]) -> Space {
+    let mut space = Space::new(
+        Name::parse("bench").unwrap(),
+        SpaceParams::new(&spec()).unwrap(),
+    );
+    for request in requests {
+        if let Planned::New(plan) = space
+            .plan_store(std::slice::from_ref(request))
+            .unwrap()
+            .remove(0)
+        {
+            space.apply_store(&plan);
+        }
+    }
+    space
+}
+
+fn run(
+    label: &str,
+    workload_spec: WorkloadSpec,
+    learn_runs: usize,
+    query_runs: usize,
+    plain_queries: usize,
+) {
+    let workload = Workload::generate(&workload_spec);
+    let requests = requests(&workload);
+    let queries: Vec<Query> = workload
+        .queries
+        .iter()
+        .map(|q| Query {
+            active: Pattern::parse(
+                &q.active.iter().map(|&c| i64::from(c)).collect::<Vec<_>>(),
+                2048,
+            )
+            .unwrap(),
+            threshold: None,
+            limit: 10,
+        })
+        .collect();
+
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let space = learn(&requests);
+    let heap = (LIVE_BYTES.load(Ordering::Relaxed) - before) as f64;
+    let mut learn_rates = vec![
+        requests.len() as f64 / {
+            let t = Instant::now();
+            drop(learn(&requests));
+            t.elapsed().as_secs_f64()
+        },
+    ];
+    for _ in 1..learn_runs {
+        let t = Instant::now();
+        drop(learn(&requests));
+        learn_rates.push(requests.len() as f64 / t.elapsed().as_secs_f64());
+    }
+
+    let mut query_rates = Vec::new();
+    let (mut found, mut false_matches) = (0, 0);
+    for run in 0..query_runs {
+        let t = Instant::now();
+        for (q, item) in queries.iter().zip(&workload.queries) {
+            let answer = space.recognize(q).unwrap();
+            if run == 0 {
+                match &item.source {
+                    Some(source) => {
+                        found +=
+                            usize::from(answer.matches.iter().any(|m| m.neuron.as_str() == source))
+                    }
+                    None => false_matches += answer.matches.len(),
+                }
+            }
+        }
+        query_rates.push(queries.len() as f64 / t.elapsed().as_secs_f64());
+    }
+
+    let plain = PlainIndex::build(&space);
+    let t = Instant::now();
+    for q in queries.iter().take(plain_queries) {
+        std::hint::black_box(plain.recognize(&space, q).unwrap());
+    }
+    let plain_rate = plain_queries as f64 / t.elapsed().as_secs_f64();
+    for q in queries.iter().take(50) {
+        assert_eq!(
+            plain.recognize(&space, q).unwrap(),
+            space.recognize(q).unwrap()
+        );
+    }
+
+    let counts = space.counts();
+    let patterns_bytes = (counts.patterns * u64::from(workload_spec.a) * 4) as f64;
+    let memory = space.memory();
+    let noisy = queries.len().div_ceil(2);
+    println!(
+        "== {label}: {} neurons x {} patterns, {} queries",
+        workload_spec.neurons,
+        workload_spec.patterns_per_neuron,
+        queries.len()
+    );
+    println!(
+        "   segments {}, synapses {}",
+        counts.segments, counts.synapses
+    );
+    println!(
+        "   learning:     {:>10.0} patterns/s (median of {learn_runs})",
+        median(learn_rates)
+    );
+    println!(
+        "   recognition:  {:>10.0} queries/s (median of {query_runs})",
+        median(query_rates.clone())
+    );
+    println!(
+        "   plain oracle: {:>10.0} queries/s ({plain_queries} queries); index/plain = {:.0}x",
+        plain_rate,
+        median(query_rates) / plain_rate
+    );
+    println!(
+        "   noisy queries finding their neuron: {found}/{noisy}; false matches over {} random queries: {false_matches}",
+        queries.len() - noisy
+    );
+    println!(
+        "   memory: synapse structures {:.1} B/synapse (index {:.1} + segment tables {:.1} + per-pattern synapse lists {:.1}); whole heap {:.1} B/synapse, {:.1} B/synapse beyond the raw pattern bits",
+        memory.synapse_bytes() as f64 / counts.synapses as f64,
+        memory.index as f64 / counts.synapses as f64,
+        memory.segment_tables as f64 / counts.synapses as f64,
+        memory.pattern_synapses as f64 / counts.synapses as f64,
+        heap / counts.synapses as f64,
+        (heap - patterns_bytes) / counts.synapses as f64,
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs this file too: keep that quick.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    run("standard", WorkloadSpec::STANDARD, 5, 5, 300);
+    run(
+        "10x patterns",
+        WorkloadSpec {
+            patterns_per_neuron: 1000,
+            ..WorkloadSpec::STANDARD
+        },
+        1,
+        3,
+        20,
+    );
+}
