@@ -1,9 +1,11 @@
-//! The command line: `dendrite theory` for what-if analysis.
+//! The command line: `dendrite serve` (the default) runs the service, `dendrite theory` prints the
+//! what-if analysis.
 //!
 //! Parsing stops at the edge: flags become an [`analysis::Parameters`], and every consistency rule
 //! lives there, shared with the HTTP endpoint. Errors are one line on stderr and exit status 2.
 
 use crate::analysis::{self, Analysis};
+use crate::config::ServeArgs;
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -20,6 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service (the default when no subcommand is given).
+    Serve(ServeArgs),
     /// Print every quantity of the theory (Ahmad & Hawkins 2016) for one set of parameters, as JSON.
     Theory(TheoryArgs),
 }
@@ -127,4 +131,27 @@ pub fn parse() -> Result<Cli, ExitCode> {
             ExitCode::from(2)
         }
     })
+}
+
+/// `dendrite` with no subcommand: serve, with settings from the environment and defaults.
+#[derive(Debug, Parser)]
+struct DefaultServe {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+/// The serve settings when no subcommand was given.
+pub fn default_serve_args() -> ServeArgs {
+    DefaultServe::parse_from(["dendrite"]).args
+}
+
+/// Runs the service; a failure to start is one line on stderr and status 1.
+pub fn run_serve(args: &ServeArgs) -> ExitCode {
+    match crate::app::serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

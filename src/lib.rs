@@ -24,3 +24,18 @@ pub mod workload;
 
 /// The command line.
 pub mod cli;
+
+/// Durable state in SQLite and the write path (group commit).
+pub mod store;
+
+/// The REST API.
+pub mod http;
+
+/// The service's settings.
+pub mod config;
+
+/// Logging.
+pub mod telemetry;
+
+/// Building and running the service.
+pub mod app;

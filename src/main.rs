@@ -12,11 +12,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Theory(args)) => cli::run_theory(&args),
-        None => {
-            eprintln!(
-                "error: the service arrives with `dendrite serve`; try `dendrite theory --help`"
-            );
-            ExitCode::from(2)
-        }
+        Some(Command::Serve(args)) => cli::run_serve(&args),
+        None => cli::run_serve(&cli::default_serve_args()),
     }
 }

@@ -25,7 +25,59 @@ pub use params::{ParamsError, SpaceParams, SpaceSpec};
 pub use pattern::{CellIndex, Name, NameError, Pattern, PatternError};
 pub use recognition::{DEFAULT_LIMIT, Match, Query, Recognition};
 pub use report::{NeuronReport, NeuronSummary, SpaceReport};
-pub use space::{MemoryUse, PatternView, Planned, Space, StorePlan, StoreRequest};
+pub use space::{MemoryUse, PatternView, Planned, Planner, Space, StorePlan, StoreRequest};
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// A space shared between the queries that read it and the one writer that changes it.
+pub type SharedSpace = Arc<RwLock<Space>>;
+
+/// Every space, by name.
+///
+/// Locks are taken through `PoisonError::into_inner`: a panic in another request must not take
+/// the whole service down with it, and a write applies only plans that were already checked.
+#[derive(Debug, Default)]
+pub struct Spaces {
+    spaces: RwLock<BTreeMap<Name, SharedSpace>>,
+}
+
+impl Spaces {
+    pub fn get(&self, name: &Name) -> Option<SharedSpace> {
+        self.spaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    pub fn insert(&self, space: Space) -> SharedSpace {
+        let name = space.name().clone();
+        let shared = Arc::new(RwLock::new(space));
+        self.spaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name, Arc::clone(&shared));
+        shared
+    }
+
+    pub fn remove(&self, name: &Name) -> Option<SharedSpace> {
+        self.spaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name)
+    }
+
+    /// Every space, by name.
+    pub fn all(&self) -> Vec<SharedSpace> {
+        self.spaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
 
 /// Why the engine refused an operation. Nothing changed when it did.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

@@ -110,7 +110,7 @@ impl MemoryUse {
 }
 
 /// A stored pattern as callers see it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct PatternView {
     pub id: Name,
     pub neuron: Name,
@@ -191,19 +191,14 @@ impl Space {
         &self,
         requests: &[StoreRequest],
     ) -> Result<Vec<Planned>, (usize, EngineError)> {
-        let mut drafts: HashMap<&Name, Draft> = HashMap::new();
-        let mut plans = Vec::with_capacity(requests.len());
-        for (position, request) in requests.iter().enumerate() {
-            let draft = drafts
-                .entry(&request.neuron)
-                .or_insert_with(|| Draft::of(self, self.neuron(&request.neuron)));
-            let planned = self.plan_one(request, draft).map_err(|e| (position, e))?;
-            plans.push(planned);
-        }
-        Ok(plans)
+        Planner::default().plan(self, requests)
     }
 
-    fn plan_one(&self, request: &StoreRequest, draft: &mut Draft) -> Result<Planned, EngineError> {
+    pub(super) fn plan_one(
+        &self,
+        request: &StoreRequest,
+        draft: &mut Draft,
+    ) -> Result<Planned, EngineError> {
         let existing_id = |draft: &Draft, id: &Name| -> Option<Pattern> {
             draft.new_ids.get(id).cloned().or_else(|| {
                 let neuron = self.neuron(&request.neuron)?;
@@ -308,6 +303,32 @@ impl Space {
 
     /// Makes a planned store visible. Plans must be applied in the order they were made.
     pub fn apply_store(&mut self, plan: &StorePlan) {
+        let slot = self.apply_store_quietly(plan);
+        self.refresh_neuron(slot);
+    }
+
+    /// Applies plans in order, refreshing each touched neuron's probability once at the end
+    /// (start-up replays millions of plans; a neuron's refresh costs one step per segment).
+    pub fn apply_stores(&mut self, plans: &[StorePlan]) {
+        let mut touched: Vec<NeuronSlot> =
+            plans.iter().map(|p| self.apply_store_quietly(p)).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for slot in touched {
+            self.refresh_neuron(slot);
+        }
+    }
+
+    /// Creates a neuron if needed and restores its id and segment counters (start-up), so that
+    /// ids and segment numbers of forgotten patterns are not handed out again.
+    pub fn restore_neuron(&mut self, name: &Name, next_pattern_number: u64, next_segment: u32) {
+        let slot = self.neuron_slot_or_create(name);
+        let neuron = self.neurons[slot as usize].as_mut().expect("live neuron");
+        neuron.next_pattern_number = neuron.next_pattern_number.max(next_pattern_number);
+        neuron.next_segment = neuron.next_segment.max(next_segment);
+    }
+
+    fn apply_store_quietly(&mut self, plan: &StorePlan) -> NeuronSlot {
         let neuron_slot = self.neuron_slot_or_create(&plan.neuron);
         let segment_slot = self.segment_slot_or_create(neuron_slot, plan.segment);
         let segment = self.segments[segment_slot as usize]
@@ -347,7 +368,7 @@ impl Space {
             },
         );
         self.pattern_count += 1;
-        self.refresh_neuron(neuron_slot);
+        neuron_slot
     }
 
     /// Checks that a pattern exists, so that forgetting it cannot fail once committed.
@@ -628,8 +649,50 @@ fn largest_count_meeting_target(params: &SpaceParams) -> u32 {
     good
 }
 
-/// What planning needs to know of a neuron, with the batch's earlier plans folded in.
-struct Draft {
+/// Planning state carried across the store requests of one commit group, so that a request sees
+/// the plans of the requests before it although none is applied yet.
+#[derive(Debug, Default)]
+pub struct Planner {
+    drafts: HashMap<Name, Draft>,
+}
+
+impl Planner {
+    /// Plans every request or none: on an error the drafts are as they were before the call.
+    pub fn plan(
+        &mut self,
+        space: &Space,
+        requests: &[StoreRequest],
+    ) -> Result<Vec<Planned>, (usize, EngineError)> {
+        let mut saved: HashMap<&Name, Option<Draft>> = HashMap::new();
+        let mut plans = Vec::with_capacity(requests.len());
+        for (position, request) in requests.iter().enumerate() {
+            saved
+                .entry(&request.neuron)
+                .or_insert_with(|| self.drafts.get(&request.neuron).cloned());
+            let draft = self
+                .drafts
+                .entry(request.neuron.clone())
+                .or_insert_with(|| Draft::of(space, space.neuron(&request.neuron)));
+            match space.plan_one(request, draft) {
+                Ok(planned) => plans.push(planned),
+                Err(error) => {
+                    for (neuron, before) in saved {
+                        match before {
+                            Some(draft) => self.drafts.insert(neuron.clone(), draft),
+                            None => self.drafts.remove(neuron),
+                        };
+                    }
+                    return Err((position, error));
+                }
+            }
+        }
+        Ok(plans)
+    }
+}
+
+/// What planning needs to know of a neuron, with the group's earlier plans folded in.
+#[derive(Clone, Debug)]
+pub(super) struct Draft {
     segments: u32,
     next_segment: u32,
     newest_number: u32,

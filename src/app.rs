@@ -1,0 +1,132 @@
+//! Building the service and running it until it is told to stop.
+//!
+//! [`Application::build`] opens and migrates the database, loads every space, starts the writer
+//! and binds the listener, so a test can read the real port before serving; `run_until_stopped`
+//! serves until the shutdown future resolves, lets in-flight requests finish, drains the writer
+//! and closes the database.
+
+use crate::config::ServeArgs;
+use crate::engine::Spaces;
+use crate::http::{self, AppState};
+use crate::store::Database;
+use crate::store::writer::Writer;
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    db: Database,
+    writer_task: JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(args: &ServeArgs) -> anyhow::Result<Application> {
+        let db = Database::open(&args.database_url).await?;
+        let spaces = Arc::new(Spaces::default());
+        let loaded = db
+            .load(&spaces)
+            .await
+            .context("cannot load the stored spaces")?;
+        tracing::info!(
+            spaces = loaded.spaces,
+            neurons = loaded.neurons,
+            patterns = loaded.patterns,
+            elapsed_ms = loaded.elapsed.as_millis() as u64,
+            "loaded the engine from {}",
+            args.database_url
+        );
+        let (writer, writer_task) = Writer::spawn(db.clone(), Arc::clone(&spaces));
+        let state = AppState {
+            spaces,
+            writer,
+            db: db.clone(),
+            started: Instant::now(),
+        };
+        let router = http::router(state).layer(
+            tower::ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http())
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    args.request_timeout(),
+                ))
+                .layer(DefaultBodyLimit::max(args.body_limit)),
+        );
+        let listener = TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        Ok(Application {
+            listener,
+            router,
+            db,
+            writer_task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and pending writes and
+    /// closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(address = %self.local_addr(), "listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        // The router (and with it every writer handle) is gone: the writer drains and ends.
+        self.writer_task.await.context("the writer task failed")?;
+        self.db.close().await;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// `dendrite serve`: build, serve until a signal, stop cleanly.
+pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    crate::telemetry::init(args.log_format, &args.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let app = Application::build(args).await?;
+        app.run_until_stopped(shutdown_signal()).await
+    })
+}

@@ -1,0 +1,46 @@
+//! The service's settings: each a flag and a `DENDRITE_*` environment variable, documented in
+//! `dendrite serve --help` and the README.
+
+use clap::{Args, ValueEnum};
+use std::time::Duration;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "DENDRITE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// SQLite database: a file (created if missing) or `sqlite::memory:` for a throw-away one.
+    #[arg(
+        long,
+        env = "DENDRITE_DATABASE_URL",
+        default_value = "sqlite://dendrite.db"
+    )]
+    pub database_url: String,
+    /// Log format.
+    #[arg(long, env = "DENDRITE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log level or filter directives (e.g. `info` or `dendrite=debug,tower_http=info`).
+    #[arg(long, env = "DENDRITE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "DENDRITE_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Seconds a request may take before it is answered 408.
+    #[arg(long, env = "DENDRITE_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+}
+
+impl ServeArgs {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout)
+    }
+}

@@ -1,0 +1,261 @@
+//! Every error the API answers, as RFC 9457 `application/problem+json`.
+//!
+//! This is the only place that knows status codes: domain errors map here exhaustively, so a new
+//! engine error cannot silently become a 500. Client errors are not logged (they are the client's
+//! to fix); server errors are logged in full and answered with a generic detail.
+
+use crate::analysis::InvalidParameter;
+use crate::engine::{EngineError, NameError, ParamsError, PatternError};
+use crate::store::writer::WriteError;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answer: the problem's kind plus what the client needs to fix it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    kind: Kind,
+    detail: String,
+    /// The position of the first bad item of a batch.
+    index: Option<usize>,
+    /// The request field at fault.
+    field: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    MalformedRequest,
+    InvalidParameter,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    NeuronFull,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidPattern,
+    Busy,
+    Unavailable,
+    Internal,
+}
+
+impl Kind {
+    fn status(self) -> StatusCode {
+        match self {
+            Kind::MalformedRequest | Kind::InvalidParameter => StatusCode::BAD_REQUEST,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Kind::Conflict | Kind::NeuronFull => StatusCode::CONFLICT,
+            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Kind::InvalidPattern => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::Busy | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// (type slug, title): the slug is stable, clients may branch on it.
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::MalformedRequest => ("malformed-request", "The request is malformed"),
+            Kind::InvalidParameter => ("invalid-parameter", "A parameter is invalid"),
+            Kind::NotFound => ("not-found", "Not found"),
+            Kind::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            Kind::Conflict => ("conflict", "Conflict with the current state"),
+            Kind::NeuronFull => ("neuron-full", "The neuron is full"),
+            Kind::PayloadTooLarge => ("payload-too-large", "The request body is too large"),
+            Kind::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Kind::InvalidPattern => ("invalid-pattern", "The pattern is invalid"),
+            Kind::Busy => ("busy", "The service is busy"),
+            Kind::Unavailable => ("unavailable", "The service is unavailable"),
+            Kind::Internal => ("internal", "Internal server error"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(kind: Kind, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            kind,
+            detail: detail.into(),
+            index: None,
+            field: None,
+        }
+    }
+
+    pub fn malformed(detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::MalformedRequest, detail)
+    }
+
+    pub fn invalid_parameter(field: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::InvalidParameter, detail).with_field(field)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::NotFound, detail)
+    }
+
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            Kind::MethodNotAllowed,
+            "this path does not answer that method",
+        )
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::Unavailable, detail)
+    }
+
+    /// An invalid pattern at `field`.
+    pub fn invalid_pattern(field: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::InvalidPattern, detail).with_field(field)
+    }
+
+    /// A name in a path that breaks the naming rule.
+    pub fn invalid_name(what: &str, error: NameError) -> ApiError {
+        ApiError::invalid_parameter(what, format!("invalid {what} name: {error}"))
+    }
+
+    pub fn with_field(mut self, field: &str) -> ApiError {
+        self.field = Some(field.to_owned());
+        self
+    }
+
+    /// Marks the error as caused by item `index` of a batch.
+    pub fn at_index(mut self, index: usize) -> ApiError {
+        self.index = Some(index);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.kind.status();
+        let (slug, title) = self.kind.describe();
+        let detail = if self.kind == Kind::Internal {
+            // The cause is in the log; it may name files or SQL the client has no business seeing.
+            tracing::error!(detail = %self.detail, "internal error");
+            "something went wrong on our side; it has been logged"
+        } else {
+            &self.detail
+        };
+        let problem = Problem {
+            type_: format!("urn:dendrite:problem:{slug}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            index: self.index,
+            field: self.field.as_deref(),
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.kind == Kind::Busy {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    #[allow(clippy::wildcard_enum_match_arm)] // JsonRejection is non_exhaustive
+    fn from(rejection: JsonRejection) -> ApiError {
+        match rejection {
+            JsonRejection::JsonDataError(e) => ApiError::malformed(format!(
+                "the body does not have the expected fields and types: {}",
+                e.body_text()
+            )),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::malformed(format!("the body is not valid JSON: {}", e.body_text()))
+            }
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                Kind::UnsupportedMediaType,
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(
+                    Kind::PayloadTooLarge,
+                    "the request body exceeds the service's body limit",
+                )
+            }
+            other => ApiError::malformed(other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::new(Kind::InvalidParameter, rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::new(Kind::InvalidParameter, rejection.body_text())
+    }
+}
+
+impl From<InvalidParameter> for ApiError {
+    fn from(error: InvalidParameter) -> ApiError {
+        ApiError::invalid_parameter(error.name, error.to_string())
+    }
+}
+
+impl From<ParamsError> for ApiError {
+    fn from(error: ParamsError) -> ApiError {
+        ApiError::invalid_parameter(error.field, error.to_string())
+    }
+}
+
+impl From<PatternError> for ApiError {
+    fn from(error: PatternError) -> ApiError {
+        ApiError::invalid_pattern("active", error.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        let kind = match &error {
+            EngineError::UnknownNeuron(_) | EngineError::UnknownPattern { .. } => Kind::NotFound,
+            EngineError::IdConflict { .. } => Kind::Conflict,
+            EngineError::NeuronFull { .. } => Kind::NeuronFull,
+            EngineError::TooFewActiveBits { .. } => Kind::InvalidPattern,
+            EngineError::InvalidThreshold(_) => Kind::InvalidParameter,
+        };
+        ApiError::new(kind, error.to_string())
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> ApiError {
+        match error {
+            WriteError::Engine { error, .. } => error.into(),
+            WriteError::UnknownSpace(_) => ApiError::not_found(error.to_string()),
+            WriteError::SpaceConflict(_) => ApiError::new(Kind::Conflict, error.to_string()),
+            WriteError::Busy => ApiError::new(Kind::Busy, error.to_string()),
+            WriteError::Closed => ApiError::unavailable(error.to_string()),
+            WriteError::Storage(_) => ApiError::new(Kind::Internal, error.to_string()),
+        }
+    }
+}

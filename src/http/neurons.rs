@@ -1,0 +1,268 @@
+//! Neurons and their patterns: store (one or a batch), read, forget, list, report, delete.
+
+use super::error::ApiError;
+use super::extract::{Json, Path, Query};
+use super::{AppState, Route, parse_name, route};
+use crate::engine::{Name, NeuronReport, NeuronSummary, Pattern, PatternView, StoreRequest};
+use crate::store::writer::Stored;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use std::sync::PoisonError;
+
+/// The most patterns one batch may store.
+pub const MAX_BATCH: usize = 10_000;
+/// The most neurons one page lists.
+pub const MAX_PAGE: usize = 1_000;
+const DEFAULT_PAGE: usize = 100;
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route(Method::POST, "/v1/spaces/{space}/patterns", store_batch),
+        route(Method::GET, "/v1/spaces/{space}/neurons", list),
+        route(Method::GET, "/v1/spaces/{space}/neurons/{neuron}", report),
+        route(
+            Method::DELETE,
+            "/v1/spaces/{space}/neurons/{neuron}",
+            delete,
+        ),
+        route(
+            Method::POST,
+            "/v1/spaces/{space}/neurons/{neuron}/patterns",
+            store,
+        ),
+        route(
+            Method::GET,
+            "/v1/spaces/{space}/neurons/{neuron}/patterns/{id}",
+            pattern,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/spaces/{space}/neurons/{neuron}/patterns/{id}",
+            forget,
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternBody {
+    active: Vec<i64>,
+    id: Option<String>,
+}
+
+/// The input size the space's patterns are parsed against.
+fn input_size(state: &AppState, space: &Name) -> Result<u32, ApiError> {
+    let shared = state.space(space)?;
+    let size = shared
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .params()
+        .input_size;
+    Ok(size)
+}
+
+fn parse_id(raw: Option<&str>) -> Result<Option<Name>, ApiError> {
+    raw.map(|id| {
+        Name::parse(id)
+            .map_err(|e| ApiError::invalid_pattern("id", format!("invalid pattern id: {e}")))
+    })
+    .transpose()
+}
+
+async fn store(
+    State(state): State<AppState>,
+    Path((space, neuron)): Path<(String, String)>,
+    Json(body): Json<PatternBody>,
+) -> Result<(StatusCode, Json<PatternView>), ApiError> {
+    let (space, neuron) = (parse_name("space", &space)?, parse_name("neuron", &neuron)?);
+    let active = Pattern::parse(&body.active, input_size(&state, &space)?)?;
+    let request = StoreRequest {
+        neuron,
+        active,
+        id: parse_id(body.id.as_deref())?,
+    };
+    let mut stored = state.writer.store(space, vec![request]).await?;
+    let Stored { pattern, created } = stored.remove(0);
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(pattern),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    patterns: Vec<BatchItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchItem {
+    neuron: String,
+    active: Vec<i64>,
+    id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct BatchResult {
+    created: bool,
+    #[serde(flatten)]
+    pattern: PatternView,
+}
+
+#[derive(Serialize)]
+struct BatchAnswer {
+    results: Vec<BatchResult>,
+}
+
+/// Stores every pattern of the batch in one transaction, or none.
+async fn store_batch(
+    State(state): State<AppState>,
+    Path(space): Path<String>,
+    Json(body): Json<BatchBody>,
+) -> Result<Json<BatchAnswer>, ApiError> {
+    let space = parse_name("space", &space)?;
+    if body.patterns.is_empty() || body.patterns.len() > MAX_BATCH {
+        return Err(ApiError::invalid_parameter(
+            "patterns",
+            format!(
+                "a batch holds 1 to {MAX_BATCH} patterns, not {}",
+                body.patterns.len()
+            ),
+        ));
+    }
+    let size = input_size(&state, &space)?;
+    let requests = body
+        .patterns
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let at = |e: ApiError| e.at_index(index);
+            let neuron = Name::parse(&item.neuron)
+                .map_err(|e| {
+                    ApiError::invalid_pattern(
+                        "neuron",
+                        format!("patterns[{index}]: invalid neuron name: {e}"),
+                    )
+                })
+                .map_err(at)?;
+            let active = Pattern::parse(&item.active, size)
+                .map_err(|e| ApiError::invalid_pattern("active", format!("patterns[{index}]: {e}")))
+                .map_err(at)?;
+            let id = parse_id(item.id.as_deref()).map_err(at)?;
+            Ok(StoreRequest { neuron, active, id })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let stored = state
+        .writer
+        .store(space, requests)
+        .await
+        .map_err(|error| match error.item() {
+            Some(index) => ApiError::from(error).at_index(index),
+            None => ApiError::from(error),
+        })?;
+    let results = stored
+        .into_iter()
+        .map(|Stored { pattern, created }| BatchResult { created, pattern })
+        .collect();
+    Ok(Json(BatchAnswer { results }))
+}
+
+async fn pattern(
+    State(state): State<AppState>,
+    Path((space, neuron, id)): Path<(String, String, String)>,
+) -> Result<Json<PatternView>, ApiError> {
+    let shared = state.space(&parse_name("space", &space)?)?;
+    let (neuron, id) = (
+        parse_name("neuron", &neuron)?,
+        parse_name("pattern id", &id)?,
+    );
+    let view = shared
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pattern(&neuron, &id)?;
+    Ok(Json(view))
+}
+
+async fn forget(
+    State(state): State<AppState>,
+    Path((space, neuron, id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let space = parse_name("space", &space)?;
+    let (neuron, id) = (
+        parse_name("neuron", &neuron)?,
+        parse_name("pattern id", &id)?,
+    );
+    state.writer.forget(space, neuron, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NeuronPage {
+    neurons: Vec<NeuronSummary>,
+    /// Pass as `after` for the next page; null on the last one.
+    next: Option<Name>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(space): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<NeuronPage>, ApiError> {
+    let shared = state.space(&parse_name("space", &space)?)?;
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid_parameter(
+            "limit",
+            format!("limit must be in 1..={MAX_PAGE}, not {limit}"),
+        ));
+    }
+    let after = page
+        .after
+        .as_deref()
+        .map(|a| parse_name("after", a))
+        .transpose()?;
+    let space = shared.read().unwrap_or_else(PoisonError::into_inner);
+    let names = space.neuron_names(after.as_ref(), limit + 1);
+    let next = (names.len() > limit).then(|| names[limit - 1].clone());
+    let neurons = names
+        .iter()
+        .take(limit)
+        .map(|name| space.neuron_summary(name).expect("a listed neuron exists"))
+        .collect();
+    Ok(Json(NeuronPage { neurons, next }))
+}
+
+async fn report(
+    State(state): State<AppState>,
+    Path((space, neuron)): Path<(String, String)>,
+) -> Result<Json<NeuronReport>, ApiError> {
+    let shared = state.space(&parse_name("space", &space)?)?;
+    let neuron = parse_name("neuron", &neuron)?;
+    let report = shared
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .neuron_report(&neuron)?;
+    Ok(Json(report))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path((space, neuron)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (space, neuron) = (parse_name("space", &space)?, parse_name("neuron", &neuron)?);
+    state.writer.delete_neuron(space, neuron).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,94 @@
+//! Spaces: create (idempotent for the same parameters), list, report, delete.
+
+use super::error::ApiError;
+use super::extract::{Json, Path};
+use super::{AppState, Route, parse_name, route};
+use crate::engine::{SpaceParams, SpaceReport, SpaceSpec};
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use std::sync::PoisonError;
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route(Method::GET, "/v1/spaces", list),
+        route(Method::PUT, "/v1/spaces/{space}", create),
+        route(Method::GET, "/v1/spaces/{space}", report),
+        route(Method::DELETE, "/v1/spaces/{space}", delete),
+    ]
+}
+
+#[derive(Serialize)]
+struct SpaceList {
+    spaces: Vec<SpaceReport>,
+}
+
+async fn list(State(state): State<AppState>) -> Json<SpaceList> {
+    let spaces = state
+        .spaces
+        .all()
+        .iter()
+        .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).report())
+        .collect();
+    Json(SpaceList { spaces })
+}
+
+/// A space's parameters as the client sends them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpaceBody {
+    input_size: u32,
+    active_bits: u32,
+    synapses_per_pattern: Option<u32>,
+    threshold: Option<u32>,
+    max_false_match: Option<f64>,
+    max_segments_per_neuron: Option<u32>,
+    seed: Option<u64>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Path(space): Path<String>,
+    Json(body): Json<SpaceBody>,
+) -> Result<(StatusCode, Json<SpaceReport>), ApiError> {
+    let name = parse_name("space", &space)?;
+    let params = SpaceParams::new(&SpaceSpec {
+        input_size: body.input_size,
+        active_bits: body.active_bits,
+        synapses_per_pattern: body.synapses_per_pattern,
+        threshold: body.threshold,
+        max_false_match: body.max_false_match,
+        max_segments_per_neuron: body.max_segments_per_neuron,
+        seed: body.seed,
+    })?;
+    let (report, created) = state.writer.create_space(name, params).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)))
+}
+
+async fn report(
+    State(state): State<AppState>,
+    Path(space): Path<String>,
+) -> Result<Json<SpaceReport>, ApiError> {
+    let shared = state.space(&parse_name("space", &space)?)?;
+    let report = shared
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .report();
+    Ok(Json(report))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(space): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .writer
+        .delete_space(parse_name("space", &space)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

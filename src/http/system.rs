@@ -1,0 +1,123 @@
+//! Liveness, readiness, the spec, service statistics and the theory's what-if analysis.
+
+use super::error::ApiError;
+use super::extract::{Json, Query};
+use super::{AppState, Route, route};
+use crate::analysis::{Analysis, Parameters};
+use axum::extract::State;
+use axum::http::{Method, header};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::PoisonError;
+
+/// The contract, served as written.
+pub const OPENAPI: &str = include_str!("../../openapi.yaml");
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route(Method::GET, "/healthz", healthz),
+        route(Method::GET, "/readyz", readyz),
+        route(Method::GET, "/openapi.yaml", openapi),
+        route(Method::GET, "/v1/stats", stats),
+        route(Method::GET, "/v1/theory", theory),
+    ]
+}
+
+/// The process is up and answering.
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The database answers and the engine is loaded (the router only starts once it is).
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.db.ping().await {
+        Ok(Json(json!({"status": "ready"})))
+    } else {
+        Err(ApiError::unavailable("the database does not answer"))
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
+}
+
+#[derive(Serialize)]
+struct Stats {
+    spaces: u64,
+    neurons: u64,
+    segments: u64,
+    patterns: u64,
+    synapses: u64,
+    /// Write transactions committed since start.
+    commits: u64,
+    /// Writes those transactions carried (a pattern, a forget, a deletion...).
+    writes_committed: u64,
+    /// Group commit's effect: above 1 when concurrent writes shared a commit.
+    writes_per_commit: f64,
+    uptime_seconds: f64,
+}
+
+async fn stats(State(state): State<AppState>) -> Json<Stats> {
+    let (commits, writes_committed) = state.writer.stats().snapshot();
+    let mut stats = Stats {
+        spaces: 0,
+        neurons: 0,
+        segments: 0,
+        patterns: 0,
+        synapses: 0,
+        commits,
+        writes_committed,
+        writes_per_commit: if commits == 0 {
+            0.0
+        } else {
+            writes_committed as f64 / commits as f64
+        },
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+    };
+    for space in state.spaces.all() {
+        let counts = space
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .counts();
+        stats.spaces += 1;
+        stats.neurons += counts.neurons;
+        stats.segments += counts.segments;
+        stats.patterns += counts.patterns;
+        stats.synapses += counts.synapses;
+    }
+    Json(stats)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TheoryParams {
+    n: u64,
+    a: u64,
+    s: u64,
+    theta: u64,
+    patterns: Option<u64>,
+    segments: Option<u64>,
+    noise_bits: Option<u64>,
+    target: Option<f64>,
+}
+
+/// Exactly what `dendrite theory` prints, for the same parameters.
+async fn theory(Query(p): Query<TheoryParams>) -> Result<Json<Analysis>, ApiError> {
+    let parameters = Parameters {
+        n: p.n,
+        a: p.a,
+        s: p.s,
+        theta: p.theta,
+        patterns: p.patterns.unwrap_or(1),
+        segments: p.segments.unwrap_or(1),
+        noise_bits: p.noise_bits.unwrap_or(0),
+        target: p.target,
+    };
+    parameters.validate()?;
+    // Large parameter sets take milliseconds: keep them off the async workers.
+    let analysis = tokio::task::spawn_blocking(move || Analysis::of(&parameters))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the analysis did not finish: {e}")))??;
+    Ok(Json(analysis))
+}

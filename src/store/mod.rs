@@ -1,0 +1,208 @@
+//! Durable state in SQLite: the schema, loading every space at start-up, and the write path.
+//!
+//! The engine's memory is a pure function of the rows: [`Database::load`] replays stored plans in
+//! learning order, so a restarted service answers exactly as before. Every write goes through the
+//! [`writer`], which commits before it applies and answers only after the commit returns.
+
+pub mod writer;
+
+use crate::engine::{Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
+use anyhow::Context;
+use futures_util::TryStreamExt;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// The SQLite database behind the service.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: SqlitePool,
+}
+
+/// What start-up loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LoadSummary {
+    pub spaces: u64,
+    pub neurons: u64,
+    pub patterns: u64,
+    pub elapsed: Duration,
+}
+
+impl Database {
+    /// Opens (creating if missing) and migrates the database at `url`.
+    ///
+    /// WAL lets the readiness probe read while the writer writes; `synchronous=FULL` makes every
+    /// commit durable across power loss before the writer acknowledges it.
+    pub async fn open(url: &str) -> anyhow::Result<Database> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid database URL {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        // An in-memory database is private to its connection: keep exactly one.
+        let connections = if url.contains(":memory:") { 1 } else { 2 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the database {url:?}"))?;
+        sqlx::migrate!()
+            .run(&pool)
+            .await
+            .context("cannot migrate the database")?;
+        Ok(Database { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Whether the database answers a query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes every connection cleanly (the WAL is checkpointed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Rebuilds every space from its rows into `spaces`.
+    pub async fn load(&self, spaces: &Spaces) -> anyhow::Result<LoadSummary> {
+        let started = Instant::now();
+        let mut summary = LoadSummary::default();
+        let rows: Vec<SpaceRow> = sqlx::query_as(
+            "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
+             max_segments_per_neuron, seed FROM spaces ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            let name = Name::parse(&row.name)
+                .with_context(|| format!("stored space name {:?}", row.name))?;
+            let params = row
+                .params()
+                .with_context(|| format!("stored parameters of space {name}"))?;
+            let mut space = Space::new(name.clone(), params);
+            let neurons: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT name, next_pattern, next_segment FROM neurons WHERE space = ?1",
+            )
+            .bind(name.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            for (neuron, next_pattern, next_segment) in neurons {
+                let neuron = Name::parse(&neuron)
+                    .with_context(|| format!("stored neuron name {neuron:?}"))?;
+                space.restore_neuron(&neuron, next_pattern as u64, next_segment as u32);
+                summary.neurons += 1;
+            }
+            let mut patterns = sqlx::query_as::<_, PatternRow>(
+                "SELECT neuron, id, segment, active, synapses FROM patterns WHERE space = ?1 ORDER BY seq",
+            )
+            .bind(name.as_str())
+            .fetch(&self.pool);
+            let mut plans = Vec::new();
+            while let Some(row) = patterns.try_next().await? {
+                plans.push(
+                    row.plan(&space)
+                        .with_context(|| format!("a stored pattern of space {name}"))?,
+                );
+                summary.patterns += 1;
+            }
+            space.apply_stores(&plans);
+            spaces.insert(space);
+            summary.spaces += 1;
+        }
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SpaceRow {
+    name: String,
+    input_size: i64,
+    active_bits: i64,
+    synapses_per_pattern: i64,
+    threshold: i64,
+    max_false_match: f64,
+    max_segments_per_neuron: i64,
+    seed: i64,
+}
+
+impl SpaceRow {
+    fn params(&self) -> anyhow::Result<SpaceParams> {
+        let narrow = |v: i64| u32::try_from(v).context("out of range");
+        let spec = SpaceSpec {
+            input_size: narrow(self.input_size)?,
+            active_bits: narrow(self.active_bits)?,
+            synapses_per_pattern: Some(narrow(self.synapses_per_pattern)?),
+            threshold: Some(narrow(self.threshold)?),
+            max_false_match: Some(self.max_false_match),
+            max_segments_per_neuron: Some(narrow(self.max_segments_per_neuron)?),
+            seed: Some(u64::try_from(self.seed).context("negative seed")?),
+        };
+        Ok(SpaceParams::new(&spec)?)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PatternRow {
+    neuron: String,
+    id: String,
+    segment: i64,
+    active: Vec<u8>,
+    synapses: Vec<u8>,
+}
+
+impl PatternRow {
+    fn plan(&self, space: &Space) -> anyhow::Result<StorePlan> {
+        let active: Vec<i64> = decode_cells(&self.active)?
+            .into_iter()
+            .map(i64::from)
+            .collect();
+        Ok(StorePlan {
+            neuron: Name::parse(&self.neuron)?,
+            id: Name::parse(&self.id)?,
+            active: Pattern::parse(&active, space.params().input_size)?,
+            synapses: decode_cells(&self.synapses)?,
+            segment: u32::try_from(self.segment)?,
+        })
+    }
+}
+
+/// Cells as little-endian u32s, the column encoding of `patterns.active` and `patterns.synapses`.
+pub(crate) fn encode_cells(cells: &[u32]) -> Vec<u8> {
+    cells.iter().flat_map(|c| c.to_le_bytes()).collect()
+}
+
+fn decode_cells(bytes: &[u8]) -> anyhow::Result<Vec<u32>> {
+    anyhow::ensure!(
+        bytes.len().is_multiple_of(4),
+        "a cell list of {} bytes",
+        bytes.len()
+    );
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_round_trip_through_their_column_encoding() {
+        let cells = vec![0, 7, 65_536, u32::MAX];
+        assert_eq!(decode_cells(&encode_cells(&cells)).unwrap(), cells);
+        assert!(decode_cells(&[1, 2, 3]).is_err());
+    }
+}
