@@ -11,6 +11,8 @@ mod recognition;
 mod spaces;
 mod system;
 
+pub use system::OPENAPI;
+
 use crate::engine::{Name, SharedSpace, Spaces};
 use crate::store::Database;
 use crate::store::writer::Writer;

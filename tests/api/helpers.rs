@@ -1,0 +1,137 @@
+//! A real server on 127.0.0.1 port 0 with its own SQLite file, and a client with one method per
+//! kind of call.
+
+use dendrite::app::Application;
+use dendrite::config::{LogFormat, ServeArgs};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub database: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn args(database: &Path) -> ServeArgs {
+    ServeArgs {
+        listen: "127.0.0.1:0".into(),
+        database_url: format!("sqlite://{}", database.display()),
+        log_format: LogFormat::Text,
+        log_level: "warn".into(),
+        body_limit: 1024 * 1024,
+        request_timeout: 30,
+    }
+}
+
+impl TestApp {
+    /// A server on a fresh database.
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("dendrite.db");
+        let mut app = TestApp::spawn_on(&database).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// A server on an existing database file (a restart).
+    pub async fn spawn_on(database: &Path) -> TestApp {
+        TestApp::spawn_with(args(database)).await
+    }
+
+    pub async fn spawn_with(args: ServeArgs) -> TestApp {
+        let app = Application::build(&args).await.expect("the service starts");
+        let base = format!("http://{}", app.local_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            base,
+            client: Client::new(),
+            database: args.database_url.trim_start_matches("sqlite://").into(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: None,
+        }
+    }
+
+    /// Stops the server gracefully and hands back its temporary directory, if it owns one.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+        self._dir.take()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client.delete(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.client.put(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    /// A raw body with a content type, for malformed requests.
+    pub async fn send_raw(&self, method: reqwest::Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Response {
+        let mut request = self.client.request(method, self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Creates the standard space `s`: 2048 bits, 40 active, s = 24, theta = 12.
+    pub async fn standard_space(&self, name: &str) {
+        let response = self
+            .put(
+                &format!("/v1/spaces/{name}"),
+                &json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+
+    pub async fn store(&self, space: &str, neuron: &str, active: &[u32]) -> Response {
+        self.post(&format!("/v1/spaces/{space}/neurons/{neuron}/patterns"), &json!({ "active": active })).await
+    }
+
+    pub async fn query(&self, space: &str, active: &[u32]) -> Value {
+        let response = self.post(&format!("/v1/spaces/{space}/query"), &json!({ "active": active })).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+/// Asserts a problem document with this status and returns it.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status, "expected {status}");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    for key in ["type", "title", "detail"] {
+        assert!(body[key].is_string(), "problem without {key}: {body}");
+    }
+    body
+}
+
+/// `count` distinct cells below 2048 from a seed, sorted.
+pub fn cells(seed: u64, count: u32) -> Vec<u32> {
+    dendrite::rng::Rng::new(seed).distinct_below(2048, count)
+}

@@ -1,0 +1,9 @@
+//! The service over HTTP: one test binary (it links once), a real server per test on port 0.
+
+mod contract;
+mod errors;
+mod helpers;
+mod lifecycle;
+mod patterns;
+mod persistence;
+mod queries;
