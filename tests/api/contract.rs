@@ -19,12 +19,20 @@ fn spec_operations() -> BTreeSet<(String, String)> {
         if !in_paths {
             continue;
         }
-        if let Some(p) = line.strip_prefix("  /").and_then(|rest| rest.strip_suffix(':')) {
+        if let Some(p) = line
+            .strip_prefix("  /")
+            .and_then(|rest| rest.strip_suffix(':'))
+        {
             path = Some(format!("/{p}"));
-        } else if let Some(method) = line.strip_prefix("    ").and_then(|rest| rest.strip_suffix(':')) {
-            if ["get", "put", "post", "delete", "patch", "head", "options"].contains(&method) {
-                operations.insert((method.to_uppercase(), path.clone().expect("a method under a path")));
-            }
+        } else if let Some(method) = line
+            .strip_prefix("    ")
+            .and_then(|rest| rest.strip_suffix(':'))
+            && ["get", "put", "post", "delete", "patch", "head", "options"].contains(&method)
+        {
+            operations.insert((
+                method.to_uppercase(),
+                path.clone().expect("a method under a path"),
+            ));
         }
     }
     operations
@@ -32,14 +40,25 @@ fn spec_operations() -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_route_is_in_the_spec_and_every_spec_operation_is_routed() {
-    let routed: BTreeSet<(String, String)> =
-        dendrite::http::routes().iter().map(|r| (r.method.to_string(), r.path.to_owned())).collect();
+    let routed: BTreeSet<(String, String)> = dendrite::http::routes()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
     let documented = spec_operations();
-    assert!(documented.len() >= 15, "the spec parser found only {documented:?}");
+    assert!(
+        documented.len() >= 15,
+        "the spec parser found only {documented:?}"
+    );
     let undocumented: Vec<_> = routed.difference(&documented).collect();
     let unrouted: Vec<_> = documented.difference(&routed).collect();
-    assert!(undocumented.is_empty(), "routes missing from openapi.yaml: {undocumented:?}");
-    assert!(unrouted.is_empty(), "openapi.yaml operations the router does not serve: {unrouted:?}");
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from openapi.yaml: {undocumented:?}"
+    );
+    assert!(
+        unrouted.is_empty(),
+        "openapi.yaml operations the router does not serve: {unrouted:?}"
+    );
 }
 
 #[tokio::test]
@@ -49,21 +68,40 @@ async fn every_documented_path_answers_and_other_methods_are_405() {
     let documented = spec_operations();
     let paths: BTreeSet<&String> = documented.iter().map(|(_, p)| p).collect();
     for path in paths {
-        let concrete = path.replace("{space}", "s").replace("{neuron}", "n").replace("{id}", "1");
+        let concrete = path
+            .replace("{space}", "s")
+            .replace("{neuron}", "n")
+            .replace("{id}", "1");
         for method in ["GET", "PUT", "POST", "DELETE", "PATCH"] {
             let response = app
-                .send_raw(method.parse().unwrap(), &concrete, Some("application/json"), b"{}".to_vec())
+                .send_raw(
+                    method.parse().unwrap(),
+                    &concrete,
+                    Some("application/json"),
+                    b"{}".to_vec(),
+                )
                 .await;
             let served = documented.contains(&(method.to_string(), path.clone()));
             if served {
                 // Served: any answer but "no such route" or "method not allowed".
-                assert_ne!(response.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                assert_ne!(
+                    response.status(),
+                    reqwest::StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path}"
+                );
                 if response.status() == reqwest::StatusCode::NOT_FOUND {
                     let body: serde_json::Value = response.json().await.unwrap();
-                    assert!(!body["detail"].as_str().unwrap().contains("no such route"), "{method} {path}");
+                    assert!(
+                        !body["detail"].as_str().unwrap().contains("no such route"),
+                        "{method} {path}"
+                    );
                 }
             } else {
-                assert_eq!(response.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                assert_eq!(
+                    response.status(),
+                    reqwest::StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path}"
+                );
             }
         }
     }

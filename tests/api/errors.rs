@@ -5,7 +5,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 async fn pattern_count(app: &TestApp) -> u64 {
-    app.get("/v1/stats").await.json::<Value>().await.unwrap()["patterns"].as_u64().unwrap()
+    app.get("/v1/stats").await.json::<Value>().await.unwrap()["patterns"]
+        .as_u64()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -13,11 +15,23 @@ async fn malformed_and_mistyped_bodies_are_400() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     let path = "/v1/spaces/s/neurons/n/patterns";
-    for body in [&b""[..], b"{", b"[1,2]", b"{\"active\": \"1,2\"}", b"{\"active\": [1.5]}", b"{\"active\": [1], \"extra\": 1}", b"{}"] {
-        let response = app.send_raw(Method::POST, path, Some("application/json"), body.to_vec()).await;
+    for body in [
+        &b""[..],
+        b"{",
+        b"[1,2]",
+        b"{\"active\": \"1,2\"}",
+        b"{\"active\": [1.5]}",
+        b"{\"active\": [1], \"extra\": 1}",
+        b"{}",
+    ] {
+        let response = app
+            .send_raw(Method::POST, path, Some("application/json"), body.to_vec())
+            .await;
         problem(response, StatusCode::BAD_REQUEST).await;
     }
-    let negative_size = app.put("/v1/spaces/t", &json!({"input_size": -1, "active_bits": 4})).await;
+    let negative_size = app
+        .put("/v1/spaces/t", &json!({"input_size": -1, "active_bits": 4}))
+        .await;
     problem(negative_size, StatusCode::BAD_REQUEST).await;
     assert_eq!(pattern_count(&app).await, 0);
     app.stop().await;
@@ -28,18 +42,55 @@ async fn inconsistent_space_parameters_are_400_naming_the_field() {
     let app = TestApp::spawn().await;
     for (body, field) in [
         (json!({"input_size": 0, "active_bits": 1}), "input_size"),
-        (json!({"input_size": 100, "active_bits": 101}), "active_bits"),
-        (json!({"input_size": 100, "active_bits": 10, "threshold": 11}), "threshold"),
-        (json!({"input_size": 100, "active_bits": 10, "max_false_match": 2.0}), "max_false_match"),
-        (json!({"input_size": 100, "active_bits": 10, "max_segments_per_neuron": 0}), "max_segments_per_neuron"),
+        (
+            json!({"input_size": 100, "active_bits": 101}),
+            "active_bits",
+        ),
+        (
+            json!({"input_size": 100, "active_bits": 10, "threshold": 11}),
+            "threshold",
+        ),
+        (
+            json!({"input_size": 100, "active_bits": 10, "max_false_match": 2.0}),
+            "max_false_match",
+        ),
+        (
+            json!({"input_size": 100, "active_bits": 10, "max_segments_per_neuron": 0}),
+            "max_segments_per_neuron",
+        ),
     ] {
-        let body = problem(app.put("/v1/spaces/t", &body).await, StatusCode::BAD_REQUEST).await;
+        let body = problem(
+            app.put("/v1/spaces/t", &body).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
         assert_eq!(body["field"], field);
     }
-    problem(app.put("/v1/spaces/bad%20name", &json!({"input_size": 100, "active_bits": 10})).await, StatusCode::BAD_REQUEST).await;
+    problem(
+        app.put(
+            "/v1/spaces/bad%20name",
+            &json!({"input_size": 100, "active_bits": 10}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let long = "x".repeat(129);
-    problem(app.put(&format!("/v1/spaces/{long}"), &json!({"input_size": 100, "active_bits": 10})).await, StatusCode::BAD_REQUEST).await;
-    assert!(app.get("/v1/spaces").await.json::<Value>().await.unwrap()["spaces"].as_array().unwrap().is_empty());
+    problem(
+        app.put(
+            &format!("/v1/spaces/{long}"),
+            &json!({"input_size": 100, "active_bits": 10}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        app.get("/v1/spaces").await.json::<Value>().await.unwrap()["spaces"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     app.stop().await;
 }
 
@@ -58,11 +109,18 @@ async fn invalid_patterns_are_422_naming_the_bad_index() {
         (json!([-1]), "active[0] = -1".to_string()),
         (json!([1, 2, 3]), "fewer than the threshold".to_string()),
     ] {
-        let response = app.post("/v1/spaces/s/neurons/n/patterns", &json!({ "active": active })).await;
+        let response = app
+            .post(
+                "/v1/spaces/s/neurons/n/patterns",
+                &json!({ "active": active }),
+            )
+            .await;
         let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert!(body["detail"].as_str().unwrap().contains(&needle), "{body}");
     }
-    let query = app.post("/v1/spaces/s/query", &json!({"active": [5000]})).await;
+    let query = app
+        .post("/v1/spaces/s/query", &json!({"active": [5000]}))
+        .await;
     problem(query, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(pattern_count(&app).await, 0);
     app.stop().await;
@@ -72,10 +130,22 @@ async fn invalid_patterns_are_422_naming_the_bad_index() {
 async fn bad_query_parameters_are_400() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
-    for body in [json!({"active": [1], "limit": 0}), json!({"active": [1], "limit": 1001}), json!({"active": [1], "threshold": 0})] {
-        problem(app.post("/v1/spaces/s/query", &body).await, StatusCode::BAD_REQUEST).await;
+    for body in [
+        json!({"active": [1], "limit": 0}),
+        json!({"active": [1], "limit": 1001}),
+        json!({"active": [1], "threshold": 0}),
+    ] {
+        problem(
+            app.post("/v1/spaces/s/query", &body).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     }
-    for path in ["/v1/spaces/s/neurons?limit=0", "/v1/spaces/s/neurons?limit=x", "/v1/spaces/s/neurons?after=a%20b"] {
+    for path in [
+        "/v1/spaces/s/neurons?limit=0",
+        "/v1/spaces/s/neurons?limit=x",
+        "/v1/spaces/s/neurons?after=a%20b",
+    ] {
         problem(app.get(path).await, StatusCode::BAD_REQUEST).await;
     }
     app.stop().await;
@@ -85,12 +155,34 @@ async fn bad_query_parameters_are_400() {
 async fn unknown_spaces_neurons_and_routes_are_404() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
-    problem(app.store("nope", "n", &cells(1, 40)).await, StatusCode::NOT_FOUND).await;
-    problem(app.post("/v1/spaces/nope/query", &json!({"active": [1]})).await, StatusCode::NOT_FOUND).await;
-    problem(app.get("/v1/spaces/s/neurons/ghost").await, StatusCode::NOT_FOUND).await;
-    problem(app.get("/v1/spaces/s/neurons/ghost/patterns/1").await, StatusCode::NOT_FOUND).await;
+    problem(
+        app.store("nope", "n", &cells(1, 40)).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.post("/v1/spaces/nope/query", &json!({"active": [1]}))
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.get("/v1/spaces/s/neurons/ghost").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.get("/v1/spaces/s/neurons/ghost/patterns/1").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     problem(app.get("/v1/nothing/here").await, StatusCode::NOT_FOUND).await;
-    problem(app.send_raw(Method::PATCH, "/v1/spaces/s", None, vec![]).await, StatusCode::METHOD_NOT_ALLOWED).await;
+    problem(
+        app.send_raw(Method::PATCH, "/v1/spaces/s", None, vec![])
+            .await,
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
     app.stop().await;
 }
 
@@ -101,12 +193,34 @@ async fn a_body_without_json_content_type_is_415_and_an_oversized_one_413() {
     let app = TestApp::spawn_with(args).await;
     app.standard_space("s").await;
     let body = serde_json::to_vec(&json!({"active": cells(1, 40)})).unwrap();
-    let plain = app.send_raw(Method::POST, "/v1/spaces/s/neurons/n/patterns", Some("text/plain"), body.clone()).await;
+    let plain = app
+        .send_raw(
+            Method::POST,
+            "/v1/spaces/s/neurons/n/patterns",
+            Some("text/plain"),
+            body.clone(),
+        )
+        .await;
     problem(plain, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
-    problem(app.send_raw(Method::POST, "/v1/spaces/s/neurons/n/patterns", None, body).await, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    problem(
+        app.send_raw(Method::POST, "/v1/spaces/s/neurons/n/patterns", None, body)
+            .await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
     let huge = serde_json::to_vec(&json!({"active": (0..2000).collect::<Vec<u32>>()})).unwrap();
     assert!(huge.len() > 4096);
-    problem(app.send_raw(Method::POST, "/v1/spaces/s/neurons/n/patterns", Some("application/json"), huge).await, StatusCode::PAYLOAD_TOO_LARGE).await;
+    problem(
+        app.send_raw(
+            Method::POST,
+            "/v1/spaces/s/neurons/n/patterns",
+            Some("application/json"),
+            huge,
+        )
+        .await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
     assert_eq!(pattern_count(&app).await, 0);
     app.stop().await;
 }

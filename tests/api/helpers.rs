@@ -81,15 +81,31 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Response {
-        self.client.put(self.url(path)).json(body).send().await.unwrap()
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// A raw body with a content type, for malformed requests.
-    pub async fn send_raw(&self, method: reqwest::Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Response {
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Response {
         let mut request = self.client.request(method, self.url(path)).body(body);
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
@@ -109,11 +125,20 @@ impl TestApp {
     }
 
     pub async fn store(&self, space: &str, neuron: &str, active: &[u32]) -> Response {
-        self.post(&format!("/v1/spaces/{space}/neurons/{neuron}/patterns"), &json!({ "active": active })).await
+        self.post(
+            &format!("/v1/spaces/{space}/neurons/{neuron}/patterns"),
+            &json!({ "active": active }),
+        )
+        .await
     }
 
     pub async fn query(&self, space: &str, active: &[u32]) -> Value {
-        let response = self.post(&format!("/v1/spaces/{space}/query"), &json!({ "active": active })).await;
+        let response = self
+            .post(
+                &format!("/v1/spaces/{space}/query"),
+                &json!({ "active": active }),
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
@@ -122,7 +147,10 @@ impl TestApp {
 /// Asserts a problem document with this status and returns it.
 pub async fn problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status, "expected {status}");
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], status.as_u16());
     for key in ["type", "title", "detail"] {

@@ -5,8 +5,14 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn health_readiness_and_the_spec_answer() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.get("/healthz").await.json::<Value>().await.unwrap(), json!({"status": "ok"}));
-    assert_eq!(app.get("/readyz").await.json::<Value>().await.unwrap(), json!({"status": "ready"}));
+    assert_eq!(
+        app.get("/healthz").await.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    assert_eq!(
+        app.get("/readyz").await.json::<Value>().await.unwrap(),
+        json!({"status": "ready"})
+    );
     let spec = app.get("/openapi.yaml").await;
     assert_eq!(spec.headers()["content-type"], "application/yaml");
     assert!(spec.text().await.unwrap().starts_with("openapi: 3.1"));
@@ -20,19 +26,42 @@ async fn a_space_is_created_once_then_reported_listed_and_deleted() {
     let created = app.put("/v1/spaces/s", &body).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let report: Value = created.json().await.unwrap();
-    assert_eq!(report["parameters"]["threshold"], 16, "the theory's default");
+    assert_eq!(
+        report["parameters"]["threshold"], 16,
+        "the theory's default"
+    );
     assert_eq!(report["parameters"]["synapses_per_pattern"], 24);
     assert_eq!(report["theory"]["capacity_per_segment"], 9);
     let again = app.put("/v1/spaces/s", &body).await;
     assert_eq!(again.status(), StatusCode::OK, "the same parameters again");
-    let explicit = app.put("/v1/spaces/s", &json!({"input_size": 2048, "active_bits": 40, "threshold": 16})).await;
-    assert_eq!(explicit.status(), StatusCode::OK, "the defaults spelled out are the same parameters");
-    let other = app.put("/v1/spaces/s", &json!({"input_size": 2048, "active_bits": 41})).await;
+    let explicit = app
+        .put(
+            "/v1/spaces/s",
+            &json!({"input_size": 2048, "active_bits": 40, "threshold": 16}),
+        )
+        .await;
+    assert_eq!(
+        explicit.status(),
+        StatusCode::OK,
+        "the defaults spelled out are the same parameters"
+    );
+    let other = app
+        .put(
+            "/v1/spaces/s",
+            &json!({"input_size": 2048, "active_bits": 41}),
+        )
+        .await;
     problem(other, StatusCode::CONFLICT).await;
-    assert_eq!(app.get("/v1/spaces/s").await.json::<Value>().await.unwrap(), report);
+    assert_eq!(
+        app.get("/v1/spaces/s").await.json::<Value>().await.unwrap(),
+        report
+    );
     let list: Value = app.get("/v1/spaces").await.json().await.unwrap();
     assert_eq!(list["spaces"].as_array().unwrap().len(), 1);
-    assert_eq!(app.delete("/v1/spaces/s").await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete("/v1/spaces/s").await.status(),
+        StatusCode::NO_CONTENT
+    );
     problem(app.get("/v1/spaces/s").await, StatusCode::NOT_FOUND).await;
     problem(app.delete("/v1/spaces/s").await, StatusCode::NOT_FOUND).await;
     app.stop().await;
@@ -43,24 +72,65 @@ async fn neurons_are_listed_in_pages_reported_and_deleted() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     for (i, name) in ["c", "a", "b"].iter().enumerate() {
-        assert_eq!(app.store("s", name, &cells(i as u64, 40)).await.status(), StatusCode::CREATED);
+        assert_eq!(
+            app.store("s", name, &cells(i as u64, 40)).await.status(),
+            StatusCode::CREATED
+        );
     }
-    let first: Value = app.get("/v1/spaces/s/neurons?limit=2").await.json().await.unwrap();
-    let names: Vec<&str> = first["neurons"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    let first: Value = app
+        .get("/v1/spaces/s/neurons?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = first["neurons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["a", "b"]);
     assert_eq!(first["next"], "b");
-    let second: Value = app.get("/v1/spaces/s/neurons?limit=2&after=b").await.json().await.unwrap();
+    let second: Value = app
+        .get("/v1/spaces/s/neurons?limit=2&after=b")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(second["neurons"][0]["name"], "c");
     assert_eq!(second["next"], Value::Null);
-    let report: Value = app.get("/v1/spaces/s/neurons/a").await.json().await.unwrap();
+    let report: Value = app
+        .get("/v1/spaces/s/neurons/a")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(report["patterns"], 1);
     assert_eq!(report["segments"][0]["synapses"], 24);
     assert_eq!(report["false_miss"].as_array().unwrap().len(), 3);
-    assert_eq!(app.delete("/v1/spaces/s/neurons/a").await.status(), StatusCode::NO_CONTENT);
-    problem(app.get("/v1/spaces/s/neurons/a").await, StatusCode::NOT_FOUND).await;
-    problem(app.delete("/v1/spaces/s/neurons/a").await, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        app.delete("/v1/spaces/s/neurons/a").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    problem(
+        app.get("/v1/spaces/s/neurons/a").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.delete("/v1/spaces/s/neurons/a").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
-    assert_eq!((stats["spaces"].as_u64(), stats["neurons"].as_u64(), stats["patterns"].as_u64()), (Some(1), Some(2), Some(2)));
+    assert_eq!(
+        (
+            stats["spaces"].as_u64(),
+            stats["neurons"].as_u64(),
+            stats["patterns"].as_u64()
+        ),
+        (Some(1), Some(2), Some(2))
+    );
     assert!(stats["commits"].as_u64().unwrap() >= 5);
     app.stop().await;
 }
@@ -75,15 +145,46 @@ async fn the_theory_endpoint_answers_what_the_cli_prints() {
         .await
         .unwrap();
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_dendrite"))
-        .args(["theory", "--n", "2048", "--a", "40", "--s", "24", "--theta", "12", "--patterns", "5", "--segments", "20"])
+        .args([
+            "theory",
+            "--n",
+            "2048",
+            "--a",
+            "40",
+            "--s",
+            "24",
+            "--theta",
+            "12",
+            "--patterns",
+            "5",
+            "--segments",
+            "20",
+        ])
         .args(["--noise-bits", "8", "--target", "1e-6"])
         .output()
         .unwrap();
     let printed: Value = serde_json::from_slice(&cli.stdout).unwrap();
     assert_eq!(answer, printed);
-    problem(app.get("/v1/theory?n=2048&a=40&s=24&theta=25").await, StatusCode::BAD_REQUEST).await;
-    problem(app.get("/v1/theory?n=2048&a=40&s=24").await, StatusCode::BAD_REQUEST).await;
-    problem(app.get("/v1/theory?n=2048&a=40&s=24&theta=x").await, StatusCode::BAD_REQUEST).await;
-    problem(app.get("/v1/theory?n=2048&a=40&s=24&theta=12&bogus=1").await, StatusCode::BAD_REQUEST).await;
+    problem(
+        app.get("/v1/theory?n=2048&a=40&s=24&theta=25").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    problem(
+        app.get("/v1/theory?n=2048&a=40&s=24").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    problem(
+        app.get("/v1/theory?n=2048&a=40&s=24&theta=x").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    problem(
+        app.get("/v1/theory?n=2048&a=40&s=24&theta=12&bogus=1")
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     app.stop().await;
 }

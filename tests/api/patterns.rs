@@ -19,11 +19,36 @@ async fn a_pattern_is_stored_read_and_forgotten() {
     let again = app.store("s", "cat", &active).await;
     assert_eq!(again.status(), StatusCode::OK, "the same pattern again");
     assert_eq!(again.json::<Value>().await.unwrap(), stored);
-    assert_eq!(app.get("/v1/spaces/s/neurons/cat/patterns/1").await.json::<Value>().await.unwrap(), stored);
-    assert_eq!(app.delete("/v1/spaces/s/neurons/cat/patterns/1").await.status(), StatusCode::NO_CONTENT);
-    problem(app.get("/v1/spaces/s/neurons/cat/patterns/1").await, StatusCode::NOT_FOUND).await;
-    problem(app.delete("/v1/spaces/s/neurons/cat/patterns/1").await, StatusCode::NOT_FOUND).await;
-    assert!(app.query("s", &active).await["matches"].as_array().unwrap().is_empty());
+    assert_eq!(
+        app.get("/v1/spaces/s/neurons/cat/patterns/1")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+        stored
+    );
+    assert_eq!(
+        app.delete("/v1/spaces/s/neurons/cat/patterns/1")
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    problem(
+        app.get("/v1/spaces/s/neurons/cat/patterns/1").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.delete("/v1/spaces/s/neurons/cat/patterns/1").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(
+        app.query("s", &active).await["matches"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     app.stop().await;
 }
 
@@ -32,14 +57,25 @@ async fn a_client_id_is_kept_and_reusing_it_for_other_bits_conflicts() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     let path = "/v1/spaces/s/neurons/n/patterns";
-    let first = app.post(path, &json!({"active": cells(1, 40), "id": "left-paw"})).await;
+    let first = app
+        .post(path, &json!({"active": cells(1, 40), "id": "left-paw"}))
+        .await;
     assert_eq!(first.status(), StatusCode::CREATED);
-    let same = app.post(path, &json!({"active": cells(1, 40), "id": "left-paw"})).await;
+    let same = app
+        .post(path, &json!({"active": cells(1, 40), "id": "left-paw"}))
+        .await;
     assert_eq!(same.status(), StatusCode::OK);
-    let other = app.post(path, &json!({"active": cells(2, 40), "id": "left-paw"})).await;
+    let other = app
+        .post(path, &json!({"active": cells(2, 40), "id": "left-paw"}))
+        .await;
     let body = problem(other, StatusCode::CONFLICT).await;
     assert!(body["detail"].as_str().unwrap().contains("left-paw"));
-    problem(app.post(path, &json!({"active": cells(3, 40), "id": "bad id"})).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    problem(
+        app.post(path, &json!({"active": cells(3, 40), "id": "bad id"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
     assert_eq!(stats["patterns"], 1, "refused stores changed nothing");
     app.stop().await;
@@ -54,26 +90,57 @@ async fn a_batch_stores_all_or_nothing_and_names_the_first_bad_item() {
         {"neuron": "b", "active": cells(2, 40), "id": "x"},
         {"neuron": "a", "active": cells(1, 40)},
     ]});
-    let answer: Value = app.post("/v1/spaces/s/patterns", &good).await.json().await.unwrap();
+    let answer: Value = app
+        .post("/v1/spaces/s/patterns", &good)
+        .await
+        .json()
+        .await
+        .unwrap();
     let results = answer["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
-    assert_eq!((results[0]["created"].as_bool(), results[2]["created"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (
+            results[0]["created"].as_bool(),
+            results[2]["created"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
     assert_eq!(results[0]["id"], results[2]["id"]);
     assert_eq!(results[1]["id"], "x");
 
     let mut bad_bits = cells(3, 40);
     bad_bits[5] = 5000;
     let bad = json!({"patterns": [{"neuron": "c", "active": cells(4, 40)}, {"neuron": "d", "active": bad_bits}]});
-    let body = problem(app.post("/v1/spaces/s/patterns", &bad).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let body = problem(
+        app.post("/v1/spaces/s/patterns", &bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(body["index"], 1);
     assert!(body["detail"].as_str().unwrap().contains("5000"));
     let conflict = json!({"patterns": [{"neuron": "c", "active": cells(4, 40)}, {"neuron": "b", "active": cells(9, 40), "id": "x"}]});
-    let body = problem(app.post("/v1/spaces/s/patterns", &conflict).await, StatusCode::CONFLICT).await;
+    let body = problem(
+        app.post("/v1/spaces/s/patterns", &conflict).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
     assert_eq!(body["index"], 1);
     let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
-    assert_eq!(stats["patterns"], 2, "neither refused batch stored anything");
-    problem(app.post("/v1/spaces/s/patterns", &json!({"patterns": []})).await, StatusCode::BAD_REQUEST).await;
-    problem(app.post("/v1/spaces/nope/patterns", &good).await, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        stats["patterns"], 2,
+        "neither refused batch stored anything"
+    );
+    problem(
+        app.post("/v1/spaces/s/patterns", &json!({"patterns": []}))
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    problem(
+        app.post("/v1/spaces/nope/patterns", &good).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     app.stop().await;
 }
 
@@ -81,7 +148,10 @@ async fn a_batch_stores_all_or_nothing_and_names_the_first_bad_item() {
 async fn a_full_neuron_answers_409_and_keeps_its_patterns() {
     let app = TestApp::spawn().await;
     let space = json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12, "max_segments_per_neuron": 1});
-    assert_eq!(app.put("/v1/spaces/s", &space).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.put("/v1/spaces/s", &space).await.status(),
+        StatusCode::CREATED
+    );
     let mut stored = 0;
     let body = loop {
         let response = app.store("s", "n", &cells(100 + stored, 40)).await;
@@ -91,7 +161,12 @@ async fn a_full_neuron_answers_409_and_keeps_its_patterns() {
         stored += 1;
     };
     assert_eq!(body["type"], "urn:dendrite:problem:neuron-full");
-    let report: Value = app.get("/v1/spaces/s/neurons/n").await.json().await.unwrap();
+    let report: Value = app
+        .get("/v1/spaces/s/neurons/n")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(report["patterns"], stored);
     app.stop().await;
 }
@@ -105,7 +180,9 @@ async fn concurrent_single_stores_share_commits() {
             let app = std::sync::Arc::clone(&app);
             tokio::spawn(async move {
                 for i in 0..20 {
-                    let response = app.store("s", &format!("n{c}"), &cells(c * 1000 + i, 40)).await;
+                    let response = app
+                        .store("s", &format!("n{c}"), &cells(c * 1000 + i, 40))
+                        .await;
                     assert_eq!(response.status(), StatusCode::CREATED);
                 }
             })

@@ -14,22 +14,40 @@ async fn queries_answer_identically_after_a_restart() {
     for neuron in 0..20u64 {
         for p in 0..12u64 {
             let active = cells(neuron * 100 + p, 40);
-            assert_eq!(app.store("s", &format!("n{neuron}"), &active).await.status(), StatusCode::CREATED);
+            assert_eq!(
+                app.store("s", &format!("n{neuron}"), &active)
+                    .await
+                    .status(),
+                StatusCode::CREATED
+            );
             stored.push(active);
         }
     }
     // Forget some, so replay must reproduce shared synapses and vanished segments too.
     for neuron in 0..5 {
-        assert_eq!(app.delete(&format!("/v1/spaces/s/neurons/n{neuron}/patterns/12")).await.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            app.delete(&format!("/v1/spaces/s/neurons/n{neuron}/patterns/12"))
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
     }
-    assert_eq!(app.delete("/v1/spaces/s/neurons/n19").await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete("/v1/spaces/s/neurons/n19").await.status(),
+        StatusCode::NO_CONTENT
+    );
     let mut probes: Vec<Vec<u32>> = stored.iter().step_by(7).cloned().collect();
     probes.extend((0..10).map(|i| cells(10_000 + i, 40)));
     let mut before = Vec::new();
     for probe in &probes {
         before.push(app.query("s", probe).await);
     }
-    let neuron_before: Value = app.get("/v1/spaces/s/neurons/n3").await.json().await.unwrap();
+    let neuron_before: Value = app
+        .get("/v1/spaces/s/neurons/n3")
+        .await
+        .json()
+        .await
+        .unwrap();
     let space_before: Value = app.get("/v1/spaces/s").await.json().await.unwrap();
     let database = app.database.clone();
     let dir = app.stop().await;
@@ -38,10 +56,25 @@ async fn queries_answer_identically_after_a_restart() {
     for (probe, answer) in probes.iter().zip(&before) {
         assert_eq!(&app.query("s", probe).await, answer);
     }
-    assert_eq!(app.get("/v1/spaces/s/neurons/n3").await.json::<Value>().await.unwrap(), neuron_before);
-    assert_eq!(app.get("/v1/spaces/s").await.json::<Value>().await.unwrap(), space_before);
+    assert_eq!(
+        app.get("/v1/spaces/s/neurons/n3")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+        neuron_before
+    );
+    assert_eq!(
+        app.get("/v1/spaces/s").await.json::<Value>().await.unwrap(),
+        space_before
+    );
     // Ids of forgotten patterns are not handed out again.
-    let next: Value = app.store("s", "n0", &cells(99_999, 40)).await.json().await.unwrap();
+    let next: Value = app
+        .store("s", "n0", &cells(99_999, 40))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(next["id"], "13");
     app.stop().await;
     drop(dir);
@@ -65,7 +98,10 @@ fn start_binary(database: &std::path::Path) -> Server {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let address = loop {
-        let line = lines.next().expect("the server logs before it exits").unwrap();
+        let line = lines
+            .next()
+            .expect("the server logs before it exits")
+            .unwrap();
         let event: Value = serde_json::from_str(&line).unwrap();
         if event["message"] == "listening" {
             break event["address"].as_str().unwrap().to_owned();
@@ -73,7 +109,10 @@ fn start_binary(database: &std::path::Path) -> Server {
     };
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Server { child, base: format!("http://{address}") }
+    Server {
+        child,
+        base: format!("http://{address}"),
+    }
 }
 
 #[tokio::test]
@@ -82,14 +121,25 @@ async fn an_acknowledged_write_survives_kill_9() {
     let database = dir.path().join("dendrite.db");
     let mut server = start_binary(&database);
     let client = reqwest::Client::new();
-    let space = json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12});
-    let created = client.put(format!("{}/v1/spaces/s", server.base)).json(&space).send().await.unwrap();
+    let space =
+        json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12});
+    let created = client
+        .put(format!("{}/v1/spaces/s", server.base))
+        .json(&space)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let mut acknowledged = Vec::new();
     for i in 0..50u64 {
         let active = cells(i, 40);
         let url = format!("{}/v1/spaces/s/neurons/n{}/patterns", server.base, i % 7);
-        let response = client.post(url).json(&json!({ "active": active })).send().await.unwrap();
+        let response = client
+            .post(url)
+            .json(&json!({ "active": active }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
         acknowledged.push((i % 7, response.json::<Value>().await.unwrap()));
     }
@@ -98,7 +148,11 @@ async fn an_acknowledged_write_survives_kill_9() {
 
     let mut restarted = start_binary(&database);
     for (neuron, stored) in &acknowledged {
-        let url = format!("{}/v1/spaces/s/neurons/n{neuron}/patterns/{}", restarted.base, stored["id"].as_str().unwrap());
+        let url = format!(
+            "{}/v1/spaces/s/neurons/n{neuron}/patterns/{}",
+            restarted.base,
+            stored["id"].as_str().unwrap()
+        );
         let found: Value = client.get(url).send().await.unwrap().json().await.unwrap();
         assert_eq!(found["active"], stored["active"]);
         assert_eq!(found["synapses"], stored["synapses"]);
