@@ -334,15 +334,31 @@ impl Space {
         let segment = self.segments[segment_slot as usize]
             .as_mut()
             .expect("live segment");
+        // One merge of two sorted lists: inserting cell by cell would shift the table once per
+        // synapse, which dominated replaying millions of stores at start-up.
+        let mut merged = Vec::with_capacity(segment.synapses.len() + plan.synapses.len());
+        let mut existing = segment.synapses.iter().copied().peekable();
         for &cell in &plan.synapses {
-            match segment.synapses.binary_search_by_key(&cell, |&(c, _)| c) {
-                Ok(at) => segment.synapses[at].1 += 1,
-                Err(at) => {
-                    segment.synapses.insert(at, (cell, 1));
+            while let Some(&(c, uses)) = existing.peek() {
+                if c >= cell {
+                    break;
+                }
+                merged.push((c, uses));
+                existing.next();
+            }
+            match existing.peek() {
+                Some(&(c, uses)) if c == cell => {
+                    merged.push((c, uses + 1));
+                    existing.next();
+                }
+                _ => {
+                    merged.push((cell, 1));
                     self.index.add(cell, segment_slot);
                 }
             }
         }
+        merged.extend(existing);
+        segment.synapses = merged;
         segment.patterns += 1;
         let synapse_count = segment.synapses.len() as u32;
         let false_match = self.false_match_for(synapse_count);

@@ -103,20 +103,55 @@ impl Database {
                 space.restore_neuron(&neuron, next_pattern as u64, next_segment as u32);
                 summary.neurons += 1;
             }
-            let mut patterns = sqlx::query_as::<_, PatternRow>(
+            // Rows are decoded here while a thread applies the previous chunk, so start-up
+            // costs about the larger of reading and applying, not their sum.
+            let input_size = space.params().input_size;
+            let (chunks, mut received) = tokio::sync::mpsc::channel::<Vec<StorePlan>>(4);
+            let applier = std::thread::spawn(move || {
+                let mut busy = Duration::ZERO;
+                while let Some(plans) = received.blocking_recv() {
+                    let started = Instant::now();
+                    space.apply_stores(&plans);
+                    busy += started.elapsed();
+                }
+                (space, busy)
+            });
+            let mut rows = sqlx::query_as::<_, PatternRow>(
                 "SELECT neuron, id, segment, active, synapses FROM patterns WHERE space = ?1 ORDER BY seq",
             )
             .bind(name.as_str())
             .fetch(&self.pool);
-            let mut plans = Vec::new();
-            while let Some(row) = patterns.try_next().await? {
-                plans.push(
-                    row.plan(&space)
-                        .with_context(|| format!("a stored pattern of space {name}"))?,
-                );
-                summary.patterns += 1;
+            let mut chunk = Vec::with_capacity(LOAD_CHUNK);
+            let mut last_neuron: Option<Name> = None;
+            let decoded: anyhow::Result<()> = async {
+                while let Some(row) = rows.try_next().await? {
+                    let plan = row
+                        .plan(input_size, &mut last_neuron)
+                        .with_context(|| format!("a stored pattern of space {name}"))?;
+                    chunk.push(plan);
+                    summary.patterns += 1;
+                    if chunk.len() == LOAD_CHUNK {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
+                        chunks
+                            .send(full)
+                            .await
+                            .context("the loader thread stopped")?;
+                    }
+                }
+                chunks
+                    .send(chunk)
+                    .await
+                    .context("the loader thread stopped")?;
+                Ok(())
             }
-            space.apply_stores(&plans);
+            .await;
+            drop(rows);
+            drop(chunks);
+            let (space, busy) = applier
+                .join()
+                .map_err(|_| anyhow::anyhow!("the loader thread panicked"))?;
+            decoded?;
+            tracing::debug!(space = %name, apply_ms = busy.as_millis() as u64, "space rebuilt");
             spaces.insert(space);
             summary.spaces += 1;
         }
@@ -163,20 +198,29 @@ struct PatternRow {
 }
 
 impl PatternRow {
-    fn plan(&self, space: &Space) -> anyhow::Result<StorePlan> {
-        let active: Vec<i64> = decode_cells(&self.active)?
-            .into_iter()
-            .map(i64::from)
-            .collect();
+    /// The plan this row recorded. Rows come grouped by neuron more often than not, so the last
+    /// neuron's name is reused instead of parsed again.
+    fn plan(&self, input_size: u32, last_neuron: &mut Option<Name>) -> anyhow::Result<StorePlan> {
+        let neuron = match last_neuron {
+            Some(name) if name.as_str() == self.neuron => name.clone(),
+            _ => {
+                let name = Name::parse(&self.neuron)?;
+                *last_neuron = Some(name.clone());
+                name
+            }
+        };
         Ok(StorePlan {
-            neuron: Name::parse(&self.neuron)?,
+            neuron,
             id: Name::parse(&self.id)?,
-            active: Pattern::parse(&active, space.params().input_size)?,
+            active: Pattern::from_sorted(decode_cells(&self.active)?, input_size)?,
             synapses: decode_cells(&self.synapses)?,
             segment: u32::try_from(self.segment)?,
         })
     }
 }
+
+/// Plans handed to the loader thread at a time.
+const LOAD_CHUNK: usize = 8_192;
 
 /// Cells as little-endian u32s, the column encoding of `patterns.active` and `patterns.synapses`.
 pub(crate) fn encode_cells(cells: &[u32]) -> Vec<u8> {
