@@ -44,8 +44,10 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> InvalidParameter {
     }
 }
 
-/// The largest M the exact union model accepts: its cost grows with M, and no segment holds more.
-pub const MAX_PATTERNS: u64 = 100_000;
+/// The most synapse placements (M · min(s, a)) the exact union model accepts: its cost grows with
+/// both, and at this bound it stays under about half a second on a slow core (the HTTP endpoint
+/// must not be a way to burn a server's CPU).
+pub const MAX_UNION_PLACEMENTS: u64 = 50_000;
 
 /// The largest input size: the same bound as a space's `input_size`.
 pub const MAX_INPUT_SIZE: u64 = 1 << 24;
@@ -81,10 +83,13 @@ impl Parameters {
                 format!("{} exceeds s = {}", self.theta, self.s),
             ));
         }
-        if self.patterns > MAX_PATTERNS {
+        let placements = self.patterns.saturating_mul(self.s.min(self.a));
+        if placements > MAX_UNION_PLACEMENTS {
             return Err(invalid(
                 "patterns",
-                format!("must be at most {MAX_PATTERNS}"),
+                format!(
+                    "patterns × min(s, a) is {placements}, more than {MAX_UNION_PLACEMENTS}: the exact union model would take too long"
+                ),
             ));
         }
         if self.noise_bits > self.a {
@@ -193,7 +198,8 @@ mod tests {
     #[test]
     fn each_inconsistent_parameter_is_named() {
         type Spoil = fn(&mut Parameters);
-        let cases: [(&str, Spoil); 10] = [
+        let cases: [(&str, Spoil); 11] = [
+            ("patterns", |p| p.patterns = 2_084),
             ("n", |p| p.n = 0),
             ("a", |p| p.a = 3000),
             ("s", |p| p.s = 3000),

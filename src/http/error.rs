@@ -259,3 +259,79 @@ impl From<WriteError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Name;
+
+    async fn body(error: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, retry, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn write_errors_map_to_their_statuses() {
+        let name = Name::parse("s").unwrap();
+        let cases = [
+            (
+                WriteError::UnknownSpace(name.clone()),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                WriteError::SpaceConflict(name.clone()),
+                StatusCode::CONFLICT,
+            ),
+            (WriteError::Busy, StatusCode::SERVICE_UNAVAILABLE),
+            (WriteError::Closed, StatusCode::SERVICE_UNAVAILABLE),
+            (
+                WriteError::Storage("disk I/O error in table patterns".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                WriteError::Engine {
+                    index: 3,
+                    error: EngineError::NeuronFull {
+                        neuron: name.clone(),
+                        segments: 2,
+                    },
+                },
+                StatusCode::CONFLICT,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(ApiError::from(error).status(), status);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_busy_answer_says_when_to_retry_and_a_500_hides_its_cause() {
+        let (status, retry, _) = body(WriteError::Busy.into()).await;
+        assert_eq!(
+            (status, retry.as_deref()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("1"))
+        );
+        let (status, _, problem) =
+            body(WriteError::Storage("disk I/O error in table patterns".into()).into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!problem["detail"].as_str().unwrap().contains("patterns"));
+        assert_eq!(problem["type"], "urn:dendrite:problem:internal");
+    }
+
+    #[tokio::test]
+    async fn a_batch_error_carries_its_index_and_field() {
+        let (_, _, problem) = body(ApiError::invalid_pattern("active", "bad").at_index(7)).await;
+        assert_eq!(
+            (problem["index"].as_u64(), problem["field"].as_str()),
+            (Some(7), Some("active"))
+        );
+    }
+}

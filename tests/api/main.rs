@@ -2,6 +2,7 @@
 
 mod contract;
 mod errors;
+mod failures;
 mod helpers;
 mod lifecycle;
 mod patterns;
