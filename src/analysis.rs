@@ -6,8 +6,8 @@
 use crate::theory::{self, Probability};
 use serde::Serialize;
 
-/// The parameters of one analysis, in the theory's symbols.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The parameters of one analysis, in the theory's symbols (printed first in an analysis).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Parameters {
     /// n: bits in the input space.
     pub n: u64,
@@ -24,6 +24,7 @@ pub struct Parameters {
     /// v: active bits of a stored pattern replaced by noise.
     pub noise_bits: u64,
     /// The highest acceptable false-match probability, for capacity and threshold advice.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<f64>,
 }
 
@@ -110,15 +111,8 @@ impl Parameters {
 /// Every quantity of the theory for one [`Parameters`], with the keys the CLI prints.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Analysis {
-    pub n: u64,
-    pub a: u64,
-    pub s: u64,
-    pub theta: u64,
-    pub patterns: u64,
-    pub segments: u64,
-    pub noise_bits: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<f64>,
+    #[serde(flatten)]
+    pub parameters: Parameters,
     /// log10 C(n, a).
     pub log10_distinct_patterns: f64,
     /// Eq. 3 for one pattern's min(s, a) synapses.
@@ -150,14 +144,7 @@ impl Analysis {
         let synapses = p.s.min(p.a);
         let union = theory::union_false_match(p.n, p.a, p.s, p.theta, p.patterns);
         Ok(Analysis {
-            n: p.n,
-            a: p.a,
-            s: p.s,
-            theta: p.theta,
-            patterns: p.patterns,
-            segments: p.segments,
-            noise_bits: p.noise_bits,
-            target: p.target,
+            parameters: *p,
             log10_distinct_patterns: theory::log10_distinct_patterns(p.n, p.a),
             segment_false_match: theory::segment_false_match(p.n, p.a, synapses, p.theta),
             union_expected_synapses: theory::union_expected_synapses(p.n, synapses, p.patterns),

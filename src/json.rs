@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 
 impl Serialize for Probability {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        LogNumber::from_ln(self.ln()).serialize(serializer)
+        self.as_number().serialize(serializer)
     }
 }
 

@@ -485,13 +485,14 @@ async fn forget(
         .unwrap_or_else(PoisonError::into_inner)
         .check_forget(&neuron, &id)
         .map_err(engine_error)?;
-    sqlx::query("DELETE FROM patterns WHERE space = ?1 AND neuron = ?2 AND id = ?3")
-        .bind(space.as_str())
-        .bind(neuron.as_str())
-        .bind(id.as_str())
-        .execute(db.pool())
-        .await?;
-    stats.record(1);
+    let statements = ["DELETE FROM patterns WHERE space = ?1 AND neuron = ?2 AND id = ?3"];
+    delete_rows(
+        db,
+        stats,
+        &statements,
+        &[space.as_str(), neuron.as_str(), id.as_str()],
+    )
+    .await?;
     shared
         .write()
         .unwrap_or_else(PoisonError::into_inner)
@@ -513,22 +514,34 @@ async fn delete_neuron(
         .unwrap_or_else(PoisonError::into_inner)
         .neuron_summary(&neuron)
         .map_err(engine_error)?;
-    let mut tx = db.pool().begin().await?;
-    for statement in [
+    let statements = [
         "DELETE FROM patterns WHERE space = ?1 AND neuron = ?2",
         "DELETE FROM neurons WHERE space = ?1 AND name = ?2",
-    ] {
-        sqlx::query(statement)
-            .bind(space.as_str())
-            .bind(neuron.as_str())
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    stats.record(1);
+    ];
+    delete_rows(db, stats, &statements, &[space.as_str(), neuron.as_str()]).await?;
     shared
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .delete_neuron(&neuron)
         .map_err(engine_error)
+}
+
+/// Runs deletions in one transaction, each statement with the same bound values, and counts the
+/// commit as one write.
+async fn delete_rows(
+    db: &Database,
+    stats: &WriteStats,
+    statements: &[&'static str],
+    values: &[&str],
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    for &statement in statements {
+        let query = values
+            .iter()
+            .fold(sqlx::query(statement), |query, value| query.bind(*value));
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    stats.record(1);
+    Ok(())
 }

@@ -45,7 +45,7 @@ impl Probability {
 
     /// The value as an f64; 0 once it underflows (below about 4.9e-324).
     pub fn value(self) -> f64 {
-        self.ln.exp()
+        self.as_number().value()
     }
 
     /// The natural logarithm; -inf only for an exact zero.
@@ -55,7 +55,12 @@ impl Probability {
 
     /// The base-10 logarithm, finite however small the probability, `None` only for an exact zero.
     pub fn log10(self) -> Option<f64> {
-        (self.ln > f64::NEG_INFINITY).then(|| self.ln / LN_10)
+        self.as_number().log10()
+    }
+
+    /// The same number, without the promise of being at most 1.
+    pub fn as_number(self) -> LogNumber {
+        LogNumber::from_ln(self.ln)
     }
 
     /// Whether this is exactly the impossible event.
