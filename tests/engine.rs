@@ -574,3 +574,66 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn expected_false_matches_follow_the_query_size_and_every_write() {
+    let mut s = space(standard_spec());
+    let mut rng = Rng::new(31);
+    for i in 0..30 {
+        store(
+            &mut s,
+            &format!("n{}", i % 4),
+            &pattern(&rng.distinct_below(2048, 40), 2048),
+            None,
+        )
+        .unwrap();
+    }
+    // Σ over neurons of 1 − Π(1 − p(|X|)) for inputs of `a` bits at `theta`, from the reports.
+    let direct =
+        |s: &Space, a: u64, theta: u64| -> f64 {
+            (0..4)
+                .map(|i| {
+                    let report = s.neuron_report(&name(&format!("n{i}"))).unwrap();
+                    theory::neuron_false_match_of(report.segments.iter().map(|seg| {
+                        theory::segment_false_match(2048, a, seg.synapses.into(), theta)
+                    }))
+                    .value()
+                })
+                .sum()
+        };
+    let ask = |s: &Space, bits: u32, threshold: Option<u32>| {
+        let q = Query {
+            active: pattern(&Rng::new(5).distinct_below(2048, bits), 2048),
+            threshold,
+            limit: 10,
+        };
+        s.recognize(&q).unwrap().expected_false_matches.value()
+    };
+    for (bits, threshold) in [(40, None), (39, None), (60, Some(10)), (40, Some(10))] {
+        let want = direct(&s, bits.into(), threshold.unwrap_or(12).into());
+        let got = ask(&s, bits, threshold);
+        assert!(
+            (got - want).abs() <= 1e-12 * want,
+            "{bits} bits, theta {threshold:?}: {got} vs {want}"
+        );
+        assert_eq!(
+            ask(&s, bits, threshold),
+            got,
+            "a second query of that size is answered from the cache"
+        );
+    }
+    let before = ask(&s, 39, None);
+    store(
+        &mut s,
+        "n0",
+        &pattern(&rng.distinct_below(2048, 40), 2048),
+        None,
+    )
+    .unwrap();
+    let after = ask(&s, 39, None);
+    assert!(
+        after > before,
+        "a write clears the cache: {after} vs {before}"
+    );
+    assert!((after - direct(&s, 39, 12)).abs() <= 1e-12 * after);
+}

@@ -12,6 +12,10 @@ use super::space::{NeuronSlot, Space};
 use crate::theory::{self, LogNumber, LogSum, Probability};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::PoisonError;
+
+/// (input size, threshold) pairs whose expected false matches are remembered between writes.
+const EXPECTED_CACHE_ENTRIES: usize = 64;
 
 /// The default number of matches returned.
 pub const DEFAULT_LIMIT: usize = 10;
@@ -139,25 +143,7 @@ impl Space {
                 }
             })
             .collect();
-        let expected_ln = if nominal {
-            self.nominal_expected_false_matches()
-        } else {
-            let mut sum = LogSum::default();
-            for (slot, neuron) in self.neurons.iter().enumerate() {
-                if neuron.is_some() {
-                    sum.add(
-                        self.neuron_false_match_at(
-                            slot as NeuronSlot,
-                            active,
-                            theta,
-                            &mut segment_memo,
-                        )
-                        .ln(),
-                    );
-                }
-            }
-            sum.ln()
-        };
+        let expected_ln = self.expected_false_matches(active, theta, nominal, &mut segment_memo);
         Ok(Recognition {
             matches,
             expected_false_matches: LogNumber::from_ln(expected_ln),
@@ -165,6 +151,43 @@ impl Space {
             threshold: theta,
             note: None,
         })
+    }
+
+    /// ln of the expected number of neurons a random input of `active` bits falsely matches at
+    /// `theta`. It costs a pass over every segment, so it is cached per (size, threshold) until
+    /// the next write: clients tend to send inputs of a few sizes over and over.
+    fn expected_false_matches(
+        &self,
+        active: u64,
+        theta: u32,
+        nominal: bool,
+        segment_memo: &mut HashMap<usize, Probability>,
+    ) -> f64 {
+        let cache = || {
+            self.expected_false_matches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(&ln) = cache().get(&(active, theta)) {
+            return ln;
+        }
+        let mut sum = LogSum::default();
+        for (slot, neuron) in self.neurons.iter().enumerate() {
+            if let Some(neuron) = neuron {
+                let p = if nominal {
+                    neuron.false_match
+                } else {
+                    self.neuron_false_match_at(slot as NeuronSlot, active, theta, segment_memo)
+                };
+                sum.add(p.ln());
+            }
+        }
+        let mut cached = cache();
+        if cached.len() >= EXPECTED_CACHE_ENTRIES {
+            cached.clear();
+        }
+        cached.insert((active, theta), sum.ln());
+        sum.ln()
     }
 
     /// A neuron's false-match probability for random inputs of `active` bits at `theta`.

@@ -11,9 +11,9 @@ use super::params::SpaceParams;
 use super::pattern::{CellIndex, Name, Pattern};
 use super::report::SpaceTheory;
 use crate::rng::Rng;
-use crate::theory::{LogSum, Probability};
+use crate::theory::Probability;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 pub(super) type NeuronSlot = u32;
 
@@ -139,8 +139,9 @@ pub struct Space {
     pub(super) segment_count: u64,
     /// Eq. 3 per synapse count at the nominal a and threshold, filled as segments grow.
     false_match_by_synapses: HashMap<u32, Probability>,
-    /// ln of the expected false matches of a nominal query; reset by every write.
-    pub(super) expected_false_matches: OnceLock<f64>,
+    /// ln of the expected false matches of a query, by (input size, threshold); cleared by
+    /// every write.
+    pub(super) expected_false_matches: Mutex<HashMap<(u64, u32), f64>>,
     /// The theory for the parameters, computed once.
     pub(super) theory: SpaceTheory,
 }
@@ -160,7 +161,7 @@ impl Space {
             pattern_count: 0,
             segment_count: 0,
             false_match_by_synapses: HashMap::new(),
-            expected_false_matches: OnceLock::new(),
+            expected_false_matches: Mutex::default(),
             theory: SpaceTheory::of(&params),
             params,
         }
@@ -470,7 +471,7 @@ impl Space {
             self.segment_count -= 1;
         }
         self.pattern_count -= removed.patterns.len() as u64;
-        self.expected_false_matches = OnceLock::new();
+        self.forget_expected_false_matches();
         Ok(())
     }
 
@@ -594,19 +595,15 @@ impl Space {
             .as_mut()
             .expect("live neuron")
             .false_match = p;
-        self.expected_false_matches = OnceLock::new();
+        self.forget_expected_false_matches();
     }
 
-    /// ln of the expected number of neurons a random input of the nominal size falsely matches
-    /// at the space's threshold: the sum of the neurons' cached probabilities.
-    pub(super) fn nominal_expected_false_matches(&self) -> f64 {
-        *self.expected_false_matches.get_or_init(|| {
-            let mut sum = LogSum::default();
-            for neuron in self.neurons.iter().flatten() {
-                sum.add(neuron.false_match.ln());
-            }
-            sum.ln()
-        })
+    /// Drops the cached expected false matches: the neurons changed.
+    fn forget_expected_false_matches(&mut self) {
+        self.expected_false_matches
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// Heap bytes held for synapses, by structure (capacities: what the allocator gave).
