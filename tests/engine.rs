@@ -535,43 +535,85 @@ fn op(n: u32) -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Applies random operations to a space, then checks every query against the plain oracle.
+fn agrees_with_the_oracle(
+    spec: SpaceSpec,
+    expect_dense: bool,
+    ops: Vec<Op>,
+    queries: Vec<(std::collections::BTreeSet<u32>, Option<u32>)>,
+) -> Result<(), TestCaseError> {
+    let n = spec.input_size;
+    let mut s = space(spec);
+    prop_assert_eq!(s.is_dense(), expect_dense);
+    for op in ops {
+        match op {
+            Op::Store { neuron, cells } => {
+                let cells: Vec<u32> = cells
+                    .into_iter()
+                    .map(|c| c % n)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let _ = store(&mut s, &format!("n{neuron}"), &pattern(&cells, n), None);
+            }
+            Op::Forget { neuron, nth } => {
+                let neuron = name(&format!("n{neuron}"));
+                if let Ok(report) = s.neuron_report(&neuron) {
+                    let ids: Vec<Name> = report
+                        .segments
+                        .iter()
+                        .flat_map(|seg| seg.patterns.clone())
+                        .collect();
+                    if let Some(id) = ids.get(nth) {
+                        s.apply_forget(&neuron, id).unwrap();
+                    }
+                }
+            }
+            Op::Delete { neuron } => {
+                let _ = s.delete_neuron(&name(&format!("n{neuron}")));
+            }
+        }
+    }
+    let plain = PlainIndex::build(&s);
+    prop_assert_eq!(s.report().counts.synapses, s.synapse_count() as u64);
+    for (cells, threshold) in queries {
+        let cells: Vec<u32> = cells
+            .into_iter()
+            .map(|c| c % n)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let q = Query {
+            active: pattern(&cells, n),
+            threshold,
+            limit: 100,
+        };
+        prop_assert_eq!(s.recognize(&q), plain.recognize(&s, &q));
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn the_index_agrees_with_the_plain_oracle(
+    fn the_dense_index_agrees_with_the_plain_oracle(
         ops in proptest::collection::vec(op(96), 1..80),
         queries in proptest::collection::vec((proptest::collection::btree_set(0u32..96, 1..30), proptest::option::of(1u32..8)), 1..12),
     ) {
-        let n = 96;
-        let mut s = space(SpaceSpec { input_size: n, active_bits: 10, synapses_per_pattern: Some(6), threshold: Some(3), max_false_match: Some(0.9), max_segments_per_neuron: Some(4), seed: Some(3) });
-        for op in ops {
-            match op {
-                Op::Store { neuron, cells } => {
-                    let _ = store(&mut s, &format!("n{neuron}"), &pattern(&cells, n), None);
-                }
-                Op::Forget { neuron, nth } => {
-                    let neuron = name(&format!("n{neuron}"));
-                    if let Ok(report) = s.neuron_report(&neuron) {
-                        let ids: Vec<Name> = report.segments.iter().flat_map(|seg| seg.patterns.clone()).collect();
-                        if let Some(id) = ids.get(nth) {
-                            s.apply_forget(&neuron, id).unwrap();
-                        }
-                    }
-                }
-                Op::Delete { neuron } => {
-                    let _ = s.delete_neuron(&name(&format!("n{neuron}")));
-                }
-            }
-        }
-        let plain = PlainIndex::build(&s);
-        let report = s.report();
-        prop_assert_eq!(report.counts.synapses, s.synapse_count() as u64);
-        for (cells, threshold) in queries {
-            let cells: Vec<u32> = cells.into_iter().collect();
-            let q = Query { active: pattern(&cells, n), threshold, limit: 100 };
-            prop_assert_eq!(s.recognize(&q), plain.recognize(&s, &q));
-        }
+        let spec = SpaceSpec { input_size: 96, active_bits: 10, synapses_per_pattern: Some(6), threshold: Some(3), max_false_match: Some(0.9), max_segments_per_neuron: Some(4), seed: Some(3) };
+        agrees_with_the_oracle(spec, true, ops, queries)?;
+    }
+
+    #[test]
+    fn the_postings_index_agrees_with_the_plain_oracle(
+        ops in proptest::collection::vec(op(200), 1..80),
+        queries in proptest::collection::vec((proptest::collection::btree_set(0u32..200, 1..30), proptest::option::of(1u32..8)), 1..12),
+    ) {
+        // A sparse space (6 synapses per pattern on 100,000 bits) whose patterns all fall in the
+        // first 200 bits, so that queries overlap them.
+        let spec = SpaceSpec { input_size: 100_000, active_bits: 10, synapses_per_pattern: Some(6), threshold: Some(2), max_false_match: Some(1e-3), max_segments_per_neuron: Some(64), seed: Some(3) };
+        agrees_with_the_oracle(spec, false, ops, queries)?;
     }
 }
 

@@ -1,10 +1,13 @@
 //! The inverted index: from each input bit to the segments that have a synapse on it.
 //!
 //! Recognition counts, for every segment, how many of its synapses an input turns on. Scanning
-//! every segment would cost O(segments × synapses) per query; with the index the cost is the number
-//! of postings the input's bits touch, each a single increment of a counter (no branch). Postings
-//! are contiguous `u32` slot numbers, so the inner loop streams through memory.
+//! every segment would cost O(segments × synapses) per query; with an index the cost follows the
+//! synapses the input's bits touch. Two layouts serve two kinds of space: postings (per input bit,
+//! the list of segment slots: each touched synapse one counter increment) for sparse spaces, and
+//! a dense bit matrix counted 64 segments per word ([`DenseMatrix`]) for spaces whose segments
+//! cover a sizeable fraction of the input, where it is both smaller and several times faster.
 
+use super::dense::DenseMatrix;
 use super::pattern::CellIndex;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -13,39 +16,66 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// A segment's place in the space's segment table; reused after the segment disappears.
 pub type SegmentSlot = u32;
 
-/// Postings per input bit. A map, not a vector indexed by bit, so that a space of 2^24 bits with
-/// few synapses costs memory in proportion to its synapses.
-#[derive(Clone, Debug, Default)]
+/// The index of one space, in the layout that suits its density.
+#[derive(Clone, Debug)]
 pub struct InvertedIndex {
-    postings: HashMap<CellIndex, Vec<SegmentSlot>, BuildHasherDefault<CellHasher>>,
+    layout: Layout,
     len: usize,
 }
 
+#[derive(Clone, Debug)]
+enum Layout {
+    Postings(Postings),
+    Dense(DenseMatrix),
+}
+
 impl InvertedIndex {
+    /// The layout for a space of `input_size` bits whose segments grow to about
+    /// `synapses_per_segment`: dense when that is at least 1/64 of the input (a bit per input bit
+    /// then costs at most 8 bytes per synapse, about what a posting does).
+    pub fn for_space(input_size: u32, synapses_per_segment: u32) -> InvertedIndex {
+        if u64::from(synapses_per_segment) * 64 >= u64::from(input_size) {
+            InvertedIndex::dense(input_size)
+        } else {
+            InvertedIndex::postings()
+        }
+    }
+
+    pub fn postings() -> InvertedIndex {
+        InvertedIndex {
+            layout: Layout::Postings(Postings::default()),
+            len: 0,
+        }
+    }
+
+    pub fn dense(input_size: u32) -> InvertedIndex {
+        InvertedIndex {
+            layout: Layout::Dense(DenseMatrix::new(input_size)),
+            len: 0,
+        }
+    }
+
+    pub fn is_dense(&self) -> bool {
+        matches!(self.layout, Layout::Dense(_))
+    }
+
     pub fn add(&mut self, cell: CellIndex, slot: SegmentSlot) {
-        self.postings.entry(cell).or_default().push(slot);
+        match &mut self.layout {
+            Layout::Postings(postings) => postings.add(cell, slot),
+            Layout::Dense(matrix) => matrix.set(cell, slot),
+        }
         self.len += 1;
     }
 
-    /// # Panics
-    /// In debug builds, when the posting is absent: the segment tables and the index disagree.
     pub fn remove(&mut self, cell: CellIndex, slot: SegmentSlot) {
-        let Some(list) = self.postings.get_mut(&cell) else {
-            debug_assert!(false, "no postings for cell {cell}");
-            return;
-        };
-        if let Some(at) = list.iter().position(|&s| s == slot) {
-            list.swap_remove(at);
-            self.len -= 1;
-        } else {
-            debug_assert!(false, "segment {slot} not posted on cell {cell}");
+        match &mut self.layout {
+            Layout::Postings(postings) => postings.remove(cell, slot),
+            Layout::Dense(matrix) => matrix.clear(cell, slot),
         }
-        if list.is_empty() {
-            self.postings.remove(&cell);
-        }
+        self.len -= 1;
     }
 
-    /// Total postings: the number of synapses in the space.
+    /// Total synapses in the space.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -56,11 +86,56 @@ impl InvertedIndex {
 
     /// Every segment whose overlap with `input` reaches `theta`, as (slot, overlap) in slot
     /// order, and how many segments the input touched at all. `slots` bounds the slot numbers.
-    ///
+    pub fn overlaps_reaching(&self, input: &[CellIndex], theta: u32, slots: usize) -> Overlaps {
+        match &self.layout {
+            Layout::Postings(postings) => postings.overlaps_reaching(input, theta, slots),
+            Layout::Dense(matrix) => matrix.overlaps_reaching(input, theta, slots),
+        }
+    }
+
+    /// Heap bytes held (capacities: what the allocator really gave).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.layout {
+            Layout::Postings(postings) => postings.heap_bytes(),
+            Layout::Dense(matrix) => matrix.heap_bytes(),
+        }
+    }
+}
+
+/// Postings per input bit. A map, not a vector indexed by bit, so that a space of 2^24 bits with
+/// few synapses costs memory in proportion to its synapses. Postings are contiguous `u32` slot
+/// numbers, so the counting loop streams through memory.
+#[derive(Clone, Debug, Default)]
+struct Postings {
+    postings: HashMap<CellIndex, Vec<SegmentSlot>, BuildHasherDefault<CellHasher>>,
+}
+
+impl Postings {
+    fn add(&mut self, cell: CellIndex, slot: SegmentSlot) {
+        self.postings.entry(cell).or_default().push(slot);
+    }
+
+    /// # Panics
+    /// In debug builds, when the posting is absent: the segment tables and the index disagree.
+    fn remove(&mut self, cell: CellIndex, slot: SegmentSlot) {
+        let Some(list) = self.postings.get_mut(&cell) else {
+            debug_assert!(false, "no postings for cell {cell}");
+            return;
+        };
+        if let Some(at) = list.iter().position(|&s| s == slot) {
+            list.swap_remove(at);
+        } else {
+            debug_assert!(false, "segment {slot} not posted on cell {cell}");
+        }
+        if list.is_empty() {
+            self.postings.remove(&cell);
+        }
+    }
+
     /// One counter per slot, reused per thread. An input of at most 255 bits cannot overlap any
     /// segment in more, so byte counters suffice: four times less memory to stream through than
     /// u32 counters, which keeps the counters of a large space in the L1 cache.
-    pub fn overlaps_reaching(&self, input: &[CellIndex], theta: u32, slots: usize) -> Overlaps {
+    fn overlaps_reaching(&self, input: &[CellIndex], theta: u32, slots: usize) -> Overlaps {
         thread_local! {
             static NARROW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
             static WIDE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
@@ -112,8 +187,7 @@ impl InvertedIndex {
         overlaps
     }
 
-    /// Bytes held by the postings (capacity, not length: what the allocator really gave).
-    pub fn heap_bytes(&self) -> usize {
+    fn heap_bytes(&self) -> usize {
         let lists: usize = self
             .postings
             .values()
@@ -193,7 +267,7 @@ mod tests {
 
     #[test]
     fn counting_finds_the_segments_reaching_theta_with_narrow_and_wide_counters() {
-        let mut index = InvertedIndex::default();
+        let mut index = InvertedIndex::postings();
         for (cell, slot) in [(1, 0), (2, 0), (2, 1), (5, 1), (7, 2), (300, 1)] {
             index.add(cell, slot);
         }

@@ -8,11 +8,12 @@
 //! - [`pattern`]: validated names and patterns.
 //! - [`params`]: a space's parameters and their defaults.
 //! - [`space`]: neurons, segments, learning and forgetting.
-//! - [`index`]: the inverted index from input bit to segments.
+//! - [`index`]: the inverted index from input bit to segments ([`dense`]: its bit-sliced layout).
 //! - [`recognition`]: matching an input, with p-values and false-match probabilities.
 //! - [`plain`]: the obviously correct recogniser the index is tested against.
 //! - [`report`]: neuron and space reports.
 
+pub mod dense;
 pub mod index;
 pub mod params;
 pub mod pattern;

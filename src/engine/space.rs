@@ -157,7 +157,7 @@ impl Space {
             free_neurons: Vec::new(),
             segments: Vec::new(),
             free_segments: Vec::new(),
-            index: InvertedIndex::default(),
+            index: InvertedIndex::for_space(params.input_size, max_synapses_per_segment),
             pattern_count: 0,
             segment_count: 0,
             false_match_by_synapses: HashMap::new(),
@@ -627,6 +627,11 @@ impl Space {
             segment_tables,
             pattern_synapses,
         }
+    }
+
+    /// Whether recognition counts with the dense bit matrix (true) or with postings.
+    pub fn is_dense(&self) -> bool {
+        self.index.is_dense()
     }
 
     /// The number of synapses in the space.
