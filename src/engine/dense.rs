@@ -50,7 +50,7 @@ impl DenseMatrix {
 
     /// Widens every row to at least `words`, doubling so that growth is amortised.
     fn grow(&mut self, words: usize) {
-        let stride = words.max(self.stride * 2).max(BLOCK);
+        let stride = words.max(self.stride * 2);
         let mut rows = vec![0u64; self.input_size * stride];
         if self.stride > 0 {
             for (old, new) in self

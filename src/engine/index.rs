@@ -16,6 +16,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// A segment's place in the space's segment table; reused after the segment disappears.
 pub type SegmentSlot = u32;
 
+/// The largest input the dense layout serves: its rows take 8 bytes per input bit per 64
+/// segment slots, so a larger input would reserve megabytes before it held a synapse.
+pub const MAX_DENSE_INPUT: u32 = 1 << 16;
+
 /// The index of one space, in the layout that suits its density.
 #[derive(Clone, Debug)]
 pub struct InvertedIndex {
@@ -32,9 +36,12 @@ enum Layout {
 impl InvertedIndex {
     /// The layout for a space of `input_size` bits whose segments grow to about
     /// `synapses_per_segment`: dense when that is at least 1/64 of the input (a bit per input bit
-    /// then costs at most 8 bytes per synapse, about what a posting does).
+    /// then costs at most 8 bytes per synapse, about what a posting does) and the input is at
+    /// most [`MAX_DENSE_INPUT`] bits (a column of the matrix is one bit per input bit).
     pub fn for_space(input_size: u32, synapses_per_segment: u32) -> InvertedIndex {
-        if u64::from(synapses_per_segment) * 64 >= u64::from(input_size) {
+        if input_size <= MAX_DENSE_INPUT
+            && u64::from(synapses_per_segment) * 64 >= u64::from(input_size)
+        {
             InvertedIndex::dense(input_size)
         } else {
             InvertedIndex::postings()
@@ -264,6 +271,13 @@ impl Hasher for CellHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dense_layout_only_where_segments_cover_a_64th_of_a_modest_input() {
+        assert!(InvertedIndex::for_space(2048, 117).is_dense());
+        assert!(!InvertedIndex::for_space(2048, 24).is_dense());
+        assert!(!InvertedIndex::for_space(1 << 20, 1 << 20).is_dense());
+    }
 
     #[test]
     fn counting_finds_the_segments_reaching_theta_with_narrow_and_wide_counters() {
