@@ -74,36 +74,43 @@ impl DenseMatrix {
     pub fn overlaps_reaching(&self, input: &[CellIndex], theta: u32, slots: usize) -> Overlaps {
         let mut overlaps = Overlaps::default();
         let words = slots.div_ceil(64).min(self.stride);
+        let mut rows: Vec<&[u64; BLOCK]> = Vec::with_capacity(input.len());
         for start in (0..words).step_by(BLOCK) {
             let width = BLOCK.min(words - start);
             let row = |cell: CellIndex| &self.rows[cell as usize * self.stride + start..][..width];
-            let counts = if width == BLOCK {
-                let rows: Vec<&[u64; BLOCK]> = input
-                    .iter()
-                    .map(|&cell| row(cell).try_into().expect("a full block"))
-                    .collect();
-                BitSlicedCounts::of(&rows, width)
-            } else {
-                // The last, partial block: pad its rows with zeros.
-                let padded: Vec<[u64; BLOCK]> = input
-                    .iter()
-                    .map(|&cell| {
-                        let mut words = [0u64; BLOCK];
-                        words[..width].copy_from_slice(row(cell));
-                        words
-                    })
-                    .collect();
-                BitSlicedCounts::of(&padded.iter().collect::<Vec<_>>(), width)
-            };
+            let counts =
+                if width == BLOCK {
+                    rows.clear();
+                    rows.extend(input.iter().map(|&cell| -> &[u64; BLOCK] {
+                        row(cell).try_into().expect("a full block")
+                    }));
+                    BitSlicedCounts::of(&rows, width)
+                } else {
+                    // The last, partial block: pad its rows with zeros.
+                    let padded: Vec<[u64; BLOCK]> = input
+                        .iter()
+                        .map(|&cell| {
+                            let mut words = [0u64; BLOCK];
+                            words[..width].copy_from_slice(row(cell));
+                            words
+                        })
+                        .collect();
+                    BitSlicedCounts::of(&padded.iter().collect::<Vec<_>>(), width)
+                };
             counts.select(start, theta, &mut overlaps);
         }
         overlaps
     }
 }
 
+/// Bit planes enough for any count: the dense layout serves inputs of at most 2^16 bits.
+const MAX_PLANES: usize = 18;
+
 /// The per-segment counts of one block, in binary: plane k holds bit k of 64 counts per word.
+/// Fixed arrays: counting allocates nothing.
 struct BitSlicedCounts {
-    planes: Vec<[u64; BLOCK]>,
+    planes: [[u64; BLOCK]; MAX_PLANES],
+    used: usize,
     width: usize,
 }
 
@@ -131,7 +138,8 @@ impl BitSlicedCounts {
         let (mut eights_a, mut eights_b, mut sixteens) =
             ([0u64; BLOCK], [0u64; BLOCK], [0u64; BLOCK]);
         // Planes for 16, 32, 64, ...: enough for every count up to the number of rows.
-        let mut high: Vec<[u64; BLOCK]> = Vec::new();
+        let mut high = [[0u64; BLOCK]; MAX_PLANES - 4];
+        let mut high_used = 0;
         for group in (0..rows.len()).step_by(16) {
             let r = |k: usize| row(group + k);
             csa(&mut twos_a, &mut ones, r(0), r(1));
@@ -151,7 +159,7 @@ impl BitSlicedCounts {
             csa(&mut sixteens, &mut eights, &eights_a, &eights_b);
             // Add the sixteens into the higher planes, carrying upwards.
             let mut carry = sixteens;
-            for plane in high.iter_mut() {
+            for plane in high[..high_used].iter_mut() {
                 let mut any = 0;
                 for w in 0..BLOCK {
                     let next = plane[w] & carry[w];
@@ -164,24 +172,31 @@ impl BitSlicedCounts {
                 }
             }
             if carry.iter().any(|&w| w != 0) {
-                high.push(carry);
+                high[high_used] = carry;
+                high_used += 1;
             }
         }
-        let mut planes = vec![ones, twos, fours, eights];
-        planes.extend(high);
-        BitSlicedCounts { planes, width }
+        let mut planes = [[0u64; BLOCK]; MAX_PLANES];
+        planes[..4].copy_from_slice(&[ones, twos, fours, eights]);
+        planes[4..4 + high_used].copy_from_slice(&high[..high_used]);
+        BitSlicedCounts {
+            planes,
+            used: 4 + high_used,
+            width,
+        }
     }
 
     /// Appends the segments whose count reaches `theta` and counts the segments touched.
     fn select(&self, start: usize, theta: u32, overlaps: &mut Overlaps) {
-        let planes = self.planes.len();
+        let planes = self.used;
+        let used = &self.planes[..planes];
         for w in 0..self.width {
-            let touched = self.planes.iter().fold(0, |any, plane| any | plane[w]);
+            let touched = used.iter().fold(0, |any, plane| any | plane[w]);
             overlaps.touched += u64::from(touched.count_ones());
             // count >= theta  ⇔  count − theta does not borrow; the borrow is computed plane by
             // plane, from the lowest bit, for 64 segments at once.
             let mut borrow = 0u64;
-            for (k, plane) in self.planes.iter().enumerate() {
+            for (k, plane) in used.iter().enumerate() {
                 borrow = if (theta >> k) & 1 == 1 {
                     !plane[w] | borrow
                 } else {
@@ -195,8 +210,7 @@ impl BitSlicedCounts {
             while reaching != 0 {
                 let bit = reaching.trailing_zeros() as usize;
                 reaching &= reaching - 1;
-                let count = self
-                    .planes
+                let count = used
                     .iter()
                     .enumerate()
                     .map(|(k, plane)| (((plane[w] >> bit) & 1) as u32) << k)

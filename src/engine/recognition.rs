@@ -163,12 +163,13 @@ impl Space {
         nominal: bool,
         segment_memo: &mut HashMap<usize, Probability>,
     ) -> f64 {
-        let cache = || {
-            self.expected_false_matches
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some(&ln) = cache().get(&(active, theta)) {
+        let cached = self
+            .expected_false_matches
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(active, theta))
+            .copied();
+        if let Some(ln) = cached {
             return ln;
         }
         let mut sum = LogSum::default();
@@ -182,7 +183,10 @@ impl Space {
                 sum.add(p.ln());
             }
         }
-        let mut cached = cache();
+        let mut cached = self
+            .expected_false_matches
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if cached.len() >= EXPECTED_CACHE_ENTRIES {
             cached.clear();
         }

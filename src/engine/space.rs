@@ -13,7 +13,7 @@ use super::report::SpaceTheory;
 use crate::rng::Rng;
 use crate::theory::Probability;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{PoisonError, RwLock};
 
 pub(super) type NeuronSlot = u32;
 
@@ -141,7 +141,7 @@ pub struct Space {
     false_match_by_synapses: HashMap<u32, Probability>,
     /// ln of the expected false matches of a query, by (input size, threshold); cleared by
     /// every write.
-    pub(super) expected_false_matches: Mutex<HashMap<(u64, u32), f64>>,
+    pub(super) expected_false_matches: RwLock<HashMap<(u64, u32), f64>>,
     /// The theory for the parameters, computed once.
     pub(super) theory: SpaceTheory,
 }
@@ -161,7 +161,7 @@ impl Space {
             pattern_count: 0,
             segment_count: 0,
             false_match_by_synapses: HashMap::new(),
-            expected_false_matches: Mutex::default(),
+            expected_false_matches: RwLock::default(),
             theory: SpaceTheory::of(&params),
             params,
         }
