@@ -453,19 +453,12 @@ async fn delete_space(
     name: Name,
 ) -> Result<(), WriteError> {
     space_of(spaces, &name)?;
-    let mut tx = db.pool().begin().await?;
-    for statement in [
+    let statements = [
         "DELETE FROM patterns WHERE space = ?1",
         "DELETE FROM neurons WHERE space = ?1",
         "DELETE FROM spaces WHERE name = ?1",
-    ] {
-        sqlx::query(statement)
-            .bind(name.as_str())
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    stats.record(1);
+    ];
+    delete_rows(db, stats, &statements, &[name.as_str()]).await?;
     spaces.remove(&name);
     Ok(())
 }
@@ -478,26 +471,18 @@ async fn forget(
     neuron: Name,
     id: Name,
 ) -> Result<(), WriteError> {
-    let shared = space_of(spaces, &space)?;
-    let engine_error = |error| WriteError::Engine { index: 0, error };
-    shared
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .check_forget(&neuron, &id)
-        .map_err(engine_error)?;
     let statements = ["DELETE FROM patterns WHERE space = ?1 AND neuron = ?2 AND id = ?3"];
-    delete_rows(
+    let values = [space.as_str(), neuron.as_str(), id.as_str()];
+    let shared = space_of(spaces, &space)?;
+    checked_deletion(
         db,
         stats,
-        &statements,
-        &[space.as_str(), neuron.as_str(), id.as_str()],
+        &shared,
+        |space| space.check_forget(&neuron, &id),
+        (&statements, &values),
+        |space| space.apply_forget(&neuron, &id),
     )
-    .await?;
-    shared
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .apply_forget(&neuron, &id)
-        .map_err(engine_error)
+    .await
 }
 
 async fn delete_neuron(
@@ -507,23 +492,37 @@ async fn delete_neuron(
     space: Name,
     neuron: Name,
 ) -> Result<(), WriteError> {
-    let shared = space_of(spaces, &space)?;
-    let engine_error = |error| WriteError::Engine { index: 0, error };
-    shared
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .neuron_summary(&neuron)
-        .map_err(engine_error)?;
     let statements = [
         "DELETE FROM patterns WHERE space = ?1 AND neuron = ?2",
         "DELETE FROM neurons WHERE space = ?1 AND name = ?2",
     ];
-    delete_rows(db, stats, &statements, &[space.as_str(), neuron.as_str()]).await?;
-    shared
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .delete_neuron(&neuron)
-        .map_err(engine_error)
+    let values = [space.as_str(), neuron.as_str()];
+    let shared = space_of(spaces, &space)?;
+    checked_deletion(
+        db,
+        stats,
+        &shared,
+        |space| space.neuron_summary(&neuron).map(drop),
+        (&statements, &values),
+        |space| space.delete_neuron(&neuron),
+    )
+    .await
+}
+
+/// A deletion inside a space: checked against the engine first (so it cannot fail once
+/// committed), committed, then applied.
+async fn checked_deletion(
+    db: &Database,
+    stats: &WriteStats,
+    shared: &SharedSpace,
+    check: impl FnOnce(&Space) -> Result<(), EngineError>,
+    (statements, values): (&[&'static str], &[&str]),
+    apply: impl FnOnce(&mut Space) -> Result<(), EngineError>,
+) -> Result<(), WriteError> {
+    let engine_error = |error| WriteError::Engine { index: 0, error };
+    check(&shared.read().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)?;
+    delete_rows(db, stats, statements, values).await?;
+    apply(&mut shared.write().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)
 }
 
 /// Runs deletions in one transaction, each statement with the same bound values, and counts the
