@@ -5,7 +5,7 @@ Bounded: every phase has a fixed duration and the script stops the server itself
   - the batch endpoint's store rate while loading the 100,000 patterns;
   - query throughput and p50/p99 latency (wrk), and GET /healthz throughput in the same run;
   - single-pattern stores from 64 concurrent clients, and writes per commit from /v1/stats;
-  - with --startup: start-up time with 1,000,000 stored patterns.
+  - with --startup: start-up time with about 1,000,000 stored patterns (topped up to that).
 
 Usage: load/run.py [--duration SECONDS] [--startup]   (needs wrk: apt-get install wrk)
 """
@@ -137,10 +137,14 @@ def main():
     if options.startup:
         server, _ = start(database)
         try:
-            more, _ = workload.generate(neurons=9000, patterns=100, queries=0, seed=2)
+            # Top the database up to 1,000,000 patterns, 100 per new neuron.
+            _, stats = call("GET", "/v1/stats")
+            neurons = max(0, 1_000_000 - stats["patterns"]) // 100
+            more, _ = workload.generate(neurons=neurons, patterns=100, queries=0, seed=2)
+            more = [(f"m{neuron}", active) for neuron, active in more]
             rate = store_batches(more)
             _, stats = call("GET", "/v1/stats")
-            print(f"loaded {stats['patterns']:,} patterns in all (batch store {rate:,.0f} patterns/s)")
+            print(f"stored {stats['patterns']:,} patterns in all (batch store {rate:,.0f} patterns/s)")
         finally:
             stop(server)
         timings = []
