@@ -142,6 +142,8 @@ impl BitSlicedCounts {
         let mut high_used = 0;
         for group in (0..rows.len()).step_by(16) {
             let r = |k: usize| row(group + k);
+            // Eight rows make one word of eights; a group of at most eight (the tail) stops there
+            // and adds it to the eights plane, instead of padding sixteen rows with zeros.
             csa(&mut twos_a, &mut ones, r(0), r(1));
             csa(&mut twos_b, &mut ones, r(2), r(3));
             csa(&mut fours_a, &mut twos, &twos_a, &twos_b);
@@ -149,14 +151,21 @@ impl BitSlicedCounts {
             csa(&mut twos_b, &mut ones, r(6), r(7));
             csa(&mut fours_b, &mut twos, &twos_a, &twos_b);
             csa(&mut eights_a, &mut fours, &fours_a, &fours_b);
-            csa(&mut twos_a, &mut ones, r(8), r(9));
-            csa(&mut twos_b, &mut ones, r(10), r(11));
-            csa(&mut fours_a, &mut twos, &twos_a, &twos_b);
-            csa(&mut twos_a, &mut ones, r(12), r(13));
-            csa(&mut twos_b, &mut ones, r(14), r(15));
-            csa(&mut fours_b, &mut twos, &twos_a, &twos_b);
-            csa(&mut eights_b, &mut fours, &fours_a, &fours_b);
-            csa(&mut sixteens, &mut eights, &eights_a, &eights_b);
+            if rows.len() - group <= 8 {
+                for w in 0..BLOCK {
+                    sixteens[w] = eights[w] & eights_a[w];
+                    eights[w] ^= eights_a[w];
+                }
+            } else {
+                csa(&mut twos_a, &mut ones, r(8), r(9));
+                csa(&mut twos_b, &mut ones, r(10), r(11));
+                csa(&mut fours_a, &mut twos, &twos_a, &twos_b);
+                csa(&mut twos_a, &mut ones, r(12), r(13));
+                csa(&mut twos_b, &mut ones, r(14), r(15));
+                csa(&mut fours_b, &mut twos, &twos_a, &twos_b);
+                csa(&mut eights_b, &mut fours, &fours_a, &fours_b);
+                csa(&mut sixteens, &mut eights, &eights_a, &eights_b);
+            }
             // Add the sixteens into the higher planes, carrying upwards.
             let mut carry = sixteens;
             for plane in high[..high_used].iter_mut() {
