@@ -49,6 +49,20 @@ fn store(
     space.pattern(planned.neuron(), planned.id())
 }
 
+/// Stores a fresh random pattern of the standard shape (40 of 2048 bits).
+fn store_random(
+    space: &mut Space,
+    neuron: &str,
+    rng: &mut Rng,
+) -> Result<PatternView, EngineError> {
+    store(
+        space,
+        neuron,
+        &pattern(&rng.distinct_below(2048, 40), 2048),
+        None,
+    )
+}
+
 fn query(active: Pattern) -> Query {
     Query {
         active,
@@ -140,13 +154,7 @@ fn a_segment_grows_until_the_target_then_a_new_one_opens() {
     let mut s = space(standard_spec());
     let mut rng = Rng::new(11);
     for _ in 0..40 {
-        store(
-            &mut s,
-            "n",
-            &pattern(&rng.distinct_below(2048, 40), 2048),
-            None,
-        )
-        .unwrap();
+        store_random(&mut s, "n", &mut rng).unwrap();
     }
     let report = s.neuron_report(&name("n")).unwrap();
     assert!(
@@ -187,12 +195,7 @@ fn a_full_neuron_refuses_and_changes_nothing() {
     let mut rng = Rng::new(3);
     let mut stored = 0;
     let error = loop {
-        match store(
-            &mut s,
-            "n",
-            &pattern(&rng.distinct_below(2048, 40), 2048),
-            None,
-        ) {
+        match store_random(&mut s, "n", &mut rng) {
             Ok(_) => stored += 1,
             Err(e) => break e,
         }
@@ -352,13 +355,7 @@ fn reports_describe_the_neuron_and_the_space() {
     let mut s = space(standard_spec());
     let mut rng = Rng::new(21);
     for _ in 0..3 {
-        store(
-            &mut s,
-            "n",
-            &pattern(&rng.distinct_below(2048, 40), 2048),
-            None,
-        )
-        .unwrap();
+        store_random(&mut s, "n", &mut rng).unwrap();
     }
     let report = s.neuron_report(&name("n")).unwrap();
     assert_eq!(report.patterns, 3);
@@ -404,13 +401,7 @@ fn the_observed_false_match_rate_agrees_with_the_theory() {
     let mut rng = Rng::new(77);
     let neurons = 200;
     for i in 0..neurons {
-        store(
-            &mut s,
-            &format!("n{i}"),
-            &pattern(&rng.distinct_below(2048, 40), 2048),
-            None,
-        )
-        .unwrap();
+        store_random(&mut s, &format!("n{i}"), &mut rng).unwrap();
     }
     let per_neuron = theory::segment_false_match(2048, 40, 24, 4).value();
     let queries = 5_000;
@@ -622,13 +613,7 @@ fn expected_false_matches_follow_the_query_size_and_every_write() {
     let mut s = space(standard_spec());
     let mut rng = Rng::new(31);
     for i in 0..30 {
-        store(
-            &mut s,
-            &format!("n{}", i % 4),
-            &pattern(&rng.distinct_below(2048, 40), 2048),
-            None,
-        )
-        .unwrap();
+        store_random(&mut s, &format!("n{}", i % 4), &mut rng).unwrap();
     }
     // Σ over neurons of 1 − Π(1 − p(|X|)) for inputs of `a` bits at `theta`, from the reports.
     let direct =
@@ -665,13 +650,7 @@ fn expected_false_matches_follow_the_query_size_and_every_write() {
         );
     }
     let before = ask(&s, 39, None);
-    store(
-        &mut s,
-        "n0",
-        &pattern(&rng.distinct_below(2048, 40), 2048),
-        None,
-    )
-    .unwrap();
+    store_random(&mut s, "n0", &mut rng).unwrap();
     let after = ask(&s, 39, None);
     assert!(
         after > before,

@@ -13,7 +13,7 @@ mod system;
 
 pub use system::OPENAPI;
 
-use crate::engine::{Name, SharedSpace, Spaces};
+use crate::engine::{Name, SharedSpace, Space, Spaces};
 use crate::store::Database;
 use crate::store::writer::Writer;
 use axum::Router;
@@ -21,7 +21,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use error::ApiError;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 /// What every handler shares.
@@ -87,5 +87,13 @@ impl AppState {
         self.spaces
             .get(name)
             .ok_or_else(|| ApiError::not_found(format!("no space named {name}")))
+    }
+
+    /// Runs `read` on the space named `raw` under its read lock: the path every read handler
+    /// takes (parse the name, 404 if absent, share the space with concurrent queries).
+    fn read_space<T>(&self, raw: &str, read: impl FnOnce(&Space) -> T) -> Result<T, ApiError> {
+        let shared = self.space(&parse_name("space", raw)?)?;
+        let space = shared.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(read(&space))
     }
 }

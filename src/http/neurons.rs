@@ -8,7 +8,6 @@ use crate::store::writer::Stored;
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use std::sync::PoisonError;
 
 /// The most patterns one batch may store.
 pub const MAX_BATCH: usize = 10_000;
@@ -53,13 +52,7 @@ struct PatternBody {
 
 /// The input size the space's patterns are parsed against.
 fn input_size(state: &AppState, space: &Name) -> Result<u32, ApiError> {
-    let shared = state.space(space)?;
-    let size = shared
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .params()
-        .input_size;
-    Ok(size)
+    state.read_space(space.as_str(), |space| space.params().input_size)
 }
 
 fn parse_id(raw: Option<&str>) -> Result<Option<Name>, ApiError> {
@@ -177,16 +170,13 @@ async fn pattern(
     State(state): State<AppState>,
     Path((space, neuron, id)): Path<(String, String, String)>,
 ) -> Result<Json<PatternView>, ApiError> {
-    let shared = state.space(&parse_name("space", &space)?)?;
     let (neuron, id) = (
         parse_name("neuron", &neuron)?,
         parse_name("pattern id", &id)?,
     );
-    let view = shared
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .pattern(&neuron, &id)?;
-    Ok(Json(view))
+    Ok(Json(state.read_space(&space, |space| {
+        space.pattern(&neuron, &id)
+    })??))
 }
 
 async fn forget(
@@ -221,7 +211,6 @@ async fn list(
     Path(space): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<NeuronPage>, ApiError> {
-    let shared = state.space(&parse_name("space", &space)?)?;
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid_parameter(
@@ -234,28 +223,27 @@ async fn list(
         .as_deref()
         .map(|a| parse_name("after", a))
         .transpose()?;
-    let space = shared.read().unwrap_or_else(PoisonError::into_inner);
-    let names = space.neuron_names(after.as_ref(), limit + 1);
-    let next = (names.len() > limit).then(|| names[limit - 1].clone());
-    let neurons = names
-        .iter()
-        .take(limit)
-        .map(|name| space.neuron_summary(name).expect("a listed neuron exists"))
-        .collect();
-    Ok(Json(NeuronPage { neurons, next }))
+    let page = state.read_space(&space, |space| {
+        let names = space.neuron_names(after.as_ref(), limit + 1);
+        let next = (names.len() > limit).then(|| names[limit - 1].clone());
+        let neurons = names
+            .iter()
+            .take(limit)
+            .map(|name| space.neuron_summary(name).expect("a listed neuron exists"))
+            .collect();
+        NeuronPage { neurons, next }
+    })?;
+    Ok(Json(page))
 }
 
 async fn report(
     State(state): State<AppState>,
     Path((space, neuron)): Path<(String, String)>,
 ) -> Result<Json<NeuronReport>, ApiError> {
-    let shared = state.space(&parse_name("space", &space)?)?;
     let neuron = parse_name("neuron", &neuron)?;
-    let report = shared
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .neuron_report(&neuron)?;
-    Ok(Json(report))
+    Ok(Json(state.read_space(&space, |space| {
+        space.neuron_report(&neuron)
+    })??))
 }
 
 async fn delete(

@@ -58,9 +58,9 @@ async fn query(
     Path(space): Path<String>,
     Json(body): Json<QueryBody>,
 ) -> Result<Json<Recognition>, ApiError> {
-    let shared = state.space(&parse_name("space", &space)?)?;
-    let space = shared.read().unwrap_or_else(PoisonError::into_inner);
-    let answer = space.recognize(&body.parse(&space)?)?;
+    let answer = state.read_space(&space, |space| {
+        Ok::<_, ApiError>(space.recognize(&body.parse(space)?)?)
+    })??;
     Ok(Json(answer))
 }
 

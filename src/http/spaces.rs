@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use super::extract::{Json, Path};
 use super::{AppState, Route, parse_name, route};
-use crate::engine::{SpaceParams, SpaceReport, SpaceSpec};
+use crate::engine::{Space, SpaceParams, SpaceReport, SpaceSpec};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -74,12 +74,7 @@ async fn report(
     State(state): State<AppState>,
     Path(space): Path<String>,
 ) -> Result<Json<SpaceReport>, ApiError> {
-    let shared = state.space(&parse_name("space", &space)?)?;
-    let report = shared
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .report();
-    Ok(Json(report))
+    Ok(Json(state.read_space(&space, Space::report)?))
 }
 
 async fn delete(

@@ -141,7 +141,15 @@ async fn bad_query_parameters_are_400() {
         )
         .await;
     }
+    let too_many = json!({"queries": vec![json!({"active": [1]}); 1001]});
+    problem(
+        app.post("/v1/spaces/s/query/batch", &too_many).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     for path in [
+        "/v1/spaces/s/neurons/n/patterns/bad%20id",
+        "/v1/spaces/s/neurons/bad%20name",
         "/v1/spaces/s/neurons?limit=0",
         "/v1/spaces/s/neurons?limit=x",
         "/v1/spaces/s/neurons?after=a%20b",
