@@ -9,16 +9,15 @@ use crate::config::ServeArgs;
 use crate::engine::Spaces;
 use crate::http::{self, AppState};
 use crate::store::Database;
-use crate::store::writer::Writer;
+use crate::store::health::Health;
+use crate::store::writer::{Writer, WriterThread};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -26,12 +25,12 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     db: Database,
-    writer_task: JoinHandle<()>,
+    writer: WriterThread,
 }
 
 impl Application {
     pub async fn build(args: &ServeArgs) -> anyhow::Result<Application> {
-        let db = Database::open(&args.database_url).await?;
+        let db = Database::open(&args.database_url, args.max_database_size).await?;
         let spaces = Arc::new(Spaces::default());
         let loaded = db
             .load(&spaces)
@@ -45,13 +44,14 @@ impl Application {
             "loaded the engine from {}",
             args.database_url
         );
-        let (writer, writer_task) = Writer::spawn(db.clone(), Arc::clone(&spaces));
-        let state = AppState {
-            spaces,
-            writer,
-            db: db.clone(),
-            started: Instant::now(),
-        };
+        let health = Arc::new(Health::default());
+        let (writer, writer_thread) = Writer::spawn(
+            db.write_connection(),
+            Arc::clone(&spaces),
+            Arc::clone(&health),
+        )
+        .context("cannot start the writer thread")?;
+        let state = AppState::new(spaces, writer, db.clone(), health);
         let router = http::router(state).layer(
             tower::ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
@@ -68,7 +68,7 @@ impl Application {
             listener,
             router,
             db,
-            writer_task,
+            writer: writer_thread,
         })
     }
 
@@ -88,8 +88,8 @@ impl Application {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
-        // The router (and with it every writer handle) is gone: the writer drains and ends.
-        self.writer_task.await.context("the writer task failed")?;
+        // Writes already queued are committed and answered; later ones are refused.
+        self.writer.stop().await;
         self.db.close().await;
         tracing::info!("stopped cleanly");
         Ok(())

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "DENDRITE_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
+    /// Cap on the database file in bytes (SQLite's max_page_count, in 4 KiB pages): past it,
+    /// writes are refused with 507 as on a full disk. Unset: only the disk limits it.
+    #[arg(long, env = "DENDRITE_MAX_DATABASE_SIZE")]
+    pub max_database_size: Option<u64>,
     /// Seconds a request may take before it is answered 408.
     #[arg(long, env = "DENDRITE_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,

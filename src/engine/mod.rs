@@ -99,4 +99,7 @@ pub enum EngineError {
     TooFewActiveBits { active: usize, threshold: u32 },
     #[error("the threshold must be at least 1, not {0}")]
     InvalidThreshold(u32),
+    /// The pattern does not fit the space it would be stored in.
+    #[error("{0}")]
+    InvalidPattern(#[from] PatternError),
 }

@@ -128,6 +128,20 @@ impl Pattern {
         &self.0
     }
 
+    /// Checks that every cell lies below `input_size`. A pattern parsed against one space may be
+    /// stored into another (a space deleted and re-created smaller while the request waited), so
+    /// the writer checks again against the space it commits into.
+    pub fn check_fits(&self, input_size: u32) -> Result<(), PatternError> {
+        match self.0.last() {
+            Some(&last) if last >= input_size => Err(PatternError::OutOfRange {
+                position: self.0.len() - 1,
+                value: i64::from(last),
+                input_size,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -213,5 +227,22 @@ mod tests {
         );
         let message = Pattern::parse(&[4, 2, 4], 8).unwrap_err().to_string();
         assert!(message.contains("active[2] = 4"), "{message}");
+    }
+
+    #[test]
+    fn a_pattern_fits_a_smaller_space_only_when_its_last_cell_does() {
+        let p = Pattern::parse(&[3, 900], 1000).unwrap();
+        assert_eq!(p.check_fits(1000), Ok(()));
+        assert_eq!(p.check_fits(901), Ok(()));
+        assert_eq!(
+            p.check_fits(900),
+            Err(PatternError::OutOfRange {
+                position: 1,
+                value: 900,
+                input_size: 900
+            })
+        );
+        let message = p.check_fits(900).unwrap_err().to_string();
+        assert!(message.contains("active[1] = 900"), "{message}");
     }
 }

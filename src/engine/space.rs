@@ -200,6 +200,7 @@ impl Space {
         request: &StoreRequest,
         draft: &mut Draft,
     ) -> Result<Planned, EngineError> {
+        request.active.check_fits(self.params.input_size)?;
         let existing_id = |draft: &Draft, id: &Name| -> Option<Pattern> {
             draft.new_ids.get(id).cloned().or_else(|| {
                 let neuron = self.neuron(&request.neuron)?;

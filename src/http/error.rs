@@ -6,6 +6,7 @@
 
 use crate::analysis::InvalidParameter;
 use crate::engine::{EngineError, NameError, ParamsError, PatternError};
+use crate::store::health::Fault;
 use crate::store::writer::WriteError;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -36,6 +37,10 @@ enum Kind {
     InvalidPattern,
     Busy,
     Unavailable,
+    /// Writes fail because the disk (or the configured database size) is full.
+    StorageFull,
+    /// Writes fail for a reason that may clear: a read-only disk, a lock, an I/O error.
+    StorageUnavailable,
     Internal,
 }
 
@@ -49,8 +54,31 @@ impl Kind {
             Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Kind::InvalidPattern => StatusCode::UNPROCESSABLE_ENTITY,
-            Kind::Busy | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Busy | Kind::Unavailable | Kind::StorageUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Kind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for conditions that clear by themselves.
+    fn retry_after(self) -> Option<&'static str> {
+        match self {
+            Kind::Busy => Some("1"),
+            Kind::StorageUnavailable => Some("5"),
+            Kind::StorageFull => Some("30"),
+            Kind::MalformedRequest
+            | Kind::InvalidParameter
+            | Kind::NotFound
+            | Kind::MethodNotAllowed
+            | Kind::Conflict
+            | Kind::NeuronFull
+            | Kind::PayloadTooLarge
+            | Kind::UnsupportedMediaType
+            | Kind::InvalidPattern
+            | Kind::Unavailable
+            | Kind::Internal => None,
         }
     }
 
@@ -68,6 +96,11 @@ impl Kind {
             Kind::InvalidPattern => ("invalid-pattern", "The pattern is invalid"),
             Kind::Busy => ("busy", "The service is busy"),
             Kind::Unavailable => ("unavailable", "The service is unavailable"),
+            Kind::StorageFull => ("storage-full", "The database's storage is full"),
+            Kind::StorageUnavailable => (
+                "storage-unavailable",
+                "The database cannot take writes right now",
+            ),
             Kind::Internal => ("internal", "Internal server error"),
         }
     }
@@ -117,6 +150,16 @@ impl ApiError {
 
     pub fn unavailable(detail: impl Into<String>) -> ApiError {
         ApiError::new(Kind::Unavailable, detail)
+    }
+
+    /// Too much work in flight: retry shortly.
+    pub fn busy(detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::Busy, detail)
+    }
+
+    /// A failure on our side; `detail` goes to the log, not to the client.
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::Internal, detail)
     }
 
     /// An invalid pattern at `field`.
@@ -169,10 +212,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.kind == Kind::Busy {
+        if let Some(seconds) = self.kind.retry_after() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         response
     }
@@ -240,7 +283,9 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownNeuron(_) | EngineError::UnknownPattern { .. } => Kind::NotFound,
             EngineError::IdConflict { .. } => Kind::Conflict,
             EngineError::NeuronFull { .. } => Kind::NeuronFull,
-            EngineError::TooFewActiveBits { .. } => Kind::InvalidPattern,
+            EngineError::TooFewActiveBits { .. } | EngineError::InvalidPattern(_) => {
+                return ApiError::invalid_pattern("active", error.to_string());
+            }
             EngineError::InvalidThreshold(_) => Kind::InvalidParameter,
         };
         ApiError::new(kind, error.to_string())
@@ -254,8 +299,26 @@ impl From<WriteError> for ApiError {
             WriteError::UnknownSpace(_) => ApiError::not_found(error.to_string()),
             WriteError::SpaceConflict(_) => ApiError::new(Kind::Conflict, error.to_string()),
             WriteError::Busy => ApiError::new(Kind::Busy, error.to_string()),
-            WriteError::Closed => ApiError::unavailable(error.to_string()),
-            WriteError::Storage(_) => ApiError::new(Kind::Internal, error.to_string()),
+            WriteError::Closed | WriteError::WriterFailed(_) => {
+                ApiError::unavailable(error.to_string())
+            }
+            WriteError::Storage(storage) => {
+                let kind = match storage.fault {
+                    Fault::Full => Kind::StorageFull,
+                    Fault::ReadOnly | Fault::Locked | Fault::Io => Kind::StorageUnavailable,
+                    Fault::Other => Kind::Internal,
+                };
+                // The driver's message may name files and SQL: the log has it, the client gets
+                // what it can act on.
+                tracing::warn!(%storage, "a write was refused by the database");
+                ApiError::new(
+                    kind,
+                    format!(
+                        "{}; nothing was written, retry later",
+                        storage.fault.describe()
+                    ),
+                )
+            }
         }
     }
 }
@@ -264,6 +327,14 @@ impl From<WriteError> for ApiError {
 mod tests {
     use super::*;
     use crate::engine::Name;
+    use crate::store::health::StorageError;
+
+    fn storage(fault: Fault, message: &str) -> WriteError {
+        WriteError::Storage(StorageError {
+            fault,
+            message: message.into(),
+        })
+    }
 
     async fn body(error: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
         let response = error.into_response();
@@ -293,8 +364,28 @@ mod tests {
             (WriteError::Busy, StatusCode::SERVICE_UNAVAILABLE),
             (WriteError::Closed, StatusCode::SERVICE_UNAVAILABLE),
             (
-                WriteError::Storage("disk I/O error in table patterns".into()),
+                storage(Fault::Other, "no such table: patterns"),
                 StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                storage(Fault::Full, "database or disk is full"),
+                StatusCode::INSUFFICIENT_STORAGE,
+            ),
+            (
+                storage(Fault::ReadOnly, "attempt to write a readonly database"),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                storage(Fault::Locked, "database is locked"),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                storage(Fault::Io, "disk I/O error"),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                WriteError::WriterFailed("a panic".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
             ),
             (
                 WriteError::Engine {
@@ -319,8 +410,16 @@ mod tests {
             (status, retry.as_deref()),
             (StatusCode::SERVICE_UNAVAILABLE, Some("1"))
         );
+        let (status, retry, problem) =
+            body(storage(Fault::Full, "disk full writing table patterns").into()).await;
+        assert_eq!(
+            (status, retry.as_deref()),
+            (StatusCode::INSUFFICIENT_STORAGE, Some("30"))
+        );
+        assert!(!problem["detail"].as_str().unwrap().contains("patterns"));
+        assert_eq!(problem["type"], "urn:dendrite:problem:storage-full");
         let (status, _, problem) =
-            body(WriteError::Storage("disk I/O error in table patterns".into()).into()).await;
+            body(storage(Fault::Other, "no such table: patterns").into()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!problem["detail"].as_str().unwrap().contains("patterns"));
         assert_eq!(problem["type"], "urn:dendrite:problem:internal");

@@ -15,6 +15,7 @@ pub use system::OPENAPI;
 
 use crate::engine::{Name, SharedSpace, Space, Spaces};
 use crate::store::Database;
+use crate::store::health::Health;
 use crate::store::writer::Writer;
 use axum::Router;
 use axum::handler::Handler;
@@ -22,7 +23,8 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use error::ApiError;
 use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -30,7 +32,65 @@ pub struct AppState {
     pub spaces: Arc<Spaces>,
     pub writer: Writer,
     pub db: Database,
+    /// Whether writes are failing, and why: what `/readyz` reports.
+    pub health: Arc<Health>,
+    pub cpu: CpuPool,
     pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(spaces: Arc<Spaces>, writer: Writer, db: Database, health: Arc<Health>) -> AppState {
+        AppState {
+            spaces,
+            writer,
+            db,
+            health,
+            cpu: CpuPool::for_this_machine(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Where CPU-heavy work runs: the theory of new parameters, long reads. On the blocking pool, at
+/// most one task per core at a time, so the async workers stay free for `/healthz` and quick
+/// requests, and a flood of expensive requests queues here instead of taking every thread.
+#[derive(Clone, Debug)]
+pub struct CpuPool {
+    permits: Arc<Semaphore>,
+}
+
+/// How long a request waits for a CPU worker before it is told the service is busy.
+const CPU_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+impl CpuPool {
+    pub fn new(parallel: usize) -> CpuPool {
+        CpuPool {
+            permits: Arc::new(Semaphore::new(parallel.max(1))),
+        }
+    }
+
+    fn for_this_machine() -> CpuPool {
+        CpuPool::new(std::thread::available_parallelism().map_or(2, usize::from))
+    }
+
+    /// Runs `work` on the blocking pool once a worker is free. The permit goes with the work,
+    /// so work whose request was abandoned still counts until it ends: the bound is real.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit =
+            tokio::time::timeout(CPU_QUEUE_WAIT, Arc::clone(&self.permits).acquire_owned())
+                .await
+                .map_err(|_| ApiError::busy("every CPU worker is busy; retry shortly"))?
+                .expect("the pool's semaphore is never closed");
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("a worker failed: {e}")))
+    }
 }
 
 /// One route of the API.

@@ -52,7 +52,7 @@ async fn create(
     Json(body): Json<SpaceBody>,
 ) -> Result<(StatusCode, Json<SpaceReport>), ApiError> {
     let name = parse_name("space", &space)?;
-    let params = SpaceParams::new(&SpaceSpec {
+    let spec = SpaceSpec {
         input_size: body.input_size,
         active_bits: body.active_bits,
         synapses_per_pattern: body.synapses_per_pattern,
@@ -60,8 +60,14 @@ async fn create(
         max_false_match: body.max_false_match,
         max_segments_per_neuron: body.max_segments_per_neuron,
         seed: body.seed,
-    })?;
-    let (report, created) = state.writer.create_space(name, params).await?;
+    };
+    // The defaults and the space's theory cost milliseconds for large parameters: computed on a
+    // CPU worker, so neither an async worker nor the writer waits for them.
+    let space = state
+        .cpu
+        .run(move || SpaceParams::new(&spec).map(|params| Space::new(name, params)))
+        .await??;
+    let (report, created) = state.writer.create_space(space).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -29,8 +29,12 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database answers and the engine is loaded (the router only starts once it is).
+/// Ready to take writes: the engine is loaded (the router only starts once it is), the database
+/// answers, and writes are not failing. While they are, reads still work, and the answer says why.
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if let Some(problem) = state.health.problem() {
+        return Err(ApiError::unavailable(problem));
+    }
     if state.db.ping().await {
         Ok(Json(json!({"status": "ready"})))
     } else {

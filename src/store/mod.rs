@@ -4,11 +4,15 @@
 //! learning order, so a restarted service answers exactly as before. Every write goes through the
 //! [`writer`], which commits before it applies and answers only after the commit returns.
 
+pub mod connection;
+pub mod health;
 pub mod writer;
 
 use crate::engine::{Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
 use anyhow::Context;
+use connection::WriteConnection;
 use futures_util::TryStreamExt;
+use health::{Fault, StorageError};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -18,7 +22,35 @@ use std::time::{Duration, Instant};
 /// The SQLite database behind the service.
 #[derive(Clone, Debug)]
 pub struct Database {
+    /// Reads: loading at start-up and the readiness ping. Writes go through a [`WriteConnection`].
     pool: SqlitePool,
+    options: SqliteConnectOptions,
+}
+
+/// SQLite's page size for new databases: `max_database_size` counts in these.
+const PAGE_SIZE: u64 = 4096;
+
+/// A start-up error that says which database failed and what to do about it.
+fn cannot_write(url: &str, error: &StorageError) -> anyhow::Error {
+    let fix = match error.fault {
+        Fault::ReadOnly => {
+            "make the file, its -wal and -shm companions and its folder writable by the user running dendrite"
+        }
+        Fault::Full => "free space on its disk (or raise --max-database-size)",
+        Fault::Locked => "stop the other process that holds it open for writing",
+        Fault::Io | Fault::Other => "check the file and its disk",
+    };
+    anyhow::anyhow!("cannot use the database {url}: {error}; {fix}, then start again")
+}
+
+/// A failed migration: a database that cannot be written says so, anything else is passed on.
+#[allow(clippy::wildcard_enum_match_arm)] // MigrateError is non_exhaustive
+fn migration_failed(url: &str, error: sqlx::migrate::MigrateError) -> anyhow::Error {
+    match error {
+        sqlx::migrate::MigrateError::Execute(e)
+        | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => cannot_write(url, &e.into()),
+        other => anyhow::Error::new(other).context("cannot migrate the database"),
+    }
 }
 
 /// What start-up loaded.
@@ -31,37 +63,50 @@ pub struct LoadSummary {
 }
 
 impl Database {
-    /// Opens (creating if missing) and migrates the database at `url`.
+    /// Opens (creating if missing) and migrates the database at `url`, and checks that it takes
+    /// a commit: a database that cannot be written is refused here, with the fix, rather than
+    /// served as "ready" with every write failing.
     ///
     /// WAL lets the readiness probe read while the writer writes; `synchronous=FULL` makes every
-    /// commit durable across power loss before the writer acknowledges it.
-    pub async fn open(url: &str) -> anyhow::Result<Database> {
-        let options = SqliteConnectOptions::from_str(url)
+    /// commit durable across power loss before the writer acknowledges it. `max_size`, when set,
+    /// caps the database file (SQLite's `max_page_count`): past it writes fail as on a full disk.
+    pub async fn open(url: &str, max_size: Option<u64>) -> anyhow::Result<Database> {
+        let mut options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("invalid database URL {url:?}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        // An in-memory database is private to its connection: keep exactly one.
+        if let Some(bytes) = max_size {
+            options = options.pragma("max_page_count", (bytes / PAGE_SIZE).max(1).to_string());
+        }
+        // An in-memory database lives as long as one of its connections: the pool keeps one open
+        // for good, and the writer's connection shares it (sqlx names it and shares its cache).
         let connections = if url.contains(":memory:") { 1 } else { 2 };
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .with_context(|| format!("cannot open the database {url:?}"))?;
+            .map_err(|e| cannot_write(url, &e.into()))?;
         sqlx::migrate!()
             .run(&pool)
             .await
-            .context("cannot migrate the database")?;
-        Ok(Database { pool })
+            .map_err(|error| migration_failed(url, error))?;
+        let database = Database { pool, options };
+        let mut probe = database.write_connection();
+        let probed = probe.probe().await;
+        probe.close().await;
+        probed.map_err(|e| cannot_write(url, &e))?;
+        Ok(database)
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// A connection for the writer, with the same settings as the pool's.
+    pub fn write_connection(&self) -> WriteConnection {
+        WriteConnection::new(self.options.clone())
     }
 
     /// Whether the database answers a query.

@@ -2,24 +2,34 @@
 //!
 //! Handlers send commands over a bounded channel (a full channel is an immediate "busy", never an
 //! unbounded queue) and wait for the answer. The writer drains whatever store commands are waiting,
-//! plans them in order against the engine (a [`Planner`] lets each see the plans before it),
-//! commits all their rows in one transaction — one fsync for many writes: group commit — then
-//! applies the plans to the engine and answers each caller. A failed commit applies nothing.
-//! Because one task plans every change, sampling is deterministic and two concurrent stores to one
-//! neuron cannot race for a segment.
+//! plans them in order against the engine (a [`Planner`] lets each see the plans before it), so
+//! every request is validated against the state it commits into, commits all their rows in one
+//! transaction — one fsync for many writes: group commit — then applies the plans to the engine
+//! and answers each caller. A failed commit applies nothing and answers every caller with the
+//! fault; the next write starts on a fresh connection.
+//!
+//! The writer runs on a thread of its own. Applying a write takes the space's write lock, which
+//! waits for the queries reading it; on a thread of its own that wait holds up only the writer,
+//! never the async workers that answer `/healthz` and other spaces' requests. A panic while
+//! handling a command is caught: the writer then refuses every later write and `/readyz` says why,
+//! rather than the service answering "shutting down" forever.
 
-use super::{Database, encode_cells};
-use crate::engine::PatternView;
+use super::connection::WriteConnection;
+use super::encode_cells;
+use super::health::{Health, StorageError};
 use crate::engine::{
-    EngineError, Name, Planned, Planner, SharedSpace, Space, SpaceParams, SpaceReport, Spaces,
+    EngineError, Name, PatternView, Planned, Planner, SharedSpace, Space, SpaceReport, Spaces,
     StorePlan, StoreRequest,
 };
+use futures_util::FutureExt;
+use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 /// Commands waiting for the writer; beyond this, callers are told the service is busy.
 const QUEUE_CAPACITY: usize = 16_384;
@@ -27,6 +37,8 @@ const QUEUE_CAPACITY: usize = 16_384;
 const MAX_PATTERNS_PER_COMMIT: usize = 20_000;
 /// Rows per INSERT statement: 6 bound values each stays well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 1_000;
+/// While writes are failing, how often the writer tries a probe commit when no write comes.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a write was refused. Nothing changed when it was.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +52,12 @@ pub enum WriteError {
     SpaceConflict(Name),
     #[error("the write queue is full; retry shortly")]
     Busy,
-    /// The commit failed; the message is for the log, not for clients.
-    #[error("the database refused the commit: {0}")]
-    Storage(String),
+    /// The database refused the commit; nothing was written.
+    #[error("{0}")]
+    Storage(StorageError),
+    /// The writer stopped after an internal error; writes need a restart.
+    #[error("the writer stopped after an internal error: {0}")]
+    WriterFailed(String),
     #[error("the service is shutting down")]
     Closed,
 }
@@ -56,14 +71,9 @@ impl WriteError {
             | WriteError::SpaceConflict(_)
             | WriteError::Busy
             | WriteError::Storage(_)
+            | WriteError::WriterFailed(_)
             | WriteError::Closed => None,
         }
-    }
-}
-
-impl From<sqlx::Error> for WriteError {
-    fn from(error: sqlx::Error) -> WriteError {
-        WriteError::Storage(error.to_string())
     }
 }
 
@@ -100,8 +110,7 @@ type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
 
 enum Command {
     CreateSpace {
-        name: Name,
-        params: SpaceParams,
+        space: Box<Space>,
         reply: Reply<(SpaceReport, bool)>,
     },
     DeleteSpace {
@@ -120,6 +129,9 @@ enum Command {
         neuron: Name,
         reply: Reply<()>,
     },
+    /// Panics inside the writer: how the tests prove that a failed writer is reported.
+    #[cfg(test)]
+    Crash,
 }
 
 struct StoreCommand {
@@ -133,31 +145,76 @@ struct StoreCommand {
 pub struct Writer {
     commands: mpsc::Sender<Command>,
     stats: Arc<WriteStats>,
+    health: Arc<Health>,
+}
+
+/// The running writer thread, to stop at shutdown.
+#[derive(Debug)]
+pub struct WriterThread {
+    stop: Option<oneshot::Sender<()>>,
+    stopped: oneshot::Receiver<()>,
+}
+
+impl WriterThread {
+    /// Stops taking commands, finishes the ones already queued, closes the connection and waits
+    /// for the thread to end.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.stopped.await;
+    }
 }
 
 impl Writer {
-    /// Starts the writer task. It ends once every handle is dropped and the queue is drained.
-    pub fn spawn(db: Database, spaces: Arc<Spaces>) -> (Writer, JoinHandle<()>) {
+    /// Starts the writer on a thread of its own (with its own single-threaded runtime).
+    pub fn spawn(
+        connection: WriteConnection,
+        spaces: Arc<Spaces>,
+        health: Arc<Health>,
+    ) -> std::io::Result<(Writer, WriterThread)> {
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriteStats::default());
-        let task = tokio::spawn(run(queue, db, spaces, Arc::clone(&stats)));
-        (Writer { commands, stats }, task)
+        let (stop, stop_signal) = oneshot::channel();
+        let (stopped_signal, stopped) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let task = WriterTask {
+            connection,
+            spaces,
+            stats: Arc::clone(&stats),
+            health: Arc::clone(&health),
+            failed: None,
+        };
+        std::thread::Builder::new()
+            .name("dendrite-writer".into())
+            .spawn(move || {
+                runtime.block_on(task.run(queue, stop_signal));
+                let _ = stopped_signal.send(());
+            })?;
+        Ok((
+            Writer {
+                commands,
+                stats,
+                health,
+            },
+            WriterThread {
+                stop: Some(stop),
+                stopped,
+            },
+        ))
     }
 
     pub fn stats(&self) -> &WriteStats {
         &self.stats
     }
 
-    /// Creates a space: `(report, true)` when new, `(report, false)` when it exists with the
-    /// same parameters.
-    pub async fn create_space(
-        &self,
-        name: Name,
-        params: SpaceParams,
-    ) -> Result<(SpaceReport, bool), WriteError> {
+    /// Creates a space built by the caller (its theory is computed off the writer): `(report,
+    /// true)` when new, `(report, false)` when it exists with the same parameters.
+    pub async fn create_space(&self, space: Space) -> Result<(SpaceReport, bool), WriteError> {
         self.call(|reply| Command::CreateSpace {
-            name,
-            params,
+            space: Box::new(space),
             reply,
         })
         .await
@@ -205,33 +262,59 @@ impl Writer {
 
     async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, WriteError> {
         let (reply, answer) = oneshot::channel();
+        let closed = || match self.health.writer_failure() {
+            Some(why) => WriteError::WriterFailed(why),
+            None => WriteError::Closed,
+        };
         self.commands
             .try_send(command(reply))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => WriteError::Busy,
-                mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
+                mpsc::error::TrySendError::Closed(_) => closed(),
             })?;
-        answer.await.map_err(|_| WriteError::Closed)?
+        answer.await.map_err(|_| closed())?
     }
 }
 
-async fn run(
-    mut queue: mpsc::Receiver<Command>,
-    db: Database,
+/// The writer's state: what it writes to and what it reports to.
+struct WriterTask {
+    connection: WriteConnection,
     spaces: Arc<Spaces>,
     stats: Arc<WriteStats>,
-) {
-    let mut next: Option<Command> = None;
-    loop {
-        let command = match next.take() {
-            Some(command) => command,
-            None => match queue.recv().await {
+    health: Arc<Health>,
+    /// Set once a command panicked: every later command is refused with it.
+    failed: Option<String>,
+}
+
+impl WriterTask {
+    async fn run(mut self, mut queue: mpsc::Receiver<Command>, stop: oneshot::Receiver<()>) {
+        let mut stop = stop;
+        let mut stopping = false;
+        let mut next: Option<Command> = None;
+        loop {
+            let command = match next.take() {
                 Some(command) => command,
-                None => break,
-            },
-        };
-        match command {
-            Command::Store(first) => {
+                None => {
+                    let probe_after = self.health.is_degraded() && self.failed.is_none();
+                    tokio::select! {
+                        received = queue.recv() => match received {
+                            Some(command) => command,
+                            None => break,
+                        },
+                        _ = &mut stop, if !stopping => {
+                            // Refuse new commands; the ones already queued are still handled.
+                            stopping = true;
+                            queue.close();
+                            continue;
+                        }
+                        () = tokio::time::sleep(PROBE_INTERVAL), if probe_after => {
+                            self.probe().await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let work = if let Command::Store(first) = command {
                 let mut patterns = first.requests.len();
                 let mut group = vec![first];
                 while patterns < MAX_PATTERNS_PER_COMMIT {
@@ -247,118 +330,326 @@ async fn run(
                         Err(_) => break,
                     }
                 }
-                store_group(&db, &spaces, &stats, group).await;
+                Work::Stores(group)
+            } else {
+                Work::One(command)
+            };
+            if let Some(why) = &self.failed {
+                work.refuse(why);
+                continue;
             }
-            Command::CreateSpace {
-                name,
-                params,
-                reply,
-            } => {
-                let _ = reply.send(create_space(&db, &spaces, &stats, name, params).await);
+            // A panic drops the command's reply channels (their callers get the failure) and
+            // leaves the engine possibly half-changed: stop writing, say why, keep serving reads.
+            let handled = AssertUnwindSafe(self.handle(work)).catch_unwind().await;
+            if let Err(panic) = handled {
+                let why = panic_message(panic.as_ref());
+                self.health.writer_failed(why.clone());
+                self.failed = Some(why);
             }
-            Command::DeleteSpace { name, reply } => {
-                let _ = reply.send(delete_space(&db, &spaces, &stats, name).await);
+        }
+        self.connection.close().await;
+    }
+
+    async fn handle(&mut self, work: Work) {
+        match work {
+            Work::Stores(group) => self.store_group(group).await,
+            Work::One(Command::Store(store)) => self.store_group(vec![store]).await,
+            Work::One(Command::CreateSpace { space, reply }) => {
+                let _ = reply.send(self.create_space(*space).await);
             }
-            Command::Forget {
+            Work::One(Command::DeleteSpace { name, reply }) => {
+                let _ = reply.send(self.delete_space(name).await);
+            }
+            Work::One(Command::Forget {
                 space,
                 neuron,
                 id,
                 reply,
-            } => {
-                let _ = reply.send(forget(&db, &spaces, &stats, space, neuron, id).await);
+            }) => {
+                let _ = reply.send(self.forget(space, neuron, id).await);
             }
-            Command::DeleteNeuron {
+            Work::One(Command::DeleteNeuron {
                 space,
                 neuron,
                 reply,
-            } => {
-                let _ = reply.send(delete_neuron(&db, &spaces, &stats, space, neuron).await);
+            }) => {
+                let _ = reply.send(self.delete_neuron(space, neuron).await);
             }
+            #[cfg(test)]
+            Work::One(Command::Crash) => panic!("crash requested by a test"),
         }
     }
-}
 
-fn space_of(spaces: &Spaces, name: &Name) -> Result<SharedSpace, WriteError> {
-    spaces
-        .get(name)
-        .ok_or_else(|| WriteError::UnknownSpace(name.clone()))
-}
-
-async fn store_group(db: &Database, spaces: &Spaces, stats: &WriteStats, group: Vec<StoreCommand>) {
-    let mut planners: HashMap<Name, Planner> = HashMap::new();
-    let mut accepted: Vec<(StoreCommand, SharedSpace, Vec<Planned>)> =
-        Vec::with_capacity(group.len());
-    for command in group {
-        let shared = match space_of(spaces, &command.space) {
-            Ok(shared) => shared,
+    /// Runs `body` in one transaction on the writer's connection, reporting the outcome to
+    /// [`Health`].
+    async fn commit<T>(
+        &mut self,
+        body: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, WriteError> {
+        match self.connection.transaction(body).await {
+            Ok(value) => {
+                self.health.storage_ok();
+                Ok(value)
+            }
             Err(error) => {
-                let _ = command.reply.send(Err(error));
-                continue;
-            }
-        };
-        let planner = planners.entry(command.space.clone()).or_default();
-        let planned = {
-            let space = shared.read().unwrap_or_else(PoisonError::into_inner);
-            planner.plan(&space, &command.requests)
-        };
-        match planned {
-            Ok(plans) => accepted.push((command, shared, plans)),
-            Err((index, error)) => {
-                let _ = command.reply.send(Err(WriteError::Engine { index, error }));
+                self.health.storage_failed(&error);
+                Err(WriteError::Storage(error))
             }
         }
     }
-    let new: Vec<(&Name, &StorePlan)> = accepted
-        .iter()
-        .flat_map(|(command, _, plans)| {
-            plans.iter().filter_map(move |planned| match planned {
-                Planned::New(plan) => Some((&command.space, plan)),
-                Planned::Existing { .. } => None,
-            })
-        })
-        .collect();
-    if !new.is_empty() {
-        if let Err(error) = commit_stores(db, &new).await {
-            tracing::error!(%error, patterns = new.len(), "commit of a store group failed; nothing applied");
-            let message = error.to_string();
-            for (command, _, _) in accepted {
-                let _ = command
-                    .reply
-                    .send(Err(WriteError::Storage(message.clone())));
-            }
-            return;
+
+    async fn probe(&mut self) {
+        match self.connection.probe().await {
+            Ok(()) => self.health.storage_ok(),
+            Err(error) => self.health.storage_failed(&error),
         }
-        stats.record(new.len());
     }
-    for (command, shared, plans) in accepted {
-        let mut space = shared.write().unwrap_or_else(PoisonError::into_inner);
-        let fresh: Vec<StorePlan> = plans
-            .iter()
-            .filter_map(|p| match p {
-                Planned::New(plan) => Some(plan.clone()),
-                Planned::Existing { .. } => None,
-            })
-            .collect();
-        space.apply_stores(&fresh);
-        let answers = plans
-            .iter()
-            .map(|planned| {
-                let pattern = space
-                    .pattern(planned.neuron(), planned.id())
-                    .expect("a planned pattern exists once applied");
-                Stored {
-                    pattern,
-                    created: matches!(planned, Planned::New(_)),
+
+    fn space_of(&self, name: &Name) -> Result<SharedSpace, WriteError> {
+        self.spaces
+            .get(name)
+            .ok_or_else(|| WriteError::UnknownSpace(name.clone()))
+    }
+
+    async fn store_group(&mut self, group: Vec<StoreCommand>) {
+        let mut planners: HashMap<Name, Planner> = HashMap::new();
+        let mut accepted: Vec<(StoreCommand, SharedSpace, Vec<Planned>)> =
+            Vec::with_capacity(group.len());
+        for command in group {
+            let shared = match self.space_of(&command.space) {
+                Ok(shared) => shared,
+                Err(error) => {
+                    let _ = command.reply.send(Err(error));
+                    continue;
                 }
+            };
+            let planner = planners.entry(command.space.clone()).or_default();
+            let planned = {
+                let space = shared.read().unwrap_or_else(PoisonError::into_inner);
+                planner.plan(&space, &command.requests)
+            };
+            match planned {
+                Ok(plans) => accepted.push((command, shared, plans)),
+                Err((index, error)) => {
+                    let _ = command.reply.send(Err(WriteError::Engine { index, error }));
+                }
+            }
+        }
+        let new: Vec<(&Name, &StorePlan)> = accepted
+            .iter()
+            .flat_map(|(command, _, plans)| {
+                plans.iter().filter_map(move |planned| match planned {
+                    Planned::New(plan) => Some((&command.space, plan)),
+                    Planned::Existing { .. } => None,
+                })
             })
             .collect();
-        drop(space);
-        let _ = command.reply.send(Ok(answers));
+        if !new.is_empty() {
+            let committed = self
+                .commit(async |connection| insert_stores(connection, &new).await)
+                .await;
+            if let Err(error) = committed {
+                tracing::error!(%error, patterns = new.len(), "commit of a store group failed; nothing applied");
+                let WriteError::Storage(error) = error else {
+                    unreachable!("a commit fails only with a storage error")
+                };
+                for (command, _, _) in accepted {
+                    let _ = command.reply.send(Err(WriteError::Storage(error.clone())));
+                }
+                return;
+            }
+            self.stats.record(new.len());
+        }
+        for (command, shared, plans) in accepted {
+            let mut space = shared.write().unwrap_or_else(PoisonError::into_inner);
+            let fresh: Vec<StorePlan> = plans
+                .iter()
+                .filter_map(|p| match p {
+                    Planned::New(plan) => Some(plan.clone()),
+                    Planned::Existing { .. } => None,
+                })
+                .collect();
+            space.apply_stores(&fresh);
+            let answers = plans
+                .iter()
+                .map(|planned| {
+                    let pattern = space
+                        .pattern(planned.neuron(), planned.id())
+                        .expect("a planned pattern exists once applied");
+                    Stored {
+                        pattern,
+                        created: matches!(planned, Planned::New(_)),
+                    }
+                })
+                .collect();
+            drop(space);
+            let _ = command.reply.send(Ok(answers));
+        }
+    }
+
+    async fn create_space(&mut self, space: Space) -> Result<(SpaceReport, bool), WriteError> {
+        let name = space.name().clone();
+        if let Some(existing) = self.spaces.get(&name) {
+            let existing = existing.read().unwrap_or_else(PoisonError::into_inner);
+            return if existing.params() == space.params() {
+                Ok((existing.report(), false))
+            } else {
+                Err(WriteError::SpaceConflict(name))
+            };
+        }
+        let params = space.params().clone();
+        self.commit(async |connection| {
+            sqlx::query(
+                "INSERT INTO spaces (name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
+                 max_segments_per_neuron, seed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .bind(name.as_str())
+            .bind(i64::from(params.input_size))
+            .bind(i64::from(params.active_bits))
+            .bind(i64::from(params.synapses_per_pattern))
+            .bind(i64::from(params.threshold))
+            .bind(params.max_false_match)
+            .bind(i64::from(params.max_segments_per_neuron))
+            .bind(params.seed as i64)
+            .execute(connection)
+            .await
+            .map(drop)
+        })
+        .await?;
+        self.stats.record(1);
+        let report = space.report();
+        self.spaces.insert(space);
+        Ok((report, true))
+    }
+
+    async fn delete_space(&mut self, name: Name) -> Result<(), WriteError> {
+        self.space_of(&name)?;
+        let statements = [
+            "DELETE FROM patterns WHERE space = ?1",
+            "DELETE FROM neurons WHERE space = ?1",
+            "DELETE FROM spaces WHERE name = ?1",
+        ];
+        self.delete_rows(&statements, &[name.as_str()]).await?;
+        self.spaces.remove(&name);
+        Ok(())
+    }
+
+    async fn forget(&mut self, space: Name, neuron: Name, id: Name) -> Result<(), WriteError> {
+        let statements = ["DELETE FROM patterns WHERE space = ?1 AND neuron = ?2 AND id = ?3"];
+        let values = [space.as_str(), neuron.as_str(), id.as_str()];
+        let shared = self.space_of(&space)?;
+        self.checked_deletion(
+            &shared,
+            |space| space.check_forget(&neuron, &id),
+            (&statements, &values),
+            |space| space.apply_forget(&neuron, &id),
+        )
+        .await
+    }
+
+    async fn delete_neuron(&mut self, space: Name, neuron: Name) -> Result<(), WriteError> {
+        let statements = [
+            "DELETE FROM patterns WHERE space = ?1 AND neuron = ?2",
+            "DELETE FROM neurons WHERE space = ?1 AND name = ?2",
+        ];
+        let values = [space.as_str(), neuron.as_str()];
+        let shared = self.space_of(&space)?;
+        self.checked_deletion(
+            &shared,
+            |space| space.neuron_summary(&neuron).map(drop),
+            (&statements, &values),
+            |space| space.delete_neuron(&neuron),
+        )
+        .await
+    }
+
+    /// A deletion inside a space: checked against the engine first (so it cannot fail once
+    /// committed), committed, then applied.
+    async fn checked_deletion(
+        &mut self,
+        shared: &SharedSpace,
+        check: impl FnOnce(&Space) -> Result<(), EngineError>,
+        (statements, values): (&[&'static str], &[&str]),
+        apply: impl FnOnce(&mut Space) -> Result<(), EngineError>,
+    ) -> Result<(), WriteError> {
+        let engine_error = |error| WriteError::Engine { index: 0, error };
+        check(&shared.read().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)?;
+        self.delete_rows(statements, values).await?;
+        apply(&mut shared.write().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)
+    }
+
+    /// Runs deletions in one transaction, each statement with the same bound values, and counts
+    /// the commit as one write.
+    async fn delete_rows(
+        &mut self,
+        statements: &[&'static str],
+        values: &[&str],
+    ) -> Result<(), WriteError> {
+        self.commit(async |connection| {
+            for &statement in statements {
+                let query = values
+                    .iter()
+                    .fold(sqlx::query(statement), |query, value| query.bind(*value));
+                query.execute(&mut *connection).await?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.stats.record(1);
+        Ok(())
     }
 }
 
-/// Writes the rows of new patterns, and their neurons' counters, in one transaction.
-async fn commit_stores(db: &Database, plans: &[(&Name, &StorePlan)]) -> Result<(), sqlx::Error> {
+/// What the writer does next: a group of stores committed together, or one other command.
+enum Work {
+    Stores(Vec<StoreCommand>),
+    One(Command),
+}
+
+impl Work {
+    /// Answers every caller of this work with the writer's failure.
+    fn refuse(self, why: &str) {
+        fn failed<T>(why: &str) -> Result<T, WriteError> {
+            Err(WriteError::WriterFailed(why.to_owned()))
+        }
+        match self {
+            Work::Stores(group) => {
+                for store in group {
+                    let _ = store.reply.send(failed(why));
+                }
+            }
+            Work::One(command) => match command {
+                Command::Store(store) => {
+                    let _ = store.reply.send(failed(why));
+                }
+                Command::CreateSpace { reply, .. } => {
+                    let _ = reply.send(failed(why));
+                }
+                Command::DeleteSpace { reply, .. }
+                | Command::Forget { reply, .. }
+                | Command::DeleteNeuron { reply, .. } => {
+                    let _ = reply.send(failed(why));
+                }
+                #[cfg(test)]
+                Command::Crash => {}
+            },
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Writes the rows of new patterns, and their neurons' counters, inside the open transaction.
+async fn insert_stores(
+    connection: &mut SqliteConnection,
+    plans: &[(&Name, &StorePlan)],
+) -> Result<(), sqlx::Error> {
     // Per neuron, the counters after these plans: ids and segment numbers handed out stay taken.
     let mut counters: HashMap<(&Name, &Name), (i64, i64)> = HashMap::new();
     for (space, plan) in plans {
@@ -373,7 +664,6 @@ async fn commit_stores(db: &Database, plans: &[(&Name, &StorePlan)]) -> Result<(
         entry.1 = entry.1.max(next_segment);
     }
     let counters: Vec<_> = counters.into_iter().collect();
-    let mut tx = db.pool().begin().await?;
     for chunk in counters.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> =
             QueryBuilder::new("INSERT INTO neurons (space, name, next_pattern, next_segment) ");
@@ -390,7 +680,7 @@ async fn commit_stores(db: &Database, plans: &[(&Name, &StorePlan)]) -> Result<(
             " ON CONFLICT (space, name) DO UPDATE SET next_pattern = max(next_pattern, excluded.next_pattern), \
              next_segment = max(next_segment, excluded.next_segment)",
         );
-        insert.build().execute(&mut *tx).await?;
+        insert.build().execute(&mut *connection).await?;
     }
     for chunk in plans.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -404,143 +694,60 @@ async fn commit_stores(db: &Database, plans: &[(&Name, &StorePlan)]) -> Result<(
                 .push_bind(encode_cells(plan.active.cells()))
                 .push_bind(encode_cells(&plan.synapses));
         });
-        insert.build().execute(&mut *tx).await?;
+        insert.build().execute(&mut *connection).await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
-async fn create_space(
-    db: &Database,
-    spaces: &Spaces,
-    stats: &WriteStats,
-    name: Name,
-    params: SpaceParams,
-) -> Result<(SpaceReport, bool), WriteError> {
-    if let Some(existing) = spaces.get(&name) {
-        let space = existing.read().unwrap_or_else(PoisonError::into_inner);
-        return if *space.params() == params {
-            Ok((space.report(), false))
-        } else {
-            Err(WriteError::SpaceConflict(name))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Pattern, SpaceParams, SpaceSpec};
+    use crate::store::Database;
+
+    async fn writer_on_a_temporary_file() -> (Writer, WriterThread, Arc<Health>, tempfile::TempDir)
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let db = Database::open(&url, None).await.unwrap();
+        let health = Arc::new(Health::default());
+        let (writer, thread) = Writer::spawn(
+            db.write_connection(),
+            Arc::new(Spaces::default()),
+            Arc::clone(&health),
+        )
+        .unwrap();
+        (writer, thread, health, dir)
+    }
+
+    fn small_space(name: &str) -> Space {
+        let params = SpaceParams::new(&SpaceSpec {
+            input_size: 64,
+            active_bits: 8,
+            threshold: Some(4),
+            max_false_match: Some(1.0),
+            ..SpaceSpec::default()
+        })
+        .unwrap();
+        Space::new(Name::parse(name).unwrap(), params)
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_panicked_refuses_writes_and_says_why() {
+        let (writer, thread, health, _dir) = writer_on_a_temporary_file().await;
+        writer.create_space(small_space("s")).await.unwrap();
+        writer.commands.send(Command::Crash).await.unwrap();
+        let request = StoreRequest {
+            neuron: Name::parse("n").unwrap(),
+            active: Pattern::parse(&[1, 2, 3, 4, 5], 64).unwrap(),
+            id: None,
         };
+        let refused = writer.store(Name::parse("s").unwrap(), vec![request]).await;
+        assert!(
+            matches!(&refused, Err(WriteError::WriterFailed(why)) if why.contains("crash requested")),
+            "{refused:?}"
+        );
+        assert!(health.problem().unwrap().contains("crash requested"));
+        thread.stop().await;
     }
-    // Built before the commit: the theory it computes cannot fail, and nothing is half-done.
-    let space = Space::new(name.clone(), params.clone());
-    sqlx::query(
-        "INSERT INTO spaces (name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-         max_segments_per_neuron, seed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .bind(name.as_str())
-    .bind(i64::from(params.input_size))
-    .bind(i64::from(params.active_bits))
-    .bind(i64::from(params.synapses_per_pattern))
-    .bind(i64::from(params.threshold))
-    .bind(params.max_false_match)
-    .bind(i64::from(params.max_segments_per_neuron))
-    .bind(params.seed as i64)
-    .execute(db.pool())
-    .await?;
-    stats.record(1);
-    let report = space.report();
-    spaces.insert(space);
-    Ok((report, true))
-}
-
-async fn delete_space(
-    db: &Database,
-    spaces: &Spaces,
-    stats: &WriteStats,
-    name: Name,
-) -> Result<(), WriteError> {
-    space_of(spaces, &name)?;
-    let statements = [
-        "DELETE FROM patterns WHERE space = ?1",
-        "DELETE FROM neurons WHERE space = ?1",
-        "DELETE FROM spaces WHERE name = ?1",
-    ];
-    delete_rows(db, stats, &statements, &[name.as_str()]).await?;
-    spaces.remove(&name);
-    Ok(())
-}
-
-async fn forget(
-    db: &Database,
-    spaces: &Spaces,
-    stats: &WriteStats,
-    space: Name,
-    neuron: Name,
-    id: Name,
-) -> Result<(), WriteError> {
-    let statements = ["DELETE FROM patterns WHERE space = ?1 AND neuron = ?2 AND id = ?3"];
-    let values = [space.as_str(), neuron.as_str(), id.as_str()];
-    let shared = space_of(spaces, &space)?;
-    checked_deletion(
-        db,
-        stats,
-        &shared,
-        |space| space.check_forget(&neuron, &id),
-        (&statements, &values),
-        |space| space.apply_forget(&neuron, &id),
-    )
-    .await
-}
-
-async fn delete_neuron(
-    db: &Database,
-    spaces: &Spaces,
-    stats: &WriteStats,
-    space: Name,
-    neuron: Name,
-) -> Result<(), WriteError> {
-    let statements = [
-        "DELETE FROM patterns WHERE space = ?1 AND neuron = ?2",
-        "DELETE FROM neurons WHERE space = ?1 AND name = ?2",
-    ];
-    let values = [space.as_str(), neuron.as_str()];
-    let shared = space_of(spaces, &space)?;
-    checked_deletion(
-        db,
-        stats,
-        &shared,
-        |space| space.neuron_summary(&neuron).map(drop),
-        (&statements, &values),
-        |space| space.delete_neuron(&neuron),
-    )
-    .await
-}
-
-/// A deletion inside a space: checked against the engine first (so it cannot fail once
-/// committed), committed, then applied.
-async fn checked_deletion(
-    db: &Database,
-    stats: &WriteStats,
-    shared: &SharedSpace,
-    check: impl FnOnce(&Space) -> Result<(), EngineError>,
-    (statements, values): (&[&'static str], &[&str]),
-    apply: impl FnOnce(&mut Space) -> Result<(), EngineError>,
-) -> Result<(), WriteError> {
-    let engine_error = |error| WriteError::Engine { index: 0, error };
-    check(&shared.read().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)?;
-    delete_rows(db, stats, statements, values).await?;
-    apply(&mut shared.write().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)
-}
-
-/// Runs deletions in one transaction, each statement with the same bound values, and counts the
-/// commit as one write.
-async fn delete_rows(
-    db: &Database,
-    stats: &WriteStats,
-    statements: &[&'static str],
-    values: &[&str],
-) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    for &statement in statements {
-        let query = values
-            .iter()
-            .fold(sqlx::query(statement), |query, value| query.bind(*value));
-        query.execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    stats.record(1);
-    Ok(())
 }

@@ -6,24 +6,25 @@ use axum::http::Request;
 use dendrite::engine::Spaces;
 use dendrite::http::AppState;
 use dendrite::store::Database;
+use dendrite::store::health::Health;
 use dendrite::store::writer::Writer;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
 use tower::ServiceExt;
 
 #[tokio::test]
 async fn readiness_is_503_when_the_database_does_not_answer() {
-    let db = Database::open("sqlite::memory:").await.unwrap();
+    let db = Database::open("sqlite::memory:", None).await.unwrap();
     let spaces = Arc::new(Spaces::default());
-    let (writer, _task) = Writer::spawn(db.clone(), Arc::clone(&spaces));
-    let router = dendrite::http::router(AppState {
-        spaces,
-        writer,
-        db: db.clone(),
-        started: Instant::now(),
-    });
+    let health = Arc::new(Health::default());
+    let (writer, _thread) = Writer::spawn(
+        db.write_connection(),
+        Arc::clone(&spaces),
+        Arc::clone(&health),
+    )
+    .unwrap();
+    let router = dendrite::http::router(AppState::new(spaces, writer, db.clone(), health));
     let ready = router
         .clone()
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())

@@ -3,6 +3,7 @@
 mod contract;
 mod errors;
 mod failures;
+mod faults;
 mod helpers;
 mod lifecycle;
 mod patterns;

@@ -1,0 +1,524 @@
+#!/usr/bin/env python3
+"""Soak test: a steady mixed load at a fixed rate for a fixed time, watching latency, errors and the
+server's memory.
+
+What it does
+  - Starts `dendrite serve` on 127.0.0.1 (a free port) with a fresh SQLite file in a temporary
+    directory, waits for GET /healthz and GET /readyz to answer 200, creates the space "soak"
+    (n=2048, a=40, s=24, theta=12) and preloads --patterns patterns (default 50,000) with
+    POST /v1/spaces/soak/patterns in batches of 1000 (each must answer 200 with one result per
+    pattern), spread over --neurons neurons.
+  - Then, for --minutes minutes (fractions allowed: --minutes 0.5), sends --rate requests per second
+    (open loop: a dispatcher paces the requests, a thread pool sends them): about 20% stores, 10%
+    forgets, 70% queries. The stored size stays constant: a store is a new pattern while the size is
+    at or under the target, otherwise a repeat of a stored one (an idempotent store, answered 200);
+    a forget always removes a stored pattern. Queries are half noisy copies of stored patterns
+    (8 of 40 bits replaced), half random patterns.
+  - Every --report-every seconds (default 60, "a minute") it prints: the minute, requests done,
+    throughput per second, p50 and p99 latency in ms for each kind, errors by status, and the
+    server's resident memory (VmRSS from /proc/PID/status). At the end it prints the totals and
+    whether the memory levelled off (the RSS growth over the last half and the last third of the
+    run).
+
+Checks (exit 1 if any is violated, 0 otherwise; memory growth is reported, never failed on):
+  - every store answers 201 (new) or 200 (repeat), every forget 204, every query 200; any other
+    status, any 5xx, and any request without an answer (connection error, timeout) is an error;
+  - the server process stays up and the preload succeeds.
+The dispatcher never queues more than a bounded number of requests: if the pool falls behind, the
+surplus is counted as "skipped (client behind)" and reported, not sent.
+
+Run (from the repository root, release binary built):
+    python3 load/soak.py                                        # 10 minutes at 400 req/s, 50,000 patterns
+    python3 load/soak.py --minutes 0.5 --rate 100 --patterns 2000 --binary target/debug/dendrite
+Traffic goes only to 127.0.0.1; the script stops by itself and kills the server it started.
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPACE = "soak"
+SPACE_PARAMS = {"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12}
+N, A, NOISE_BITS = 2048, 40, 8
+KINDS = ("store", "forget", "query")
+EXPECTED = {"store": (200, 201), "forget": (204,), "query": (200,)}
+
+
+class NoAnswer(Exception):
+    pass
+
+
+class Http:
+    """One keep-alive connection per thread to 127.0.0.1; a request that fails on a reused
+    connection before any answer is retried once on a fresh one (a stale keep-alive connection)."""
+
+    def __init__(self, port, timeout):
+        self.port, self.timeout = port, timeout
+        self.local = threading.local()
+
+    def _connection(self):
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            self.local.conn, self.local.used = conn, False
+        return conn
+
+    def call(self, method, path, body=None, raw_body=None):
+        data = raw_body if raw_body is not None else (None if body is None else json.dumps(body).encode())
+        headers = {"content-type": "application/json"} if data is not None else {}
+        for attempt in (1, 2):
+            conn = self._connection()
+            reused = self.local.used
+            try:
+                conn.request(method, path, body=data, headers=headers)
+                response = conn.getresponse()
+                raw = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
+                conn.close()
+                self.local.conn = None
+                if reused and attempt == 1:
+                    continue
+                raise NoAnswer(f"{type(error).__name__}: {error}") from None
+            except (OSError, http.client.HTTPException) as error:
+                conn.close()
+                self.local.conn = None
+                raise NoAnswer(f"{type(error).__name__}: {error}") from None
+            self.local.used = True
+            if response.will_close:
+                conn.close()
+                self.local.conn = None
+            return response.status, raw
+        raise AssertionError("unreachable")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, int(round(p / 100 * (len(sorted_values) - 1)))))
+    return sorted_values[k]
+
+
+def random_bits(rng):
+    return sorted(rng.sample(range(N), A))
+
+
+def noisy(rng, bits):
+    kept = rng.sample(bits, A - NOISE_BITS)
+    taken = set(bits)
+    fresh = set()
+    while len(fresh) < NOISE_BITS:
+        b = rng.randrange(N)
+        if b not in taken:
+            fresh.add(b)
+    return sorted(kept + list(fresh))
+
+
+class Live:
+    """The stored patterns: O(1) add, remove and random choice. Guarded by its lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.keys = []  # (neuron, id)
+        self.where = {}
+        self.bits = {}
+        self.pending = 0  # stores sent, not yet answered
+
+    def add(self, key, bits):
+        if key in self.where:
+            return
+        self.where[key] = len(self.keys)
+        self.keys.append(key)
+        self.bits[key] = bits
+
+    def remove(self, key):
+        index = self.where.pop(key)
+        last = self.keys.pop()
+        if index < len(self.keys):
+            self.keys[index] = last
+            self.where[last] = index
+        return self.bits.pop(key)
+
+    def random(self, rng):
+        key = self.keys[rng.randrange(len(self.keys))]
+        return key, self.bits[key]
+
+    def __len__(self):
+        return len(self.keys)
+
+
+class Recorder:
+    """Latencies and statuses per interval, and totals."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+        self.total = {k: 0 for k in KINDS}
+        self.total_errors = {}
+        self.error_examples = []
+        self.restores = 0
+        self.new_stores = 0
+        self.recognised = [0, 0]  # noisy queries that listed their source neuron, noisy queries
+
+    def reset(self):
+        self.latency = {k: [] for k in KINDS}
+        self.errors = {}
+        self.skipped = 0
+
+    def record(self, kind, seconds, status, ok, detail=None):
+        with self.lock:
+            self.latency[kind].append(seconds)
+            self.total[kind] += 1
+            if not ok:
+                key = f"{kind}:{status}"
+                self.errors[key] = self.errors.get(key, 0) + 1
+                self.total_errors[key] = self.total_errors.get(key, 0) + 1
+                if len(self.error_examples) < 10:
+                    self.error_examples.append(f"{kind} -> {status}: {str(detail)[:200]}")
+
+    def take(self):
+        with self.lock:
+            snapshot = (self.latency, self.errors, self.skipped)
+            self.reset()
+            return snapshot
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dendrite"))
+    parser.add_argument("--minutes", type=float, default=10.0, help="steady-load duration (fractions allowed)")
+    parser.add_argument("--rate", type=float, default=400.0, help="target requests per second")
+    parser.add_argument("--patterns", type=int, default=50_000, help="stored patterns to preload and keep")
+    parser.add_argument("--neurons", type=int, default=None, help="neurons (default patterns/100, at least 10)")
+    parser.add_argument("--threads", type=int, default=32, help="client threads")
+    parser.add_argument("--report-every", type=float, default=60.0, help="seconds between reports")
+    parser.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    options = parser.parse_args()
+    binary = options.binary if os.path.isabs(options.binary) else os.path.abspath(os.path.join(ROOT, options.binary))
+    if not os.access(binary, os.X_OK):
+        print(f"soak: no executable server binary at {binary}")
+        return 1
+    if options.minutes <= 0 or options.rate <= 0 or options.patterns < 1:
+        print("soak: --minutes, --rate and --patterns must be positive")
+        return 1
+    neurons = options.neurons or max(10, options.patterns // 100)
+    rng = random.Random(options.seed)
+    directory = tempfile.mkdtemp(prefix="dendrite-soak-")
+    database = os.path.join(directory, "dendrite.db")
+    log_path = os.path.join(directory, "server.log")
+    port = free_port()
+    client = Http(port, options.timeout)
+    recorder = Recorder()
+    live = Live()
+    problems = []
+    server = None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    print(f"soak: {options.minutes:g} min at {options.rate:g} req/s, {options.patterns:,} patterns on {neurons} "
+          f"neurons, {options.threads} threads, binary {binary}, data in {directory}")
+    try:
+        with open(log_path, "ab") as log:
+            server = subprocess.Popen(
+                [binary, "serve", "--listen", f"127.0.0.1:{port}", "--database-url", f"sqlite://{database}",
+                 "--log-level", "warn"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"the server exited with status {server.returncode} while starting")
+            try:
+                if client.call("GET", "/healthz")[0] == 200 and client.call("GET", "/readyz")[0] == 200:
+                    break
+            except NoAnswer:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server was not ready within 60 s")
+            time.sleep(0.05)
+        status, raw = client.call("PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS)
+        if status not in (200, 201):
+            raise RuntimeError(f"creating the space answered {status}: {raw[:200]!r}")
+
+        # Preload, in batches of 1000.
+        started = time.monotonic()
+        next_id = 0
+        while next_id < options.patterns:
+            batch = []
+            for _ in range(min(1000, options.patterns - next_id)):
+                batch.append((f"n{rng.randrange(neurons)}", f"s{next_id}", random_bits(rng)))
+                next_id += 1
+            body = {"patterns": [{"neuron": n, "active": b, "id": i} for n, i, b in batch]}
+            status, raw = client.call("POST", f"/v1/spaces/{SPACE}/patterns", body)
+            if status != 200:
+                raise RuntimeError(f"a preload batch answered {status}: {raw[:300]!r}")
+            results = json.loads(raw)["results"]
+            if len(results) != len(batch):
+                raise RuntimeError(f"a preload batch of {len(batch)} answered {len(results)} results")
+            for (n, i, b), result in zip(batch, results):
+                # a pattern whose bits this neuron already holds under another id keeps that id
+                live.add((result["neuron"], result["id"]), b)
+        took = time.monotonic() - started
+        print(f"preloaded {len(live):,} patterns in {took:.1f} s ({len(live) / took:,.0f}/s); "
+              f"RSS {rss_kib(server.pid) / 1024:.1f} MiB")
+
+        # The steady load.
+        target = len(live)
+        id_lock = threading.Lock()
+        counter = [next_id]
+
+        def fresh_id():
+            with id_lock:
+                counter[0] += 1
+                return f"s{counter[0]}"
+
+        local_rng = threading.local()
+
+        def task_rng():
+            r = getattr(local_rng, "rng", None)
+            if r is None:
+                with id_lock:
+                    r = local_rng.rng = random.Random(rng.random())
+            return r
+
+        def timed(kind, method, path, body, ok_statuses):
+            t0 = time.perf_counter()
+            try:
+                status, raw = client.call(method, path, body)
+            except NoAnswer as error:
+                recorder.record(kind, time.perf_counter() - t0, "no-answer", False, error)
+                return None, None
+            elapsed = time.perf_counter() - t0
+            ok = status in ok_statuses
+            recorder.record(kind, elapsed, status, ok, raw[:200] if not ok else None)
+            return status, raw
+
+        def do_store():
+            r = task_rng()
+            with live.lock:
+                # in flight, a repeated pattern is out of the set (so no forget races with it) but
+                # still counts towards the size
+                new = len(live) + live.pending <= target or len(live) == 0
+                live.pending += 1
+                if not new:
+                    (neuron, id_), bits = live.random(r)
+                    live.remove((neuron, id_))
+            if new:
+                neuron, id_, bits = f"n{r.randrange(neurons)}", fresh_id(), random_bits(r)
+            status, raw = timed("store", "POST", f"/v1/spaces/{SPACE}/neurons/{neuron}/patterns",
+                                {"active": bits, "id": id_}, EXPECTED["store"])
+            with live.lock:
+                live.pending -= 1
+                if status in (200, 201):
+                    answer = json.loads(raw)
+                    live.add((answer["neuron"], answer["id"]), bits)
+                elif not new and status in (503, 507):
+                    live.add((neuron, id_), bits)  # refused: it is still stored
+            with recorder.lock:
+                if new:
+                    recorder.new_stores += 1
+                else:
+                    recorder.restores += 1
+
+        def do_forget():
+            r = task_rng()
+            with live.lock:
+                if not len(live):
+                    return
+                key, bits = live.random(r)
+                live.remove(key)
+            status, _ = timed("forget", "DELETE", f"/v1/spaces/{SPACE}/neurons/{key[0]}/patterns/{key[1]}", None,
+                              EXPECTED["forget"])
+            if status != 204 and status != 404:
+                with live.lock:  # refused or unknown outcome: keep it as stored
+                    live.add(key, bits)
+
+        def do_query():
+            r = task_rng()
+            source = None
+            with live.lock:
+                if len(live) and r.random() < 0.5:
+                    (source, _), bits = live.random(r)
+            active = noisy(r, bits) if source else random_bits(r)
+            status, raw = timed("query", "POST", f"/v1/spaces/{SPACE}/query", {"active": active}, EXPECTED["query"])
+            if source and status == 200:
+                found = any(m["neuron"] == source for m in json.loads(raw)["matches"])
+                with recorder.lock:
+                    recorder.recognised[0] += found
+                    recorder.recognised[1] += 1
+
+        actions = {"store": do_store, "forget": do_forget, "query": do_query}
+        duration = options.minutes * 60
+        interval = 1.0 / options.rate
+        max_pending = options.threads * 4
+        pending = [0]
+        pending_lock = threading.Lock()
+
+        def run(kind):
+            try:
+                actions[kind]()
+            except Exception as error:  # a bug here must show, not vanish in the pool
+                recorder.record(kind, 0.0, f"client-exception {type(error).__name__}", False, error)
+            finally:
+                with pending_lock:
+                    pending[0] -= 1
+
+        rss_samples = []  # (seconds since start, KiB)
+        reports = []
+        pool = ThreadPoolExecutor(options.threads)
+        try:
+            start = time.monotonic()
+            next_report = start + min(options.report_every, duration)
+            next_rss = start
+            sent = 0
+            interval_done = {k: 0 for k in KINDS}
+            report_started = start
+            minute = 0
+            while True:
+                now = time.monotonic()
+                if now >= next_rss:
+                    value = rss_kib(server.pid)
+                    if value is not None:
+                        rss_samples.append((now - start, value))
+                    next_rss = now + 5
+                if now >= next_report or now >= start + duration:
+                    minute += 1
+                    latency, errors, skipped = recorder.take()
+                    span = now - report_started
+                    done = sum(len(v) for v in latency.values())
+                    rss = rss_kib(server.pid)
+                    if rss is not None:
+                        rss_samples.append((now - start, rss))
+                    parts = []
+                    for kind in KINDS:
+                        values = sorted(latency[kind])
+                        parts.append(f"{kind} {len(values)} p50 {percentile(values, 50) * 1000:.1f} "
+                                     f"p99 {percentile(values, 99) * 1000:.1f}")
+                    err = ", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"
+                    rss_text = f"{rss / 1024:.1f} MiB" if rss is not None else "gone"
+                    print(f"minute {minute} (t={(now - start) / 60:.2f} min, last {span:.0f} s): {done} requests, {done / span:.1f}/s; "
+                          f"ms: {'; '.join(parts)}; errors: {err}; skipped {skipped}; "
+                          f"stored {len(live):,}; RSS {rss_text}", flush=True)
+                    reports.append((now - start, rss))
+                    report_started = now
+                    next_report = now + options.report_every
+                    if server.poll() is not None:
+                        problems.append(f"the server exited with status {server.returncode} during the soak")
+                        break
+                    if now >= start + duration:
+                        break
+                due = start + sent * interval
+                if now < due:
+                    time.sleep(min(due - now, max(0.0, next_report - now), 0.05))
+                    continue
+                # send what is due (catch up in bursts, but never queue without bound)
+                roll = rng.random()
+                kind = "store" if roll < 0.2 else "forget" if roll < 0.3 else "query"
+                sent += 1
+                with pending_lock:
+                    if pending[0] >= max_pending:
+                        with recorder.lock:
+                            recorder.skipped += 1
+                        continue
+                    pending[0] += 1
+                pool.submit(run, kind)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        total_time = time.monotonic() - start
+
+        # Totals.
+        total = sum(recorder.total.values())
+        print(f"total: {total:,} requests in {total_time:.1f} s = {total / total_time:.1f}/s "
+              f"(target {options.rate:g}/s); " + ", ".join(f"{k} {recorder.total[k]:,}" for k in KINDS)
+              + f"; stores: {recorder.new_stores:,} new, {recorder.restores:,} repeats; stored now {len(live):,} "
+              f"(target {target:,})")
+        if recorder.recognised[1]:
+            print(f"noisy queries that listed their source neuron: {recorder.recognised[0]:,}/"
+                  f"{recorder.recognised[1]:,}")
+        if recorder.total_errors:
+            problems.append("errors by kind:status: " + ", ".join(
+                f"{k}={v}" for k, v in sorted(recorder.total_errors.items())))
+            for example in recorder.error_examples:
+                problems.append(f"  e.g. {example}")
+
+        # Memory.
+        values = [(t, v) for t, v in rss_samples if v is not None]
+        if len(values) >= 2:
+            first, last = values[0][1], values[-1][1]
+            peak = max(v for _, v in values)
+
+            def at(fraction):
+                moment = total_time * fraction
+                return min(values, key=lambda tv: abs(tv[0] - moment))[1]
+
+            half, third = at(0.5), at(2 / 3)
+            growth_half = (last - half) / half * 100
+            growth_third = (last - third) / third * 100
+            levelled = abs(growth_third) < 5 or (last - third) < 5 * 1024
+            print(f"memory (VmRSS): start {first / 1024:.1f} MiB, half-way {half / 1024:.1f}, two-thirds "
+                  f"{third / 1024:.1f}, end {last / 1024:.1f}, peak {peak / 1024:.1f} MiB; growth over the last "
+                  f"half {growth_half:+.1f}% ({(last - half) / 1024:+.1f} MiB), last third {growth_third:+.1f}% "
+                  f"({(last - third) / 1024:+.1f} MiB): "
+                  + ("levelled off" if levelled else "STILL GROWING (not failed on; run longer to confirm)"))
+        else:
+            print("memory: not enough RSS samples")
+    except RuntimeError as error:
+        problems.append(str(error))
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=30)
+                problems.append("the server did not stop within 30 s of SIGTERM")
+
+    if problems:
+        print("FAILED:")
+        for p in problems:
+            print(f"  {p}")
+        try:
+            with open(log_path, "rb") as f:
+                tail = b"".join(f.readlines()[-15:]).decode(errors="replace")
+            if tail:
+                print("server log (last lines):\n" + tail)
+        except OSError:
+            pass
+        print(f"data kept in {directory}")
+        return 1
+    if options.keep:
+        print(f"data kept in {directory}")
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+    print("OK: no errors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,602 @@
+#!/usr/bin/env python3
+"""Storage-fault test: the server on a real filesystem that fills up, and one that turns read-only.
+
+How it runs
+  The script re-executes itself under `unshare -rm` (an unprivileged user and mount namespace; if
+  `unshare -rm true` fails it prints "skipped: unshare -rm not available" and exits 0). Inside, it
+  mounts an 8 MiB tmpfs on a temporary directory DIR and runs `dendrite serve` on 127.0.0.1 (a free
+  port) with its database at DIR/dendrite.db. The mount disappears with the namespace.
+
+Scenario and checks (each check is printed PASS/FAIL; exit 1 if any failed, 0 otherwise)
+  1. before: create the space "faults" (n=2048, a=40, s=24, theta=12), store patterns and forget some.
+  2. disk full: write a filler file with dd that takes all but --reserve-kib of the free space, then
+     store batches of patterns until a write is refused. Every refused write (batch, single store,
+     forget) must answer 507 or 503, as application/problem+json, with a Retry-After header;
+     while degraded GET /readyz answers 503 and GET /healthz 200; queries and GET of a stored
+     pattern answer 200. Forgets are tried too (204 or 507/503 are both acceptable while full).
+  3. recovery: delete the filler; within --recover-seconds a store answers 201 and /readyz 200,
+     with the same server process (no restart). Forgets answer 204 again.
+  4. read-only: `mount -o remount,ro DIR`; stores and forgets must answer 503 (problem+json,
+     Retry-After), reads (GET pattern, query, /healthz) keep answering 200; then
+     `mount -o remount,rw DIR` and within --recover-seconds a store answers 201 and /readyz 200.
+     Linux refuses a read-only remount (EBUSY) while any file on the filesystem is open for
+     writing, which a running server's SQLite files are; when the kernel refuses, this phase is
+     reported as NOT EXERCISED (not as a server failure).
+  5. after: more stores and forgets; then kill -9 the server, restart it on the same file, and
+     verify that every acknowledged store (2xx) is present with the same bits and every
+     acknowledged forget (204) is gone. Writes answered otherwise (no answer, 500, ...) are
+     "uncertain": either state is accepted and the real one is reported.
+
+Everything is bounded in time (the whole run takes well under 2 minutes; the outer process kills
+the inner one after --time-limit seconds); every server started is killed on exit. Traffic goes
+only to 127.0.0.1.
+
+Run (from the repository root):
+    python3 scripts/fault_fs_test.py                                    # target/release/dendrite
+    python3 scripts/fault_fs_test.py --binary target/debug/dendrite
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPACE = "faults"
+SPACE_PARAMS = {"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12}
+N, A = 2048, 40
+REFUSED = (503, 507)
+
+
+# ---------------------------------------------------------------------------------------------
+# plumbing
+
+class NoAnswer(Exception):
+    pass
+
+
+def call(port, method, path, body=None, timeout=10.0):
+    """One request on a fresh connection: (status, headers with lower-case names, decoded body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    data = None if body is None else json.dumps(body).encode()
+    try:
+        conn.request(method, path, body=data, headers={"content-type": "application/json"} if data else {})
+        response = conn.getresponse()
+        raw = response.read()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+    except (OSError, http.client.HTTPException) as error:
+        raise NoAnswer(f"{type(error).__name__}: {error}") from None
+    finally:
+        conn.close()
+    try:
+        decoded = json.loads(raw) if raw else None
+    except ValueError:
+        decoded = raw[:200]
+    return response.status, headers, decoded
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def die_with_parent():
+    """In the server's child process: SIGKILL it if this script dies (belt and braces)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Server:
+    def __init__(self, binary, database, log_path):
+        self.binary, self.database, self.log_path = binary, database, log_path
+        self.process = None
+        self.port = None
+
+    def start(self, timeout=30.0):
+        self.port = free_port()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}",
+                 "--database-url", f"sqlite://{self.database}", "--log-level", "warn"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with status {self.process.returncode} while starting")
+            try:
+                if call(self.port, "GET", "/healthz")[0] == 200 and call(self.port, "GET", "/readyz")[0] == 200:
+                    return time.monotonic() - started
+            except NoAnswer:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the server was not ready (healthz and readyz 200) within {timeout} s")
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def kill9(self):
+        if self.alive():
+            self.process.send_signal(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(timeout=30)
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"".join(f.readlines()[-lines:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+class Checks:
+    def __init__(self):
+        self.failed = []
+        self.passed = 0
+        self.notes = []
+
+    def check(self, ok, what, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"  PASS {what}")
+        else:
+            self.failed.append(f"{what}: {detail}" if detail else what)
+            print(f"  FAIL {what}" + (f": {detail}" if detail else ""))
+        return ok
+
+    def note(self, text):
+        self.notes.append(text)
+        print(f"  NOTE {text}")
+
+
+class Model:
+    """What the server acknowledged: (neuron, id) -> [bits, state]; state present/absent/uncertain."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.items = {}
+        self.acked_stores = self.acked_forgets = 0
+        self.counter = 0
+
+    def new(self, neuron, prefix):
+        self.counter += 1
+        return neuron, f"{prefix}{self.counter}", sorted(self.rng.sample(range(N), A))
+
+    def present(self):
+        return [k for k, v in self.items.items() if v[1] == "present"]
+
+
+def refusal_problems(status, headers):
+    """What is wrong with a refused write's answer: it must be 507/503, problem+json, Retry-After."""
+    ctype = headers.get("content-type", "")
+    problems = []
+    if status not in REFUSED:
+        problems.append(f"status {status} (expected 507 or 503)")
+    if not ctype.startswith("application/problem+json"):
+        problems.append(f"content-type {ctype!r}")
+    if "retry-after" not in headers:
+        problems.append("no Retry-After header")
+    return problems
+
+
+def refusal_ok(checks, what, status, headers, body):
+    problems = refusal_problems(status, headers)
+    detail = "; ".join(problems)
+    if problems and isinstance(body, dict):
+        detail += f"; body type={body.get('type')} detail={str(body.get('detail'))[:120]!r}"
+    return checks.check(not problems, f"{what} refused as 507/503 problem+json with Retry-After", detail)
+
+
+def store_one(port, model, key, bits):
+    """Single store; updates the model; returns (status, headers, body) or None on no answer."""
+    neuron, id_ = key
+    try:
+        status, headers, body = call(port, "POST", f"/v1/spaces/{SPACE}/neurons/{neuron}/patterns",
+                                     {"active": bits, "id": id_})
+    except NoAnswer:
+        model.items[key] = [bits, "uncertain"]
+        return None
+    if status in (200, 201):
+        model.items[key] = [bits, "present"]
+        model.acked_stores += 1
+    elif status in REFUSED:
+        model.items.setdefault(key, [bits, "absent"])
+    else:
+        model.items[key] = [bits, "uncertain"]
+    return status, headers, body
+
+
+def store_batch(port, model, entries):
+    """Batch store of [(neuron, id, bits)]; all or nothing. Returns (status, headers, body) or None."""
+    body = {"patterns": [{"neuron": n, "id": i, "active": b} for n, i, b in entries]}
+    try:
+        status, headers, answer = call(port, "POST", f"/v1/spaces/{SPACE}/patterns", body, timeout=30)
+    except NoAnswer:
+        for n, i, b in entries:
+            model.items[(n, i)] = [b, "uncertain"]
+        return None
+    for n, i, b in entries:
+        if status == 200:
+            model.items[(n, i)] = [b, "present"]
+            model.acked_stores += 1
+        elif status in REFUSED:
+            model.items.setdefault((n, i), [b, "absent"])
+        else:
+            model.items[(n, i)] = [b, "uncertain"]
+    return status, headers, answer
+
+
+def forget_one(port, model, key):
+    neuron, id_ = key
+    try:
+        status, headers, body = call(port, "DELETE", f"/v1/spaces/{SPACE}/neurons/{neuron}/patterns/{id_}")
+    except NoAnswer:
+        model.items[key][1] = "uncertain"
+        return None
+    if status == 204:
+        model.items[key][1] = "absent"
+        model.acked_forgets += 1
+    elif status not in REFUSED:
+        model.items[key][1] = "uncertain"
+    return status, headers, body
+
+
+def reads_work(checks, port, model, when):
+    key = model.rng.choice(model.present())
+    bits = model.items[key][0]
+    try:
+        status, _, body = call(port, "GET", f"/v1/spaces/{SPACE}/neurons/{key[0]}/patterns/{key[1]}")
+        checks.check(status == 200 and body.get("active") == bits, f"{when}: GET of a stored pattern answers 200",
+                     f"status {status}")
+        status, _, body = call(port, "POST", f"/v1/spaces/{SPACE}/query", {"active": bits})
+        checks.check(status == 200 and any(m.get("neuron") == key[0] for m in body.get("matches", [])),
+                     f"{when}: a query answers 200 and recognises a stored pattern", f"status {status}")
+        status = call(port, "GET", "/healthz")[0]
+        checks.check(status == 200, f"{when}: /healthz answers 200", f"status {status}")
+    except NoAnswer as error:
+        checks.check(False, f"{when}: reads answer", str(error))
+
+
+def wait_recovered(checks, server, model, when, seconds):
+    """Polls: a store must answer 201 and /readyz 200 within `seconds`, same process."""
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    stored_at = ready_at = None
+    last = None
+    while time.monotonic() < deadline and (stored_at is None or ready_at is None):
+        try:
+            if stored_at is None:
+                neuron, id_, bits = model.new("after", "r")
+                answer = store_one(server.port, model, (neuron, id_), bits)
+                last = answer[0] if answer else "no answer"
+                if answer and answer[0] == 201:
+                    stored_at = time.monotonic() - started
+            if ready_at is None and call(server.port, "GET", "/readyz")[0] == 200:
+                ready_at = time.monotonic() - started
+        except NoAnswer:
+            last = "no answer"
+        time.sleep(0.2)
+    checks.check(stored_at is not None, f"{when}: a store answers 201 again within {seconds:g} s without a restart",
+                 f"last store answered {last}")
+    checks.check(ready_at is not None, f"{when}: /readyz answers 200 again within {seconds:g} s")
+    checks.check(server.alive(), f"{when}: the same server process is still running")
+    if stored_at is not None and ready_at is not None:
+        print(f"  (writes back after {stored_at:.2f} s, ready after {ready_at:.2f} s)")
+
+
+def run_mount(*args):
+    result = subprocess.run(["mount", *args], capture_output=True, text=True, timeout=20)
+    return result.returncode, (result.stderr or result.stdout).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# the scenario, inside the namespace
+
+def inside(options):
+    directory = options.dir
+    checks = Checks()
+    rng = random.Random(options.seed)
+    model = Model(rng)
+    code, message = run_mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", directory)
+    if code != 0:
+        print(f"cannot mount a tmpfs on {directory}: {message}")
+        return 1
+    logdir = tempfile.mkdtemp(prefix="dendrite-fault-log-")  # the log lives off the small tmpfs
+    server = Server(options.binary, os.path.join(directory, "dendrite.db"), os.path.join(logdir, "server.log"))
+    filler = os.path.join(directory, "filler")
+    deadline = time.monotonic() + options.time_limit - 15
+    try:
+        took = server.start()
+        port = server.port
+        status, _, body = call(port, "PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS)
+        if status not in (200, 201):
+            raise RuntimeError(f"creating the space answered {status}: {body}")
+        print(f"server ready in {took:.2f} s on a {8} MiB tmpfs at {directory}")
+
+        print("1. before the faults: stores and forgets")
+        for k in range(40):
+            neuron, id_, bits = model.new(f"pre{k % 4}", "b")
+            store_one(port, model, (neuron, id_), bits)
+        for key in rng.sample(model.present(), 10):
+            forget_one(port, model, key)
+        checks.check(model.acked_stores == 40 and model.acked_forgets == 10,
+                     "40 stores answered 2xx and 10 forgets 204",
+                     f"{model.acked_stores} stores, {model.acked_forgets} forgets acknowledged")
+
+        print("2. disk full")
+        stat = os.statvfs(directory)
+        free = stat.f_bavail * stat.f_frsize
+        filler_blocks = max(0, (free - options.reserve_kib * 1024) // 65536)
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=65536", f"count={filler_blocks}", "status=none"],
+                       check=True, timeout=30)
+        stat = os.statvfs(directory)
+        print(f"  filler of {filler_blocks * 64} KiB written; {stat.f_bavail * stat.f_frsize // 1024} KiB left")
+        # Fill: batches until one is refused, then ever smaller ones down to single stores, so that
+        # the disk is really full (a refused big batch leaves room for smaller writes).
+        refusals = []  # (what, status, headers, body) of every write refused while full
+        size, batches, stored_before = options.batch, 0, len(model.present())
+        fill_deadline = min(deadline, time.monotonic() + 40)
+        while time.monotonic() < fill_deadline and batches < 2000:
+            if size > 1:
+                answer = store_batch(port, model, [model.new(f"fill{rng.randrange(20)}", "f") for _ in range(size)])
+                what = f"batch store of {size}"
+            else:
+                neuron, id_, bits = model.new(f"fill{rng.randrange(20)}", "f")
+                answer = store_one(port, model, (neuron, id_), bits)
+                what = "single store"
+            batches += 1
+            if answer is None:
+                checks.check(False, "a store while filling gets an answer", "no answer")
+                break
+            if answer[0] in (200, 201):
+                continue
+            refusals.append((what,) + tuple(answer))
+            if size == 1:
+                break
+            size //= 2
+        print(f"  {batches} store requests sent while filling; {len(model.present()) - stored_before} more "
+              f"patterns stored; {len(refusals)} refused, the last a single store: {size == 1 and bool(refusals)}")
+        if not checks.check(bool(refusals) and size == 1, "filling the filesystem makes even a single store fail",
+                            f"{len(refusals)} refusals, smallest batch tried {size}"):
+            raise RuntimeError("the filesystem never filled up; cannot go on")
+
+        def readiness(expected, what, wait):
+            until = time.monotonic() + wait
+            seen = None
+            while True:
+                try:
+                    seen = call(port, "GET", "/readyz")[0]
+                except NoAnswer:
+                    seen = "no answer"
+                if seen == expected or time.monotonic() >= until:
+                    break
+                time.sleep(0.1)
+            checks.check(seen == expected, what, f"status {seen}")
+
+        readiness(503, "while degraded (disk full) /readyz answers 503", 2.0)
+        # forgets and one more batch while full
+        forgets_accepted = 0
+        for key in rng.sample(model.present(), 3):
+            answer = forget_one(port, model, key)
+            if answer is None:
+                checks.check(False, "a forget on a full disk gets an answer", "no answer")
+            elif answer[0] == 204:
+                forgets_accepted += 1
+            else:
+                refusals.append(("forget",) + tuple(answer))
+        if forgets_accepted:
+            checks.note(f"{forgets_accepted} of 3 forgets on the full disk were accepted (204)")
+        answer = store_batch(port, model, [model.new("during", "d") for _ in range(50)])
+        if answer is not None and answer[0] != 200:
+            refusals.append(("batch store of 50",) + tuple(answer))
+        elif answer is not None:
+            checks.note("a batch of 50 on the full disk was accepted after the forgets")
+        bad = [(what, status, problems) for what, status, headers, body in refusals
+               for problems in [refusal_problems(status, headers)] if problems]
+        detail = ""
+        if bad:
+            what, status, problems = bad[0]
+            body = next(r[3] for r in refusals if r[0] == what)
+            detail = (f"{len(bad)} of {len(refusals)} wrong, e.g. {what}: {'; '.join(problems)}"
+                      + (f"; type={body.get('type')}" if isinstance(body, dict) else ""))
+        checks.check(not bad, f"every write refused on the full disk ({len(refusals)}: "
+                     f"{', '.join(sorted(set(r[0] for r in refusals)))}) answered 507/503 problem+json with "
+                     f"Retry-After", detail)
+        print(f"  refusal statuses: {sorted(set(r[1] for r in refusals))}")
+        reads_work(checks, port, model, "disk full")
+        readiness(503, "still degraded before freeing space: /readyz answers 503", 0.0)
+        checks.check(server.alive(), "disk full: the server process is still running")
+
+        print("3. space freed")
+        os.remove(filler)
+        wait_recovered(checks, server, model, "after freeing space", options.recover_seconds)
+        for key in rng.sample(model.present(), 5):
+            answer = forget_one(port, model, key)
+            checks.check(answer is not None and answer[0] == 204, "after freeing space: a forget answers 204",
+                         f"answered {answer[0] if answer else 'nothing'}")
+
+        print("4. read-only filesystem")
+        code, message = 1, ""
+        for _ in range(10):
+            code, message = run_mount("-o", "remount,ro", directory)
+            if code == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if code != 0:
+            checks.note(f"read-only phase NOT EXERCISED: `mount -o remount,ro` failed: {message!r} (Linux refuses "
+                        f"a read-only remount while a file on the filesystem is open for writing, as the running "
+                        f"server's database is)")
+        else:
+            try:
+                neuron, id_, bits = model.new("readonly", "o")
+                answer = store_one(port, model, (neuron, id_), bits)
+                if answer is None:
+                    checks.check(False, "read-only: a store gets an answer", "no answer")
+                else:
+                    status, headers, body = answer
+                    checks.check(status == 503, "read-only: a store answers 503", f"status {status}")
+                    refusal_ok(checks, "read-only: the store", status, headers, body)
+                entries = [model.new("readonly", "o") for _ in range(20)]
+                answer = store_batch(port, model, entries)
+                if answer is None:
+                    checks.check(False, "read-only: a batch store gets an answer", "no answer")
+                else:
+                    checks.check(answer[0] == 503, "read-only: a batch store answers 503", f"status {answer[0]}")
+                    refusal_ok(checks, "read-only: the batch store", *answer)
+                key = rng.choice(model.present())
+                answer = forget_one(port, model, key)
+                if answer is None:
+                    checks.check(False, "read-only: a forget gets an answer", "no answer")
+                else:
+                    checks.check(answer[0] == 503, "read-only: a forget answers 503", f"status {answer[0]}")
+                    refusal_ok(checks, "read-only: the forget", *answer)
+                reads_work(checks, port, model, "read-only")
+                try:
+                    print(f"  (read-only: /readyz answers {call(port, 'GET', '/readyz')[0]})")
+                except NoAnswer:
+                    pass
+            finally:
+                code, message = run_mount("-o", "remount,rw", directory)
+                checks.check(code == 0, "remount,rw succeeds", message)
+            wait_recovered(checks, server, model, "after remounting read-write", options.recover_seconds)
+
+        print("5. after the faults: stores, forgets, kill -9, restart, verify")
+        for k in range(20):
+            neuron, id_, bits = model.new(f"post{k % 4}", "a")
+            answer = store_one(port, model, (neuron, id_), bits)
+            if answer is None or answer[0] not in (200, 201):
+                checks.check(False, "after the faults: a store answers 201",
+                             f"answered {answer[0] if answer else 'nothing'}")
+                break
+        for key in rng.sample(model.present(), 10):
+            forget_one(port, model, key)
+        server.kill9()
+        took = server.start()
+        port = server.port
+        print(f"  restarted after kill -9 in {took:.2f} s")
+        missing, resurrected, wrong, unresolved = [], [], [], {"present": 0, "absent": 0}
+        for (neuron, id_), (bits, state) in sorted(model.items.items()):
+            if time.monotonic() > deadline + 10:
+                checks.check(False, "verification finished in time")
+                break
+            try:
+                status, _, body = call(port, "GET", f"/v1/spaces/{SPACE}/neurons/{neuron}/patterns/{id_}")
+            except NoAnswer as error:
+                checks.check(False, "verification reads answer", str(error))
+                break
+            if status == 200:
+                if body.get("active") != bits:
+                    wrong.append(f"{neuron}/{id_}")
+                if state == "absent":
+                    resurrected.append(f"{neuron}/{id_}")
+                elif state == "uncertain":
+                    unresolved["present"] += 1
+            elif status == 404:
+                if state == "present":
+                    missing.append(f"{neuron}/{id_}")
+                elif state == "uncertain":
+                    unresolved["absent"] += 1
+            else:
+                wrong.append(f"{neuron}/{id_} answered {status}")
+        print(f"  verified {len(model.items)} ids: {model.acked_stores} acknowledged stores, {model.acked_forgets} "
+              f"acknowledged forgets; uncertain writes found applied {unresolved['present']}, "
+              f"not applied {unresolved['absent']}")
+        checks.check(not missing, "every acknowledged store survived kill -9",
+                     f"{len(missing)} missing, e.g. {missing[:5]}")
+        checks.check(not resurrected, "every acknowledged forget stayed forgotten",
+                     f"{len(resurrected)} back, e.g. {resurrected[:5]}")
+        checks.check(not wrong, "every stored pattern kept its bits", f"{wrong[:5]}")
+    except (RuntimeError, NoAnswer, subprocess.SubprocessError, OSError) as error:
+        checks.check(False, "the scenario ran to its end", f"{type(error).__name__}: {error}")
+    finally:
+        server.kill9()
+        run_mount("-o", "remount,rw", directory)
+        subprocess.run(["umount", directory], capture_output=True, timeout=20)
+
+    print(f"summary: {checks.passed} passed, {len(checks.failed)} failed; {model.acked_stores} acknowledged stores, "
+          f"{model.acked_forgets} acknowledged forgets")
+    for note in checks.notes:
+        print(f"  note: {note}")
+    if checks.failed:
+        print("FAILED:")
+        for failure in checks.failed:
+            print(f"  - {failure}")
+        tail = server.log_tail()
+        if tail:
+            print("server log (last lines):\n" + tail)
+        print(f"server log kept in {logdir}")
+        return 1
+    shutil.rmtree(logdir, ignore_errors=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dendrite"))
+    parser.add_argument("--batch", type=int, default=200, help="patterns per batch while filling")
+    parser.add_argument("--reserve-kib", type=int, default=1536, help="free space the filler leaves")
+    parser.add_argument("--recover-seconds", type=float, default=10.0, help="how fast writes must come back")
+    parser.add_argument("--time-limit", type=float, default=115.0, help="seconds before the run is stopped")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.inside:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+        return inside(options)
+
+    binary = options.binary if os.path.isabs(options.binary) else os.path.abspath(os.path.join(ROOT, options.binary))
+    try:
+        probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=20)
+        available = probe.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        available = False
+    if not available:
+        print("skipped: unshare -rm not available")
+        return 0
+    if not os.access(binary, os.X_OK):
+        print(f"fault_fs_test: no executable server binary at {binary}")
+        return 1
+    directory = tempfile.mkdtemp(prefix="dendrite-fault-")
+    command = ["unshare", "-rm", sys.executable, os.path.abspath(__file__), "--inside", "--dir", directory,
+               "--binary", binary, "--batch", str(options.batch), "--reserve-kib", str(options.reserve_kib),
+               "--recover-seconds", str(options.recover_seconds), "--time-limit", str(options.time_limit),
+               "--seed", str(options.seed)]
+    print(f"fault test: binary {binary}")
+    child = subprocess.Popen(command)
+    try:
+        code = child.wait(timeout=options.time_limit)
+    except subprocess.TimeoutExpired:
+        print(f"FAILED: the run took longer than {options.time_limit:g} s; stopping it")
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        code = 1
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
+    return 1 if code else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+//! What can go wrong below the engine, and whether the service can take writes right now.
+//!
+//! A failed commit is classified by what the operator must do about it ([`Fault`]): a full disk,
+//! a database that cannot be written (read-only file or filesystem, lost permission), a lock held
+//! by another process, an I/O error, or something else (a bug, a damaged schema). The writer
+//! records each failure and each success in [`Health`]; `/readyz` reads it, so a load balancer
+//! stops sending writes to a degraded instance while reads, served from memory, go on.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+/// Why the database refused a write, by what fixes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The disk or the configured database size is full (SQLITE_FULL).
+    Full,
+    /// The database cannot be written: a read-only file, folder or filesystem, or a lost
+    /// permission (SQLITE_READONLY, SQLITE_PERM, SQLITE_CANTOPEN).
+    ReadOnly,
+    /// Another connection holds the database's write lock past the busy timeout (SQLITE_BUSY,
+    /// SQLITE_LOCKED).
+    Locked,
+    /// The operating system failed a read or write (SQLITE_IOERR and the driver's own I/O errors).
+    Io,
+    /// Anything else: not a condition that clears by itself.
+    Other,
+}
+
+impl Fault {
+    /// What the fault means, for logs and answers.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Fault::Full => "the database's disk is full",
+            Fault::ReadOnly => "the database cannot be written (read-only or no permission)",
+            Fault::Locked => "another process holds the database's write lock",
+            Fault::Io => "the database's disk reported an I/O error",
+            Fault::Other => "the database refused the write",
+        }
+    }
+
+    #[allow(clippy::wildcard_enum_match_arm)] // sqlx::Error is non_exhaustive
+    fn of(error: &sqlx::Error) -> Fault {
+        match error {
+            sqlx::Error::Database(error) => {
+                // SQLite reports extended result codes; the primary code is the low byte.
+                let code = error
+                    .code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .unwrap_or(0);
+                match code & 0xff {
+                    13 => Fault::Full,             // SQLITE_FULL
+                    8 | 3 | 14 => Fault::ReadOnly, // SQLITE_READONLY, SQLITE_PERM, SQLITE_CANTOPEN
+                    5 | 6 => Fault::Locked,        // SQLITE_BUSY, SQLITE_LOCKED
+                    10 => Fault::Io,               // SQLITE_IOERR
+                    _ => Fault::Other,
+                }
+            }
+            sqlx::Error::Io(error) if error.raw_os_error() == Some(28) => Fault::Full, // ENOSPC
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => {
+                Fault::Io
+            }
+            _ => Fault::Other,
+        }
+    }
+}
+
+/// A write the database refused, with its fault and the driver's message (for the log only: it
+/// may name files and SQL).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}: {message}", fault.describe())]
+pub struct StorageError {
+    pub fault: Fault,
+    pub message: String,
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(error: sqlx::Error) -> StorageError {
+        StorageError {
+            fault: Fault::of(&error),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Whether the service can take writes: shared by the writer, which reports, and `/readyz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Set for good when the writer stopped unexpectedly: writes cannot resume without a restart.
+    writer_failed: Option<String>,
+    /// The last failed write and when the failures began; cleared by the next successful commit.
+    storage: Option<(StorageError, Instant)>,
+}
+
+impl Health {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a failed write; the first of a run is logged as the start of an episode.
+    pub fn storage_failed(&self, error: &StorageError) {
+        let mut state = self.state();
+        let since = match &state.storage {
+            Some((_, since)) => *since,
+            None => {
+                tracing::error!(%error, "writes are failing; reads continue from memory");
+                Instant::now()
+            }
+        };
+        state.storage = Some((error.clone(), since));
+    }
+
+    /// Records a successful commit, ending a failure episode.
+    pub fn storage_ok(&self) {
+        let mut state = self.state();
+        if let Some((error, since)) = state.storage.take() {
+            tracing::warn!(
+                after_seconds = since.elapsed().as_secs_f64(),
+                last_error = %error,
+                "writes succeed again"
+            );
+        }
+    }
+
+    /// Records that the writer stopped: the service stays up for reads but is not ready.
+    pub fn writer_failed(&self, why: String) {
+        tracing::error!(%why, "the writer failed; writes are refused until a restart");
+        self.state().writer_failed = Some(why);
+    }
+
+    /// Whether writes are currently failing.
+    pub fn is_degraded(&self) -> bool {
+        let state = self.state();
+        state.writer_failed.is_some() || state.storage.is_some()
+    }
+
+    /// The writer's failure, if it failed.
+    pub fn writer_failure(&self) -> Option<String> {
+        self.state().writer_failed.clone()
+    }
+
+    /// Why the service is not ready to take writes, or `None` when it is.
+    pub fn problem(&self) -> Option<String> {
+        let state = self.state();
+        if let Some(why) = &state.writer_failed {
+            return Some(format!(
+                "the writer stopped ({why}); reads are served, writes are refused until a restart"
+            ));
+        }
+        state.storage.as_ref().map(|(error, since)| {
+            format!(
+                "writes have been failing for {:.0} s: {}; reads are served, writes resume once it clears",
+                since.elapsed().as_secs_f64(),
+                error.fault.describe()
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_episode_is_reported_until_a_commit_succeeds() {
+        let health = Health::default();
+        assert_eq!(health.problem(), None);
+        let full = StorageError {
+            fault: Fault::Full,
+            message: "database or disk is full".into(),
+        };
+        health.storage_failed(&full);
+        health.storage_failed(&full);
+        let problem = health.problem().unwrap();
+        assert!(problem.contains("disk is full"), "{problem}");
+        assert!(health.is_degraded());
+        health.storage_ok();
+        assert_eq!(health.problem(), None);
+        health.writer_failed("a panic".into());
+        assert!(health.problem().unwrap().contains("a panic"));
+        health.storage_ok();
+        assert!(health.is_degraded(), "a failed writer stays failed");
+    }
+}
