@@ -383,6 +383,7 @@ def main():
         print(f"crash_test: no executable server binary at {binary}")
         return 1
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that the finally below kills the server
     rng = random.Random(seed)
     directory = tempfile.mkdtemp(prefix="dendrite-crash-")
     http_client = Http(options.timeout)

@@ -3,6 +3,9 @@
 //! `dendrite theory` prints this and `GET /v1/theory` answers it, so both share one definition of
 //! the parameters, their validation and the JSON keys (other tools read those keys by name).
 
+use crate::theory::limits::{
+    MAX_ACTIVE_BITS, MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN, MAX_UNION_STEPS,
+};
 use crate::theory::{self, Probability};
 use serde::Serialize;
 
@@ -50,9 +53,6 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> InvalidParameter {
 /// must not be a way to burn a server's CPU).
 pub const MAX_UNION_PLACEMENTS: u64 = 50_000;
 
-/// The largest input size: the same bound as a space's `input_size`.
-pub const MAX_INPUT_SIZE: u64 = 1 << 24;
-
 impl Parameters {
     /// Checks the parameters against each other; the first problem found is named.
     pub fn validate(&self) -> Result<(), InvalidParameter> {
@@ -75,8 +75,17 @@ impl Parameters {
         if self.a > self.n {
             return Err(invalid("a", format!("{} exceeds n = {}", self.a, self.n)));
         }
+        if self.a > MAX_ACTIVE_BITS {
+            return Err(invalid("a", format!("must be at most {MAX_ACTIVE_BITS}")));
+        }
         if self.s > self.n {
             return Err(invalid("s", format!("{} exceeds n = {}", self.s, self.n)));
+        }
+        if self.s > MAX_SYNAPSES_PER_PATTERN {
+            return Err(invalid(
+                "s",
+                format!("must be at most {MAX_SYNAPSES_PER_PATTERN}"),
+            ));
         }
         if self.theta > self.s {
             return Err(invalid(
@@ -143,15 +152,29 @@ impl Analysis {
         p.validate()?;
         let synapses = p.s.min(p.a);
         let union = theory::union_false_match(p.n, p.a, p.s, p.theta, p.patterns);
+        let union_exact = theory::union_false_match_exact_within(
+            p.n,
+            p.a,
+            p.s,
+            p.theta,
+            p.patterns,
+            MAX_UNION_STEPS,
+        )
+        .ok_or_else(|| {
+            invalid(
+                "patterns",
+                format!(
+                    "the exact union model needs more than {MAX_UNION_STEPS} steps for these parameters; use fewer patterns"
+                ),
+            )
+        })?;
         Ok(Analysis {
             parameters: *p,
             log10_distinct_patterns: theory::log10_distinct_patterns(p.n, p.a),
             segment_false_match: theory::segment_false_match(p.n, p.a, synapses, p.theta),
             union_expected_synapses: theory::union_expected_synapses(p.n, synapses, p.patterns),
             union_false_match: union,
-            union_false_match_exact: theory::union_false_match_exact(
-                p.n, p.a, p.s, p.theta, p.patterns,
-            ),
+            union_false_match_exact: union_exact,
             neuron_false_match: theory::neuron_false_match(union, p.segments),
             false_miss: theory::false_miss(p.a, p.s, p.noise_bits, p.theta),
             max_patterns_per_segment: p
@@ -185,8 +208,11 @@ mod tests {
     #[test]
     fn each_inconsistent_parameter_is_named() {
         type Spoil = fn(&mut Parameters);
-        let cases: [(&str, Spoil); 11] = [
+        let cases: [(&str, Spoil); 14] = [
             ("patterns", |p| p.patterns = 2_084),
+            ("n", |p| p.n = MAX_INPUT_SIZE + 1),
+            ("a", |p| (p.n, p.a) = (1 << 20, MAX_ACTIVE_BITS + 1)),
+            ("s", |p| p.s = MAX_SYNAPSES_PER_PATTERN + 1),
             ("n", |p| p.n = 0),
             ("a", |p| p.a = 3000),
             ("s", |p| p.s = 3000),
@@ -204,6 +230,20 @@ mod tests {
             assert_eq!(p.validate().unwrap_err().name, name);
             assert!(Analysis::of(&p).is_err());
         }
+    }
+
+    #[test]
+    fn an_exact_union_model_past_its_step_budget_is_refused_naming_patterns() {
+        let costly = Parameters {
+            n: 65_536,
+            a: 40,
+            s: 40,
+            patterns: 1_250,
+            noise_bits: 0,
+            ..example()
+        };
+        assert_eq!(costly.validate(), Ok(()), "within the placement bound");
+        assert_eq!(Analysis::of(&costly).unwrap_err().name, "patterns");
     }
 
     #[test]

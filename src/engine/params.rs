@@ -1,9 +1,7 @@
 //! A space's parameters: the defaults the theory recommends and the rules that keep them sane.
 
 use crate::theory;
-
-/// The largest input space: 2^24 bits.
-pub const MAX_INPUT_SIZE: u32 = 1 << 24;
+use crate::theory::limits::{MAX_ACTIVE_BITS, MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN};
 /// The most segments a neuron may be allowed.
 pub const MAX_SEGMENTS_LIMIT: u32 = 65_536;
 /// The noise the default threshold is chosen for: 20% of a pattern's active bits replaced.
@@ -59,7 +57,7 @@ impl SpaceParams {
     /// Fills in the defaults and checks the parameters against each other.
     pub fn new(spec: &SpaceSpec) -> Result<SpaceParams, ParamsError> {
         let (n, a) = (spec.input_size, spec.active_bits);
-        if !(1..=MAX_INPUT_SIZE).contains(&n) {
+        if !(1..=MAX_INPUT_SIZE).contains(&u64::from(n)) {
             return Err(reject(
                 "input_size",
                 format!("must be in 1..={MAX_INPUT_SIZE}, not {n}"),
@@ -71,11 +69,23 @@ impl SpaceParams {
                 format!("must be in 1..={n} (input_size), not {a}"),
             ));
         }
+        if u64::from(a) > MAX_ACTIVE_BITS {
+            return Err(reject(
+                "active_bits",
+                format!("must be at most {MAX_ACTIVE_BITS}, not {a}"),
+            ));
+        }
         let s = spec.synapses_per_pattern.unwrap_or(a.min(24));
         if !(1..=n).contains(&s) {
             return Err(reject(
                 "synapses_per_pattern",
                 format!("must be in 1..={n} (input_size), not {s}"),
+            ));
+        }
+        if u64::from(s) > MAX_SYNAPSES_PER_PATTERN {
+            return Err(reject(
+                "synapses_per_pattern",
+                format!("must be at most {MAX_SYNAPSES_PER_PATTERN}, not {s}"),
             ));
         }
         let theta = match spec.threshold {
@@ -176,7 +186,15 @@ mod tests {
     fn each_bad_parameter_is_named() {
         let cases: Vec<(&str, SpaceSpec)> = vec![
             ("input_size", spec(0, 1)),
-            ("input_size", spec(MAX_INPUT_SIZE + 1, 1)),
+            ("input_size", spec(MAX_INPUT_SIZE as u32 + 1, 1)),
+            ("active_bits", spec(1 << 20, MAX_ACTIVE_BITS as u32 + 1)),
+            (
+                "synapses_per_pattern",
+                SpaceSpec {
+                    synapses_per_pattern: Some(MAX_SYNAPSES_PER_PATTERN as u32 + 1),
+                    ..spec(1 << 20, 2000)
+                },
+            ),
             ("active_bits", spec(100, 0)),
             ("active_bits", spec(100, 101)),
             (

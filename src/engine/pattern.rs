@@ -68,13 +68,22 @@ pub enum PatternError {
     },
     #[error("active[{position}] = {value} appears twice")]
     Duplicate { position: usize, value: i64 },
+    #[error("a pattern has at most {MAX_ACTIVE_BITS} active bits, not {0}")]
+    TooLong(usize),
 }
+
+/// The most active bits a pattern (stored or queried) may have: the bound that keeps every
+/// probability of an answer cheap to compute.
+pub const MAX_ACTIVE_BITS: usize = crate::theory::limits::MAX_ACTIVE_BITS as usize;
 
 impl Pattern {
     /// Parses active indices in any order; negative and too-large values are out of range.
     pub fn parse(active: &[i64], input_size: u32) -> Result<Pattern, PatternError> {
         if active.is_empty() {
             return Err(PatternError::Empty);
+        }
+        if active.len() > MAX_ACTIVE_BITS {
+            return Err(PatternError::TooLong(active.len()));
         }
         let mut cells = Vec::with_capacity(active.len());
         for (position, &value) in active.iter().enumerate() {
@@ -227,6 +236,11 @@ mod tests {
         );
         let message = Pattern::parse(&[4, 2, 4], 8).unwrap_err().to_string();
         assert!(message.contains("active[2] = 4"), "{message}");
+        let long: Vec<i64> = (0..=MAX_ACTIVE_BITS as i64).collect();
+        assert_eq!(
+            Pattern::parse(&long, 1 << 20),
+            Err(PatternError::TooLong(MAX_ACTIVE_BITS + 1))
+        );
     }
 
     #[test]

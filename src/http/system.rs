@@ -107,7 +107,10 @@ struct TheoryParams {
 }
 
 /// Exactly what `dendrite theory` prints, for the same parameters.
-async fn theory(Query(p): Query<TheoryParams>) -> Result<Json<Analysis>, ApiError> {
+async fn theory(
+    State(state): State<AppState>,
+    Query(p): Query<TheoryParams>,
+) -> Result<Json<Analysis>, ApiError> {
     let parameters = Parameters {
         n: p.n,
         a: p.a,
@@ -119,9 +122,8 @@ async fn theory(Query(p): Query<TheoryParams>) -> Result<Json<Analysis>, ApiErro
         target: p.target,
     };
     parameters.validate()?;
-    // Large parameter sets take milliseconds: keep them off the async workers.
-    let analysis = tokio::task::spawn_blocking(move || Analysis::of(&parameters))
-        .await
-        .map_err(|e| ApiError::unavailable(format!("the analysis did not finish: {e}")))??;
+    // Bounded by the parameter limits, but still up to a few hundred milliseconds: on a CPU
+    // worker, not an async one.
+    let analysis = state.cpu.run(move || Analysis::of(&parameters)).await??;
     Ok(Json(analysis))
 }

@@ -20,6 +20,22 @@ pub use probability::{LogNumber, LogSum, Probability};
 
 use std::f64::consts::LN_10;
 
+/// The largest parameters dendrite computes, so that every answer is bounded before it starts:
+/// the tails cost O(min(s, a)) terms, the threshold advisers O(s²), the capacity search
+/// O(a · log m). At these bounds a space's whole theory takes tens of milliseconds, and an
+/// analysis with the exact union model at most a few hundred (its own work is counted: see
+/// [`union_false_match_exact_within`]).
+pub mod limits {
+    /// n: bits in the input space, 2^24.
+    pub const MAX_INPUT_SIZE: u64 = 1 << 24;
+    /// a: active bits of an input.
+    pub const MAX_ACTIVE_BITS: u64 = 16_384;
+    /// s: synapses sampled from one pattern.
+    pub const MAX_SYNAPSES_PER_PATTERN: u64 = 1_024;
+    /// Steps of the exact union model (about 13 ns each on a 2026 server core).
+    pub const MAX_UNION_STEPS: u64 = 20_000_000;
+}
+
 /// log10 of the number of distinct patterns of `a` active bits out of `n`: log10 C(n, a) (SP Eq. 1).
 pub fn log10_distinct_patterns(n: u64, a: u64) -> f64 {
     ln_binomial(n, a) / LN_10
@@ -107,10 +123,30 @@ pub fn union_false_match(n: u64, a: u64, s: u64, theta: u64, m: u64) -> Probabil
 /// # Panics
 /// When `a` exceeds `n`.
 pub fn union_false_match_exact(n: u64, a: u64, s: u64, theta: u64, m: u64) -> Probability {
+    union_false_match_exact_within(n, a, s, theta, m, u64::MAX)
+        .expect("an unlimited budget is never exceeded")
+}
+
+/// [`union_false_match_exact`] with a budget of `steps` (one step: one term of one state's
+/// transition): `None` once the chain needs more. Its cost follows the spread of |X| and of the
+/// transitions, which no simple formula of the parameters bounds, so a service that must answer
+/// within a deadline counts the work instead of guessing it.
+///
+/// # Panics
+/// When `a` exceeds `n`.
+pub fn union_false_match_exact_within(
+    n: u64,
+    a: u64,
+    s: u64,
+    theta: u64,
+    m: u64,
+    steps: u64,
+) -> Option<Probability> {
     let per_pattern = s.min(a).min(n);
     if m == 0 {
-        return segment_false_match(n, a, 0, theta);
+        return Some(segment_false_match(n, a, 0, theta));
     }
+    let mut budget = steps;
     // weights[i] = P(|X| = first + i) after the patterns seen so far; only the states that carry
     // weight are kept, so the cost follows the spread of |X|, not n.
     let (mut first, mut weights) = (per_pattern, vec![1.0f64]);
@@ -124,6 +160,7 @@ pub fn union_false_match_exact(n: u64, a: u64, s: u64, theta: u64, m: u64) -> Pr
             }
             let x = first + i as u64;
             let fresh = Hypergeometric::new(n, n - x, per_pattern);
+            budget = budget.checked_sub(fresh.max_overlap() - fresh.min_overlap() + 1)?;
             let offset = (x + fresh.min_overlap() - first) as usize;
             for (j, p) in fresh.pmf().into_iter().enumerate() {
                 next[offset + j] += w * p;
@@ -141,7 +178,7 @@ pub fn union_false_match_exact(n: u64, a: u64, s: u64, theta: u64, m: u64) -> Pr
             average.add(w.ln() + segment_false_match(n, a, x, theta).ln());
         }
     }
-    Probability::from_ln(average.ln())
+    Some(Probability::from_ln(average.ln()))
 }
 
 /// The capacity of a segment: the largest number of patterns `m` whose union false-match

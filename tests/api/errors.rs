@@ -58,6 +58,15 @@ async fn inconsistent_space_parameters_are_400_naming_the_field() {
             json!({"input_size": 100, "active_bits": 10, "max_segments_per_neuron": 0}),
             "max_segments_per_neuron",
         ),
+        // Parameters whose theory would take minutes to hours are refused before any of it runs.
+        (
+            json!({"input_size": 16_777_216, "active_bits": 40_000, "synapses_per_pattern": 40_000, "max_false_match": 1}),
+            "active_bits",
+        ),
+        (
+            json!({"input_size": 16_777_216, "active_bits": 16_384, "synapses_per_pattern": 1_000_000, "threshold": 1_000_000}),
+            "synapses_per_pattern",
+        ),
     ] {
         let body = problem(
             app.put("/v1/spaces/t", &body).await,
@@ -91,6 +100,24 @@ async fn inconsistent_space_parameters_are_400_naming_the_field() {
             .unwrap()
             .is_empty()
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn theory_requests_beyond_the_cost_bounds_are_400_naming_the_parameter() {
+    let app = TestApp::spawn().await;
+    for (query, field) in [
+        ("n=16777216&a=50000&s=50000&theta=1", "a"),
+        ("n=16777216&a=16384&s=2000&theta=1", "s"),
+        ("n=65536&a=40&s=40&theta=10&patterns=1250", "patterns"),
+    ] {
+        let body = problem(
+            app.get(&format!("/v1/theory?{query}")).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
     app.stop().await;
 }
 
