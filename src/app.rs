@@ -13,12 +13,11 @@ use crate::store::health::Health;
 use crate::store::writer::{Writer, WriterThread};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
 pub struct Application {
@@ -51,14 +50,15 @@ impl Application {
             Arc::clone(&health),
         )
         .context("cannot start the writer thread")?;
-        let state = AppState::new(spaces, writer, db.clone(), health);
+        let state = AppState::new(spaces, writer, db.clone(), health, args.request_timeout());
         let router = http::router(state).layer(
             tower::ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    args.request_timeout(),
+                .layer(axum::middleware::from_fn_with_state(
+                    args.body_limit,
+                    http::guard::refuse_declared_oversize,
                 ))
+                .layer(RequestBodyDeadlineLayer::new(args.body_timeout()))
                 .layer(DefaultBodyLimit::max(args.body_limit)),
         );
         let listener = TcpListener::bind(&args.listen)

@@ -38,13 +38,21 @@ pub struct ServeArgs {
     /// writes are refused with 507 as on a full disk. Unset: only the disk limits it.
     #[arg(long, env = "DENDRITE_MAX_DATABASE_SIZE")]
     pub max_database_size: Option<u64>,
-    /// Seconds a request may take before it is answered 408.
+    /// Seconds a read (a GET or a query) may run before it is stopped and answered 503.
+    /// Writes have no such deadline: they are always answered with what really happened.
     #[arg(long, env = "DENDRITE_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
+    /// Seconds a request body may take to arrive before the request is answered 408.
+    #[arg(long, env = "DENDRITE_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
 }
 
 impl ServeArgs {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout)
     }
 }

@@ -150,13 +150,40 @@ fn the_same_seed_samples_the_same_synapses() {
 }
 
 #[test]
+fn a_neuron_report_pages_through_its_segments() {
+    let mut s = space(standard_spec());
+    let mut rng = Rng::new(12);
+    for _ in 0..40 {
+        store_random(&mut s, "n", &mut rng).unwrap();
+    }
+    let whole = s.neuron_report(&name("n"), None, usize::MAX).unwrap();
+    assert_eq!(whole.segment_count, whole.segments.len() as u64);
+    assert_eq!(whole.next_segment, None);
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.neuron_report(&name("n"), after, 2).unwrap();
+        assert!(page.segments.len() <= 2);
+        assert_eq!(page.segment_count, whole.segment_count);
+        paged.extend(page.segments);
+        match page.next_segment {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, whole.segments);
+    let patterns: usize = paged.iter().map(|segment| segment.patterns.len()).sum();
+    assert_eq!(patterns as u64, whole.patterns);
+}
+
+#[test]
 fn a_segment_grows_until_the_target_then_a_new_one_opens() {
     let mut s = space(standard_spec());
     let mut rng = Rng::new(11);
     for _ in 0..40 {
         store_random(&mut s, "n", &mut rng).unwrap();
     }
-    let report = s.neuron_report(&name("n")).unwrap();
+    let report = s.neuron_report(&name("n"), None, usize::MAX).unwrap();
     assert!(
         report.segments.len() >= 5,
         "{} segments",
@@ -290,7 +317,7 @@ fn deleting_a_neuron_removes_all_of_it() {
         s.delete_neuron(&name("n")),
         Err(EngineError::UnknownNeuron(name("n")))
     );
-    assert!(s.neuron_report(&name("n")).is_err());
+    assert!(s.neuron_report(&name("n"), None, usize::MAX).is_err());
 }
 
 #[test]
@@ -357,7 +384,7 @@ fn reports_describe_the_neuron_and_the_space() {
     for _ in 0..3 {
         store_random(&mut s, "n", &mut rng).unwrap();
     }
-    let report = s.neuron_report(&name("n")).unwrap();
+    let report = s.neuron_report(&name("n"), None, usize::MAX).unwrap();
     assert_eq!(report.patterns, 3);
     assert_eq!(
         report
@@ -549,7 +576,7 @@ fn agrees_with_the_oracle(
             }
             Op::Forget { neuron, nth } => {
                 let neuron = name(&format!("n{neuron}"));
-                if let Ok(report) = s.neuron_report(&neuron) {
+                if let Ok(report) = s.neuron_report(&neuron, None, usize::MAX) {
                     let ids: Vec<Name> = report
                         .segments
                         .iter()
@@ -620,7 +647,9 @@ fn expected_false_matches_follow_the_query_size_and_every_write() {
         |s: &Space, a: u64, theta: u64| -> f64 {
             (0..4)
                 .map(|i| {
-                    let report = s.neuron_report(&name(&format!("n{i}"))).unwrap();
+                    let report = s
+                        .neuron_report(&name(&format!("n{i}")), None, usize::MAX)
+                        .unwrap();
                     theory::neuron_false_match_of(report.segments.iter().map(|seg| {
                         theory::segment_false_match(2048, a, seg.synapses.into(), theta)
                     }))

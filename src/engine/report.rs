@@ -6,6 +6,7 @@ use super::pattern::Name;
 use super::space::Space;
 use crate::theory::{self, Probability};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// One segment of a neuron.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -25,12 +26,17 @@ pub struct NoiseMiss {
     pub probability: Probability,
 }
 
-/// A neuron: its segments and its error probabilities.
+/// A neuron: its segments (a page of them) and its error probabilities.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NeuronReport {
     pub name: Name,
     pub patterns: u64,
+    /// Segments on the neuron, all pages together.
+    pub segment_count: u64,
+    /// The page of segments asked for, by number.
     pub segments: Vec<SegmentReport>,
+    /// Pass as `segments_after` for the next page of segments; null on the last one.
+    pub next_segment: Option<u32>,
     pub false_match: Probability,
     pub false_miss: Vec<NoiseMiss>,
     /// How many more random patterns the newest segment is expected to take before the neuron
@@ -107,6 +113,11 @@ fn noise_bits(fraction: f64, a: u64) -> u64 {
 }
 
 impl Space {
+    /// Segments in the space: what the cost of a recognition grows with.
+    pub fn segment_count(&self) -> u64 {
+        self.segment_count
+    }
+
     pub fn counts(&self) -> Counts {
         Counts {
             neurons: self.neuron_slots.len() as u64,
@@ -136,21 +147,41 @@ impl Space {
         })
     }
 
-    pub fn neuron_report(&self, name: &Name) -> Result<NeuronReport, EngineError> {
+    /// A neuron's report with the segments numbered after `after` (all from the first when
+    /// `None`), at most `limit` of them. Its cost is one pass over the neuron's patterns plus the
+    /// page: a neuron with tens of thousands of segments is read a page at a time.
+    pub fn neuron_report(
+        &self,
+        name: &Name,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<NeuronReport, EngineError> {
         let neuron = self
             .neuron(name)
             .ok_or_else(|| EngineError::UnknownNeuron(name.clone()))?;
-        let segments = neuron
-            .segments
+        let start = after.map_or(0, |after| {
+            neuron
+                .segments
+                .partition_point(|&(number, _)| number <= after)
+        });
+        let page = &neuron.segments[start..(start + limit).min(neuron.segments.len())];
+        let next_segment = (start + page.len() < neuron.segments.len())
+            .then(|| page.last().map(|&(number, _)| number))
+            .flatten();
+        let mut ids: HashMap<u32, Vec<Name>> = page
+            .iter()
+            .map(|&(number, _)| (number, Vec::new()))
+            .collect();
+        for (id, pattern) in &neuron.patterns {
+            if let Some(ids) = ids.get_mut(&pattern.segment) {
+                ids.push(id.clone());
+            }
+        }
+        let segments = page
             .iter()
             .map(|&(number, slot)| {
                 let segment = self.segment(slot);
-                let mut patterns: Vec<Name> = neuron
-                    .patterns
-                    .iter()
-                    .filter(|(_, p)| p.segment == number)
-                    .map(|(id, _)| id.clone())
-                    .collect();
+                let mut patterns = ids.remove(&number).unwrap_or_default();
                 patterns.sort();
                 SegmentReport {
                     segment: number,
@@ -184,7 +215,9 @@ impl Space {
         Ok(NeuronReport {
             name: name.clone(),
             patterns: neuron.patterns.len() as u64,
+            segment_count: neuron.segments.len() as u64,
             segments,
+            next_segment,
             false_match: neuron.false_match,
             false_miss,
             patterns_before_new_segment: self.expected_patterns_until_full(newest as u64),

@@ -41,6 +41,10 @@ enum Kind {
     StorageFull,
     /// Writes fail for a reason that may clear: a read-only disk, a lock, an I/O error.
     StorageUnavailable,
+    /// The request body did not arrive within the body timeout.
+    RequestTimeout,
+    /// A read ran past the request timeout and was abandoned.
+    Timeout,
     Internal,
 }
 
@@ -58,6 +62,8 @@ impl Kind {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Kind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            Kind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Kind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -68,6 +74,7 @@ impl Kind {
             Kind::Busy => Some("1"),
             Kind::StorageUnavailable => Some("5"),
             Kind::StorageFull => Some("30"),
+            Kind::Timeout => Some("1"),
             Kind::MalformedRequest
             | Kind::InvalidParameter
             | Kind::NotFound
@@ -78,6 +85,7 @@ impl Kind {
             | Kind::UnsupportedMediaType
             | Kind::InvalidPattern
             | Kind::Unavailable
+            | Kind::RequestTimeout
             | Kind::Internal => None,
         }
     }
@@ -101,6 +109,8 @@ impl Kind {
                 "storage-unavailable",
                 "The database cannot take writes right now",
             ),
+            Kind::RequestTimeout => ("request-timeout", "The request body came too slowly"),
+            Kind::Timeout => ("timeout", "The request took too long"),
             Kind::Internal => ("internal", "Internal server error"),
         }
     }
@@ -155,6 +165,30 @@ impl ApiError {
     /// Too much work in flight: retry shortly.
     pub fn busy(detail: impl Into<String>) -> ApiError {
         ApiError::new(Kind::Busy, detail)
+    }
+
+    /// A read that ran past the request timeout.
+    pub fn timeout() -> ApiError {
+        ApiError::new(
+            Kind::Timeout,
+            "the request ran past the service's request timeout and was stopped; retry, or ask for less at once",
+        )
+    }
+
+    /// A body that did not arrive in time.
+    pub fn request_timeout() -> ApiError {
+        ApiError::new(
+            Kind::RequestTimeout,
+            "the request body did not arrive within the service's body timeout",
+        )
+    }
+
+    /// A body larger than the limit, refused from its declared length or while reading it.
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            Kind::PayloadTooLarge,
+            format!("the request body exceeds the service's body limit of {limit} bytes"),
+        )
     }
 
     /// A failure on our side; `detail` goes to the log, not to the client.
@@ -242,9 +276,25 @@ impl From<JsonRejection> for ApiError {
                     "the request body exceeds the service's body limit",
                 )
             }
+            JsonRejection::BytesRejection(e) if caused_by_body_timeout(&e) => {
+                ApiError::request_timeout()
+            }
             other => ApiError::malformed(other.body_text()),
         }
     }
+}
+
+/// Whether reading the body failed because its deadline passed (the body-timeout layer's error
+/// sits somewhere in the chain of sources).
+fn caused_by_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 impl From<PathRejection> for ApiError {

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod guard;
 mod neurons;
 mod recognition;
 mod spaces;
@@ -35,17 +36,26 @@ pub struct AppState {
     /// Whether writes are failing, and why: what `/readyz` reports.
     pub health: Arc<Health>,
     pub cpu: CpuPool,
+    /// How long a read may run: long reads check it and stop, the router answers 503 after it.
+    pub read_timeout: Duration,
     pub started: Instant,
 }
 
 impl AppState {
-    pub fn new(spaces: Arc<Spaces>, writer: Writer, db: Database, health: Arc<Health>) -> AppState {
+    pub fn new(
+        spaces: Arc<Spaces>,
+        writer: Writer,
+        db: Database,
+        health: Arc<Health>,
+        read_timeout: Duration,
+    ) -> AppState {
         AppState {
             spaces,
             writer,
             db,
             health,
             cpu: CpuPool::for_this_machine(),
+            read_timeout,
             started: Instant::now(),
         }
     }
@@ -100,6 +110,16 @@ pub struct Route {
     handler: MethodRouter<AppState>,
 }
 
+impl Route {
+    /// Whether the route only reads: every GET, and the queries (POSTs that change nothing).
+    /// Reads are cut off at the request timeout; writes are always answered with their outcome.
+    pub fn is_read(&self) -> bool {
+        self.method == Method::GET
+            || self.path.ends_with("/query")
+            || self.path.ends_with("/query/batch")
+    }
+}
+
 fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
 where
     H: Handler<T, AppState>,
@@ -126,11 +146,23 @@ pub fn routes() -> Vec<Route> {
     .collect()
 }
 
-/// The router: every route, problem documents for unknown paths and methods, and the state.
+/// The router: every route (reads with their deadline), problem documents for unknown paths and
+/// methods, and the state.
 pub fn router(state: AppState) -> Router {
+    let read_timeout = state.read_timeout;
     routes()
         .into_iter()
-        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .fold(Router::new(), |router, r| {
+            let handler = if r.is_read() {
+                r.handler.layer(axum::middleware::from_fn_with_state(
+                    read_timeout,
+                    guard::read_deadline,
+                ))
+            } else {
+                r.handler
+            };
+            router.route(r.path, handler)
+        })
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.yaml") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
@@ -149,11 +181,44 @@ impl AppState {
             .ok_or_else(|| ApiError::not_found(format!("no space named {name}")))
     }
 
-    /// Runs `read` on the space named `raw` under its read lock: the path every read handler
-    /// takes (parse the name, 404 if absent, share the space with concurrent queries).
+    /// Runs `read` on the space named `raw` under its read lock: the path of reads whose cost
+    /// does not grow with the space (a report, one pattern, a page of names).
     fn read_space<T>(&self, raw: &str, read: impl FnOnce(&Space) -> T) -> Result<T, ApiError> {
         let shared = self.space(&parse_name("space", raw)?)?;
         let space = shared.read().unwrap_or_else(PoisonError::into_inner);
         Ok(read(&space))
+    }
+
+    /// Runs `read`, whose cost grows with the space (recognition, a neuron's segments), under
+    /// the space's read lock: right here when the space is small and nobody is writing it
+    /// (microseconds: not worth a thread hop), otherwise on a CPU worker, so that neither a
+    /// long read nor a wait for the writer ever holds an async worker.
+    async fn read_space_costly<T: Send + 'static>(
+        &self,
+        raw: &str,
+        read: impl FnOnce(&Space) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let shared = self.space(&parse_name("space", raw)?)?;
+        if let Some(space) = try_read(&shared)
+            && space.segment_count() <= INLINE_SEGMENTS
+        {
+            return Ok(read(&space));
+        }
+        self.cpu
+            .run(move || read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
+            .await
+    }
+}
+
+/// Spaces with at most this many segments are read on the async worker: recognition then takes
+/// tens of microseconds (the standard workload has about 22,000 segments).
+const INLINE_SEGMENTS: u64 = 50_000;
+
+/// The read lock if it is free now; poisoning is ignored, as everywhere.
+fn try_read(shared: &SharedSpace) -> Option<std::sync::RwLockReadGuard<'_, Space>> {
+    match shared.try_read() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }

@@ -236,14 +236,32 @@ async fn list(
     Ok(Json(page))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentPage {
+    segments_limit: Option<usize>,
+    segments_after: Option<u32>,
+}
+
 async fn report(
     State(state): State<AppState>,
     Path((space, neuron)): Path<(String, String)>,
+    Query(page): Query<SegmentPage>,
 ) -> Result<Json<NeuronReport>, ApiError> {
     let neuron = parse_name("neuron", &neuron)?;
-    Ok(Json(state.read_space(&space, |space| {
-        space.neuron_report(&neuron)
-    })??))
+    let limit = page.segments_limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid_parameter(
+            "segments_limit",
+            format!("segments_limit must be in 1..={MAX_PAGE}, not {limit}"),
+        ));
+    }
+    let report = state
+        .read_space_costly(&space, move |space| {
+            space.neuron_report(&neuron, page.segments_after, limit)
+        })
+        .await??;
+    Ok(Json(report))
 }
 
 async fn delete(

@@ -24,7 +24,13 @@ async fn readiness_is_503_when_the_database_does_not_answer() {
         Arc::clone(&health),
     )
     .unwrap();
-    let router = dendrite::http::router(AppState::new(spaces, writer, db.clone(), health));
+    let router = dendrite::http::router(AppState::new(
+        spaces,
+        writer,
+        db.clone(),
+        health,
+        std::time::Duration::from_secs(30),
+    ));
     let ready = router
         .clone()
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())

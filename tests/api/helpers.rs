@@ -26,6 +26,7 @@ pub fn args(database: &Path) -> ServeArgs {
         log_level: "warn".into(),
         body_limit: 1024 * 1024,
         request_timeout: 30,
+        body_timeout: 30,
         max_database_size: None,
     }
 }

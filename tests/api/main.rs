@@ -6,6 +6,7 @@ mod failures;
 mod faults;
 mod helpers;
 mod lifecycle;
+mod limits;
 mod patterns;
 mod persistence;
 mod queries;

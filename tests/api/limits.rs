@@ -1,0 +1,132 @@
+//! Limits and timeouts: each answered at once, as a problem document, and never a lie about a
+//! write's outcome.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends raw bytes and reads the answer's status line and body, giving up after `patience`.
+async fn raw_exchange(app: &TestApp, request: &[u8], patience: Duration) -> (u16, String) {
+    let address = app.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = tokio::time::timeout(patience, async {
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some(head_end) = text.find("\r\n\r\n") {
+                let length = text[..head_end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if answer.len() >= head_end + 4 + length {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer while the body was still missing");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text[9..12].parse().unwrap();
+    (status, text)
+}
+
+#[tokio::test]
+async fn an_oversized_declared_body_is_refused_before_it_is_sent() {
+    let app = TestApp::spawn_with(dendrite::config::ServeArgs {
+        body_timeout: 600,
+        ..args(&tempfile::tempdir().unwrap().keep().join("d.db"))
+    })
+    .await;
+    app.standard_space("s").await;
+    let request = b"POST /v1/spaces/s/patterns HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10000000000\r\n\r\n";
+    let (status, text) = raw_exchange(&app, request, Duration::from_secs(10)).await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(
+        text.contains("urn:dendrite:problem:payload-too-large"),
+        "{text}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_408_and_stores_nothing() {
+    let app = TestApp::spawn_with(dendrite::config::ServeArgs {
+        body_timeout: 1,
+        ..args(&tempfile::tempdir().unwrap().keep().join("d.db"))
+    })
+    .await;
+    app.standard_space("s").await;
+    let request = b"POST /v1/spaces/s/neurons/n/patterns HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"active\": [1, 2,";
+    let (status, text) = raw_exchange(&app, request, Duration::from_secs(20)).await;
+    assert_eq!(status, 408, "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(
+        text.contains("urn:dendrite:problem:request-timeout"),
+        "{text}"
+    );
+    let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(stats["patterns"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_write_slower_than_the_request_timeout_is_answered_with_its_real_outcome() {
+    let app = TestApp::spawn_with(dendrite::config::ServeArgs {
+        request_timeout: 1,
+        ..args(&tempfile::tempdir().unwrap().keep().join("d.db"))
+    })
+    .await;
+    app.standard_space("s").await;
+    // Another process holds the database for two seconds: the write waits past the request
+    // timeout, then commits. It must say 201, not "timed out".
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.database.display()))
+        .await
+        .unwrap();
+    let mut holder = db.acquire().await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let store = {
+        let client = app.client.clone();
+        let url = app.url("/v1/spaces/s/neurons/n/patterns");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"active": cells(1, 40)}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    drop(holder);
+    assert_eq!(store.await.unwrap().status(), StatusCode::CREATED);
+    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM patterns")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(committed, 1);
+    db.close().await;
+    app.stop().await;
+}
