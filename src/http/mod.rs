@@ -181,26 +181,23 @@ impl AppState {
             .ok_or_else(|| ApiError::not_found(format!("no space named {name}")))
     }
 
-    /// Runs `read` on the space named `raw` under its read lock: the path of reads whose cost
-    /// does not grow with the space (a report, one pattern, a page of names).
-    fn read_space<T>(&self, raw: &str, read: impl FnOnce(&Space) -> T) -> Result<T, ApiError> {
-        let shared = self.space(&parse_name("space", raw)?)?;
-        let space = shared.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(read(&space))
-    }
-
-    /// Runs `read`, whose cost grows with the space (recognition, a neuron's segments), under
-    /// the space's read lock: right here when the space is small and nobody is writing it
-    /// (microseconds: not worth a thread hop), otherwise on a CPU worker, so that neither a
-    /// long read nor a wait for the writer ever holds an async worker.
-    async fn read_space_costly<T: Send + 'static>(
+    /// Runs `read` on the space named `raw` under its read lock: the one path of every read
+    /// handler (parse the name, 404 if absent, share the space with concurrent reads).
+    ///
+    /// The read runs right here when the lock is free and the read is cheap: a `Fixed` read
+    /// (a report, one pattern, a page of names), or one that grows with the space in a small
+    /// space. Otherwise it runs on a CPU worker, so that neither a long read nor a wait behind
+    /// the writer (which waits for the readers before it) ever holds an async worker: those stay
+    /// free for `/healthz` and for other spaces.
+    async fn read_space<T: Send + 'static>(
         &self,
         raw: &str,
+        cost: ReadCost,
         read: impl FnOnce(&Space) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let shared = self.space(&parse_name("space", raw)?)?;
         if let Some(space) = try_read(&shared)
-            && space.segment_count() <= INLINE_SEGMENTS
+            && (cost == ReadCost::Fixed || space.segment_count() <= INLINE_SEGMENTS)
         {
             return Ok(read(&space));
         }
@@ -208,6 +205,45 @@ impl AppState {
             .run(move || read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
             .await
     }
+}
+
+impl AppState {
+    /// `read` of every space, by name, each under its read lock: right here while every lock is
+    /// free, on a CPU worker as soon as one is not (a space whose writer waits behind a long read
+    /// must not hold the async worker that answers a dashboard's poll).
+    async fn read_every_space<T: Send + 'static>(
+        &self,
+        read: impl Fn(&Space) -> T + Send + 'static,
+    ) -> Result<Vec<T>, ApiError> {
+        let spaces = self.spaces.all();
+        let mut results = Vec::with_capacity(spaces.len());
+        for shared in &spaces {
+            match try_read(shared) {
+                Some(space) => results.push(read(&space)),
+                None => break,
+            }
+        }
+        if results.len() == spaces.len() {
+            return Ok(results);
+        }
+        self.cpu
+            .run(move || {
+                spaces
+                    .iter()
+                    .map(|shared| read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
+                    .collect()
+            })
+            .await
+    }
+}
+
+/// How the cost of a read grows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadCost {
+    /// Bounded whatever the space holds.
+    Fixed,
+    /// In proportion to the space's segments (recognition) or a neuron's patterns.
+    GrowsWithSpace,
 }
 
 /// Spaces with at most this many segments are read on the async worker: recognition then takes

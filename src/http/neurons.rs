@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
-use super::{AppState, Route, parse_name, route};
+use super::{AppState, ReadCost, Route, parse_name, route};
 use crate::engine::{Name, NeuronReport, NeuronSummary, Pattern, PatternView, StoreRequest};
 use crate::store::writer::Stored;
 use axum::extract::State;
@@ -51,8 +51,12 @@ struct PatternBody {
 }
 
 /// The input size the space's patterns are parsed against.
-fn input_size(state: &AppState, space: &Name) -> Result<u32, ApiError> {
-    state.read_space(space.as_str(), |space| space.params().input_size)
+async fn input_size(state: &AppState, space: &Name) -> Result<u32, ApiError> {
+    state
+        .read_space(space.as_str(), ReadCost::Fixed, |space| {
+            space.params().input_size
+        })
+        .await
 }
 
 fn parse_id(raw: Option<&str>) -> Result<Option<Name>, ApiError> {
@@ -69,7 +73,7 @@ async fn store(
     Json(body): Json<PatternBody>,
 ) -> Result<(StatusCode, Json<PatternView>), ApiError> {
     let (space, neuron) = (parse_name("space", &space)?, parse_name("neuron", &neuron)?);
-    let active = Pattern::parse(&body.active, input_size(&state, &space)?)?;
+    let active = Pattern::parse(&body.active, input_size(&state, &space).await?)?;
     let request = StoreRequest {
         neuron,
         active,
@@ -129,7 +133,7 @@ async fn store_batch(
             ),
         ));
     }
-    let size = input_size(&state, &space)?;
+    let size = input_size(&state, &space).await?;
     let requests = body
         .patterns
         .iter()
@@ -174,9 +178,12 @@ async fn pattern(
         parse_name("neuron", &neuron)?,
         parse_name("pattern id", &id)?,
     );
-    Ok(Json(state.read_space(&space, |space| {
-        space.pattern(&neuron, &id)
-    })??))
+    let pattern = state
+        .read_space(&space, ReadCost::Fixed, move |space| {
+            space.pattern(&neuron, &id)
+        })
+        .await??;
+    Ok(Json(pattern))
 }
 
 async fn forget(
@@ -223,16 +230,18 @@ async fn list(
         .as_deref()
         .map(|a| parse_name("after", a))
         .transpose()?;
-    let page = state.read_space(&space, |space| {
-        let names = space.neuron_names(after.as_ref(), limit + 1);
-        let next = (names.len() > limit).then(|| names[limit - 1].clone());
-        let neurons = names
-            .iter()
-            .take(limit)
-            .map(|name| space.neuron_summary(name).expect("a listed neuron exists"))
-            .collect();
-        NeuronPage { neurons, next }
-    })?;
+    let page = state
+        .read_space(&space, ReadCost::Fixed, move |space| {
+            let names = space.neuron_names(after.as_ref(), limit + 1);
+            let next = (names.len() > limit).then(|| names[limit - 1].clone());
+            let neurons = names
+                .iter()
+                .take(limit)
+                .map(|name| space.neuron_summary(name).expect("a listed neuron exists"))
+                .collect();
+            NeuronPage { neurons, next }
+        })
+        .await?;
     Ok(Json(page))
 }
 
@@ -257,7 +266,7 @@ async fn report(
         ));
     }
     let report = state
-        .read_space_costly(&space, move |space| {
+        .read_space(&space, ReadCost::GrowsWithSpace, move |space| {
             space.neuron_report(&neuron, page.segments_after, limit)
         })
         .await??;

@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::extract::{Json, Path};
-use super::{AppState, Route, parse_name, route};
+use super::{AppState, ReadCost, Route, parse_name, route};
 use crate::engine::{DEFAULT_LIMIT, Pattern, Query, Recognition, SharedSpace, Space};
 use axum::extract::State;
 use axum::http::Method;
@@ -63,7 +63,7 @@ async fn query(
     Json(body): Json<QueryBody>,
 ) -> Result<Json<Recognition>, ApiError> {
     let answer = state
-        .read_space_costly(&space, move |space| {
+        .read_space(&space, ReadCost::GrowsWithSpace, move |space| {
             Ok::<_, ApiError>(space.recognize(&body.parse(space)?)?)
         })
         .await??;

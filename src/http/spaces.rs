@@ -2,12 +2,11 @@
 
 use super::error::ApiError;
 use super::extract::{Json, Path};
-use super::{AppState, Route, parse_name, route};
+use super::{AppState, ReadCost, Route, parse_name, route};
 use crate::engine::{Space, SpaceParams, SpaceReport, SpaceSpec};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use std::sync::PoisonError;
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
@@ -23,14 +22,9 @@ struct SpaceList {
     spaces: Vec<SpaceReport>,
 }
 
-async fn list(State(state): State<AppState>) -> Json<SpaceList> {
-    let spaces = state
-        .spaces
-        .all()
-        .iter()
-        .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).report())
-        .collect();
-    Json(SpaceList { spaces })
+async fn list(State(state): State<AppState>) -> Result<Json<SpaceList>, ApiError> {
+    let spaces = state.read_every_space(Space::report).await?;
+    Ok(Json(SpaceList { spaces }))
 }
 
 /// A space's parameters as the client sends them.
@@ -80,7 +74,11 @@ async fn report(
     State(state): State<AppState>,
     Path(space): Path<String>,
 ) -> Result<Json<SpaceReport>, ApiError> {
-    Ok(Json(state.read_space(&space, Space::report)?))
+    Ok(Json(
+        state
+            .read_space(&space, ReadCost::Fixed, Space::report)
+            .await?,
+    ))
 }
 
 async fn delete(

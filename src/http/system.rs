@@ -4,12 +4,12 @@ use super::error::ApiError;
 use super::extract::{Json, Query};
 use super::{AppState, Route, route};
 use crate::analysis::{Analysis, Parameters};
+use crate::engine::Space;
 use axum::extract::State;
 use axum::http::{Method, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::sync::PoisonError;
 
 /// The contract, served as written.
 pub const OPENAPI: &str = include_str!("../../openapi.yaml");
@@ -62,7 +62,7 @@ struct Stats {
     uptime_seconds: f64,
 }
 
-async fn stats(State(state): State<AppState>) -> Json<Stats> {
+async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let (commits, writes_committed) = state.writer.stats().snapshot();
     let mut stats = Stats {
         spaces: 0,
@@ -79,18 +79,14 @@ async fn stats(State(state): State<AppState>) -> Json<Stats> {
         },
         uptime_seconds: state.started.elapsed().as_secs_f64(),
     };
-    for space in state.spaces.all() {
-        let counts = space
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .counts();
+    for counts in state.read_every_space(Space::counts).await? {
         stats.spaces += 1;
         stats.neurons += counts.neurons;
         stats.segments += counts.segments;
         stats.patterns += counts.patterns;
         stats.synapses += counts.synapses;
     }
-    Json(stats)
+    Ok(Json(stats))
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ mod errors;
 mod failures;
 mod faults;
 mod helpers;
+mod isolation;
 mod lifecycle;
 mod limits;
 mod patterns;
