@@ -7,6 +7,7 @@
 
 use crate::config::ServeArgs;
 use crate::engine::Spaces;
+use crate::http::serve::ConnectionLimits;
 use crate::http::{self, AppState};
 use crate::store::Database;
 use crate::store::health::Health;
@@ -16,6 +17,7 @@ use axum::extract::DefaultBodyLimit;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
@@ -25,6 +27,7 @@ pub struct Application {
     router: axum::Router,
     db: Database,
     writer: WriterThread,
+    limits: ConnectionLimits,
 }
 
 impl Application {
@@ -69,6 +72,7 @@ impl Application {
             router,
             db,
             writer: writer_thread,
+            limits: args.connection_limits(),
         })
     }
 
@@ -85,9 +89,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.local_addr(), "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        http::serve::serve(self.listener, self.router, self.limits, shutdown).await;
         // Writes already queued are committed and answered; later ones are refused.
         self.writer.stop().await;
         self.db.close().await;
@@ -125,8 +127,12 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let app = Application::build(args).await?;
         app.run_until_stopped(shutdown_signal()).await
-    })
+    });
+    // Connections past the shutdown deadline and reads still on a CPU worker are abandoned here
+    // rather than waited for: the writes are committed and the database closed already.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    outcome
 }

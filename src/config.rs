@@ -42,6 +42,17 @@ pub struct ServeArgs {
     /// Writes have no such deadline: they are always answered with what really happened.
     #[arg(long, env = "DENDRITE_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
+    /// Seconds a connection may take to send a whole request head, from when it opens or from
+    /// its previous answer; past it the connection is closed. This is also how long an idle
+    /// keep-alive connection is kept.
+    #[arg(long, env = "DENDRITE_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// The most connections open at once; past it new clients wait to be accepted.
+    #[arg(long, env = "DENDRITE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds open requests get to finish after SIGTERM or SIGINT; then the process stops.
+    #[arg(long, env = "DENDRITE_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
     /// Seconds a request body may take to arrive before the request is answered 408.
     #[arg(long, env = "DENDRITE_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
@@ -54,5 +65,13 @@ impl ServeArgs {
 
     pub fn body_timeout(&self) -> Duration {
         Duration::from_secs(self.body_timeout)
+    }
+
+    pub fn connection_limits(&self) -> crate::http::serve::ConnectionLimits {
+        crate::http::serve::ConnectionLimits {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            max_connections: self.max_connections,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod guard;
 mod neurons;
 mod recognition;
+pub mod serve;
 mod spaces;
 mod system;
 

@@ -223,9 +223,7 @@ async fn unknown_spaces_neurons_and_routes_are_404() {
 
 #[tokio::test]
 async fn a_body_without_json_content_type_is_415_and_an_oversized_one_413() {
-    let mut args = args(&tempfile::tempdir().unwrap().keep().join("db"));
-    args.body_limit = 4096;
-    let app = TestApp::spawn_with(args).await;
+    let app = TestApp::spawn_configured(|settings| settings.body_limit = 4096).await;
     app.standard_space("s").await;
     let body = serde_json::to_vec(&json!({"active": cells(1, 40)})).unwrap();
     let plain = app

@@ -27,6 +27,9 @@ pub fn args(database: &Path) -> ServeArgs {
         body_limit: 1024 * 1024,
         request_timeout: 30,
         body_timeout: 30,
+        header_timeout: 10,
+        max_connections: 1024,
+        shutdown_timeout: 10,
         max_database_size: None,
     }
 }
@@ -37,6 +40,16 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("dendrite.db");
         let mut app = TestApp::spawn_on(&database).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// A server on a fresh database, with some settings changed.
+    pub async fn spawn_configured(change: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = args(&dir.path().join("dendrite.db"));
+        change(&mut settings);
+        let mut app = TestApp::spawn_with(settings).await;
         app._dir = Some(dir);
         app
     }

@@ -47,11 +47,7 @@ async fn raw_exchange(app: &TestApp, request: &[u8], patience: Duration) -> (u16
 
 #[tokio::test]
 async fn an_oversized_declared_body_is_refused_before_it_is_sent() {
-    let app = TestApp::spawn_with(dendrite::config::ServeArgs {
-        body_timeout: 600,
-        ..args(&tempfile::tempdir().unwrap().keep().join("d.db"))
-    })
-    .await;
+    let app = TestApp::spawn_configured(|settings| settings.body_timeout = 600).await;
     app.standard_space("s").await;
     let request = b"POST /v1/spaces/s/patterns HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10000000000\r\n\r\n";
     let (status, text) = raw_exchange(&app, request, Duration::from_secs(10)).await;
@@ -66,11 +62,7 @@ async fn an_oversized_declared_body_is_refused_before_it_is_sent() {
 
 #[tokio::test]
 async fn a_body_that_stops_arriving_is_408_and_stores_nothing() {
-    let app = TestApp::spawn_with(dendrite::config::ServeArgs {
-        body_timeout: 1,
-        ..args(&tempfile::tempdir().unwrap().keep().join("d.db"))
-    })
-    .await;
+    let app = TestApp::spawn_configured(|settings| settings.body_timeout = 1).await;
     app.standard_space("s").await;
     let request = b"POST /v1/spaces/s/neurons/n/patterns HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"active\": [1, 2,";
     let (status, text) = raw_exchange(&app, request, Duration::from_secs(20)).await;
@@ -87,11 +79,7 @@ async fn a_body_that_stops_arriving_is_408_and_stores_nothing() {
 
 #[tokio::test]
 async fn a_write_slower_than_the_request_timeout_is_answered_with_its_real_outcome() {
-    let app = TestApp::spawn_with(dendrite::config::ServeArgs {
-        request_timeout: 1,
-        ..args(&tempfile::tempdir().unwrap().keep().join("d.db"))
-    })
-    .await;
+    let app = TestApp::spawn_configured(|settings| settings.request_timeout = 1).await;
     app.standard_space("s").await;
     // Another process holds the database for two seconds: the write waits past the request
     // timeout, then commits. It must say 201, not "timed out".

@@ -1,5 +1,6 @@
 //! The service over HTTP: one test binary (it links once), a real server per test on port 0.
 
+mod connections;
 mod contract;
 mod errors;
 mod failures;
