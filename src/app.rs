@@ -51,6 +51,7 @@ impl Application {
             db.write_connection(),
             Arc::clone(&spaces),
             Arc::clone(&health),
+            args.memory_limit,
         )
         .context("cannot start the writer thread")?;
         let state = AppState::new(spaces, writer, db.clone(), health, args.request_timeout());

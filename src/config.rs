@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// writes are refused with 507 as on a full disk. Unset: only the disk limits it.
     #[arg(long, env = "DENDRITE_MAX_DATABASE_SIZE")]
     pub max_database_size: Option<u64>,
+    /// The most memory the engine may take, in bytes (by its own estimate, shown in /v1/stats);
+    /// a store that would pass it is refused with 507. Unset: no limit but the machine's.
+    #[arg(long, env = "DENDRITE_MEMORY_LIMIT")]
+    pub memory_limit: Option<u64>,
     /// Seconds a read (a GET or a query) may run before it is stopped and answered 503.
     /// Writes have no such deadline: they are always answered with what really happened.
     #[arg(long, env = "DENDRITE_REQUEST_TIMEOUT", default_value_t = 30)]

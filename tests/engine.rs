@@ -687,3 +687,54 @@ fn expected_false_matches_follow_the_query_size_and_every_write() {
     );
     assert!((after - direct(&s, 39, 12)).abs() <= 1e-12 * after);
 }
+
+/// The memory budget is checked against `estimated_cost` before a store is applied: it must never
+/// be less than what applying the store adds to `estimated_bytes`, in either layout; and memory
+/// freed by forgetting is reused, so storing the same again does not grow past the first peak.
+#[test]
+fn a_stores_estimated_cost_covers_what_it_adds_and_forgotten_memory_is_reused() {
+    let sparse = SpaceSpec {
+        input_size: 100_000,
+        active_bits: 40,
+        synapses_per_pattern: Some(24),
+        threshold: Some(12),
+        ..SpaceSpec::default()
+    };
+    for spec in [standard_spec(), sparse] {
+        let n = spec.input_size;
+        let mut s = space(spec);
+        let empty = s.estimated_bytes();
+        let mut peaks = Vec::new();
+        for round in 0..2 {
+            let mut rng = Rng::new(21);
+            let mut stored = Vec::new();
+            for i in 0..300 {
+                let neuron = format!("n{}", i % 37);
+                let request = StoreRequest {
+                    neuron: name(&neuron),
+                    active: pattern(&rng.distinct_below(n, 40), n),
+                    id: None,
+                };
+                let planned = s.plan_store(std::slice::from_ref(&request)).unwrap();
+                let Planned::New(plan) = &planned[0] else {
+                    panic!("a new pattern")
+                };
+                let (before, cost) = (s.estimated_bytes(), s.estimated_cost([plan]));
+                s.apply_store(plan);
+                let added = s.estimated_bytes() - before;
+                assert!(
+                    added <= cost,
+                    "round {round}, store {i}: added {added} > {cost}"
+                );
+                stored.push((neuron, plan.id.clone()));
+            }
+            peaks.push(s.estimated_bytes());
+            for (neuron, id) in &stored {
+                s.apply_forget(&name(neuron), id).unwrap();
+            }
+            assert!(s.estimated_bytes() < peaks[round]);
+        }
+        assert!(peaks[0] > empty);
+        assert!(peaks[1] <= peaks[0], "{peaks:?}");
+    }
+}

@@ -16,88 +16,94 @@ const BLOCK: usize = 32;
 
 /// One row of bits per input bit; bit `slot` of row `cell` is set when segment `slot` has a
 /// synapse on `cell`.
+///
+/// The rows are stored in blocks of [`BLOCK`] words (64 · BLOCK segment slots): block `b` holds
+/// words `b · BLOCK ..` of every row, row by row. Counting reads one block at a time anyway, and
+/// more segment slots mean one more block, allocated zeroed beside the others: growing never
+/// copies the rows already there, so it never holds the space's write lock for long.
 #[derive(Clone, Debug)]
 pub struct DenseMatrix {
     input_size: usize,
-    /// Words per row (the capacity in slots is 64 times this).
-    stride: usize,
-    rows: Vec<u64>,
+    blocks: Vec<Box<[[u64; BLOCK]]>>,
 }
 
 impl DenseMatrix {
     pub fn new(input_size: u32) -> DenseMatrix {
         DenseMatrix {
             input_size: input_size as usize,
-            stride: 0,
-            rows: Vec::new(),
+            blocks: Vec::new(),
         }
+    }
+
+    /// (block, word within the block's row, bit) of a slot.
+    fn locate(slot: SegmentSlot) -> (usize, usize, u64) {
+        let word = slot as usize / 64;
+        (word / BLOCK, word % BLOCK, 1 << (slot % 64))
     }
 
     pub fn set(&mut self, cell: CellIndex, slot: SegmentSlot) {
-        let word = slot as usize / 64;
-        if word >= self.stride {
-            self.grow(word + 1);
+        let (block, word, bit) = DenseMatrix::locate(slot);
+        while self.blocks.len() <= block {
+            // `vec!` of zeros asks the allocator for zeroed memory: untouched pages cost nothing.
+            self.blocks
+                .push(vec![[0u64; BLOCK]; self.input_size].into_boxed_slice());
         }
-        self.rows[cell as usize * self.stride + word] |= 1 << (slot % 64);
+        self.blocks[block][cell as usize][word] |= bit;
     }
 
     pub fn clear(&mut self, cell: CellIndex, slot: SegmentSlot) {
-        let word = slot as usize / 64;
-        if word < self.stride {
-            self.rows[cell as usize * self.stride + word] &= !(1 << (slot % 64));
+        let (block, word, bit) = DenseMatrix::locate(slot);
+        if let Some(rows) = self.blocks.get_mut(block) {
+            rows[cell as usize][word] &= !bit;
         }
     }
 
-    /// Widens every row to at least `words`, doubling so that growth is amortised.
-    fn grow(&mut self, words: usize) {
-        let stride = words.max(self.stride * 2);
-        let mut rows = vec![0u64; self.input_size * stride];
-        if self.stride > 0 {
-            for (old, new) in self
-                .rows
-                .chunks_exact(self.stride)
-                .zip(rows.chunks_exact_mut(stride))
-            {
-                new[..self.stride].copy_from_slice(old);
-            }
-        }
-        self.rows = rows;
-        self.stride = stride;
+    /// Whether segment `slot` has a synapse on `cell`.
+    pub fn get(&self, cell: CellIndex, slot: SegmentSlot) -> bool {
+        let (block, word, bit) = DenseMatrix::locate(slot);
+        self.blocks
+            .get(block)
+            .is_some_and(|rows| rows[cell as usize][word] & bit != 0)
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.rows.capacity() * size_of::<u64>()
+        self.blocks.len() * self.block_bytes()
+    }
+
+    /// A block: its rows, and its pointer in the list of blocks.
+    fn block_bytes(&self) -> usize {
+        self.input_size * size_of::<[u64; BLOCK]>() + size_of::<Box<[[u64; BLOCK]]>>()
+    }
+
+    /// The bytes to allocate before `slot` can be set: its block, unless it is there already.
+    pub fn bytes_to_hold(&self, slot: SegmentSlot) -> u64 {
+        let (block, _, _) = DenseMatrix::locate(slot);
+        if block < self.blocks.len() {
+            0
+        } else {
+            ((block + 1 - self.blocks.len()) * self.block_bytes()) as u64
+        }
     }
 
     /// Every segment among the first `slots` whose overlap with `input` reaches `theta`, as
     /// (slot, overlap) in slot order, and how many segments the input touched.
     pub fn overlaps_reaching(&self, input: &[CellIndex], theta: u32, slots: usize) -> Overlaps {
         let mut overlaps = Overlaps::default();
-        let words = slots.div_ceil(64).min(self.stride);
+        let words = slots.div_ceil(64);
         let mut rows: Vec<&[u64; BLOCK]> = Vec::with_capacity(input.len());
-        for start in (0..words).step_by(BLOCK) {
-            let width = BLOCK.min(words - start);
-            let row = |cell: CellIndex| &self.rows[cell as usize * self.stride + start..][..width];
-            let counts =
-                if width == BLOCK {
-                    rows.clear();
-                    rows.extend(input.iter().map(|&cell| -> &[u64; BLOCK] {
-                        row(cell).try_into().expect("a full block")
-                    }));
-                    BitSlicedCounts::of(&rows, width)
-                } else {
-                    // The last, partial block: pad its rows with zeros.
-                    let padded: Vec<[u64; BLOCK]> = input
-                        .iter()
-                        .map(|&cell| {
-                            let mut words = [0u64; BLOCK];
-                            words[..width].copy_from_slice(row(cell));
-                            words
-                        })
-                        .collect();
-                    BitSlicedCounts::of(&padded.iter().collect::<Vec<_>>(), width)
-                };
-            counts.select(start, theta, &mut overlaps);
+        for (b, block) in self.blocks.iter().enumerate() {
+            let start = b * BLOCK;
+            if start >= words {
+                break;
+            }
+            rows.clear();
+            rows.extend(input.iter().map(|&cell| &block[cell as usize]));
+            // Words past `slots` in the last block are zero: counted, but never selected.
+            BitSlicedCounts::of(&rows, BLOCK.min(words - start)).select(
+                start,
+                theta,
+                &mut overlaps,
+            );
         }
         overlaps
     }
@@ -243,12 +249,7 @@ mod tests {
             .map(|slot| {
                 input
                     .iter()
-                    .filter(|&&cell| {
-                        let word = slot / 64;
-                        word < matrix.stride
-                            && matrix.rows[cell as usize * matrix.stride + word] >> (slot % 64) & 1
-                                == 1
-                    })
+                    .filter(|&&cell| matrix.get(cell, slot as SegmentSlot))
                     .count() as u32
             })
             .collect();

@@ -20,6 +20,14 @@ pub type SegmentSlot = u32;
 /// segment slots, so a larger input would reserve megabytes before it held a synapse.
 pub const MAX_DENSE_INPUT: u32 = 1 << 16;
 
+/// A posting's slot number with room for its list to grow.
+const POSTING_BYTES_PER_SYNAPSE: u64 = 8;
+/// A map entry for an input bit in use: key, list header, control byte, load-factor slack.
+const POSTING_BYTES_PER_CELL: u64 = 48;
+
+/// The most bits of dense matrix a synapse may stand for: 256 bits, 32 bytes.
+const DENSE_BITS_PER_SYNAPSE: u64 = 256;
+
 /// The index of one space, in the layout that suits its density.
 #[derive(Clone, Debug)]
 pub struct InvertedIndex {
@@ -34,13 +42,19 @@ enum Layout {
 }
 
 impl InvertedIndex {
-    /// The layout for a space of `input_size` bits whose segments grow to about
-    /// `synapses_per_segment`: dense when that is at least 1/64 of the input (a bit per input bit
-    /// then costs at most 8 bytes per synapse, about what a posting does) and the input is at
-    /// most [`MAX_DENSE_INPUT`] bits (a column of the matrix is one bit per input bit).
-    pub fn for_space(input_size: u32, synapses_per_segment: u32) -> InvertedIndex {
+    /// The layout for a space of `input_size` bits whose every segment holds at least
+    /// `fewest_synapses`, chosen by the memory it can take, not only by speed.
+    ///
+    /// The dense matrix spends `input_size / 8` bytes on every segment slot, however few
+    /// synapses the segment holds; postings spend about 8 bytes per synapse. Dense is chosen only
+    /// where even the sparsest possible segment keeps it within 32 bytes per synapse
+    /// (`fewest_synapses · 256 >= input_size`), and the input is at most [`MAX_DENSE_INPUT`]
+    /// bits: so no sequence of stores can make the index cost more than that per synapse. (The
+    /// standard workload, 12 to 24 synapses per segment on 2048 bits, is dense: its segments
+    /// fill to about 117 synapses, 2 bytes each.)
+    pub fn for_space(input_size: u32, fewest_synapses: u32) -> InvertedIndex {
         if input_size <= MAX_DENSE_INPUT
-            && u64::from(synapses_per_segment) * 64 >= u64::from(input_size)
+            && u64::from(fewest_synapses) * DENSE_BITS_PER_SYNAPSE >= u64::from(input_size)
         {
             InvertedIndex::dense(input_size)
         } else {
@@ -97,6 +111,35 @@ impl InvertedIndex {
         match &self.layout {
             Layout::Postings(postings) => postings.overlaps_reaching(input, theta, slots),
             Layout::Dense(matrix) => matrix.overlaps_reaching(input, theta, slots),
+        }
+    }
+
+    /// The bytes the index takes, estimated in O(1) (postings: a slot number per synapse with
+    /// room for growth, and a map entry per input bit in use; dense: its blocks, exactly).
+    pub fn estimated_bytes(&self) -> u64 {
+        match &self.layout {
+            Layout::Postings(postings) => {
+                self.len as u64 * POSTING_BYTES_PER_SYNAPSE
+                    + postings.postings.len() as u64 * POSTING_BYTES_PER_CELL
+            }
+            Layout::Dense(matrix) => matrix.heap_bytes() as u64,
+        }
+    }
+
+    /// The most bytes one more synapse adds (dense: none, its bit is already there).
+    pub fn bytes_per_synapse(&self) -> u64 {
+        match &self.layout {
+            Layout::Postings(_) => POSTING_BYTES_PER_SYNAPSE + POSTING_BYTES_PER_CELL,
+            Layout::Dense(_) => 0,
+        }
+    }
+
+    /// The bytes the index must allocate before segment `slot` can hold synapses (dense: the
+    /// block of slots it falls in, when that is not there yet).
+    pub fn bytes_to_hold(&self, slot: SegmentSlot) -> u64 {
+        match &self.layout {
+            Layout::Postings(_) => 0,
+            Layout::Dense(matrix) => matrix.bytes_to_hold(slot),
         }
     }
 
@@ -273,9 +316,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dense_layout_only_where_segments_cover_a_64th_of_a_modest_input() {
-        assert!(InvertedIndex::for_space(2048, 117).is_dense());
-        assert!(!InvertedIndex::for_space(2048, 24).is_dense());
+    fn dense_layout_only_where_the_sparsest_segment_keeps_it_within_32_bytes_a_synapse() {
+        assert!(InvertedIndex::for_space(2048, 12).is_dense());
+        assert!(InvertedIndex::for_space(2048, 8).is_dense());
+        assert!(!InvertedIndex::for_space(2048, 7).is_dense());
+        // One synapse per segment in a 65,536-bit space would take 8 KiB a synapse densely.
+        assert!(!InvertedIndex::for_space(65_536, 1).is_dense());
+        assert!(InvertedIndex::for_space(65_536, 256).is_dense());
         assert!(!InvertedIndex::for_space(1 << 20, 1 << 20).is_dense());
     }
 

@@ -58,6 +58,8 @@ pub struct Counts {
     pub segments: u64,
     pub patterns: u64,
     pub synapses: u64,
+    /// The memory the space takes, estimated (what the memory limit is checked against).
+    pub memory_bytes: u64,
 }
 
 /// The theory for a space's parameters.
@@ -124,6 +126,7 @@ impl Space {
             segments: self.segment_count,
             patterns: self.pattern_count,
             synapses: self.synapse_count() as u64,
+            memory_bytes: self.estimated_bytes(),
         }
     }
 

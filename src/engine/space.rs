@@ -12,7 +12,7 @@ use super::pattern::{CellIndex, Name, Pattern};
 use super::report::SpaceTheory;
 use crate::rng::Rng;
 use crate::theory::Probability;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{PoisonError, RwLock};
 
 pub(super) type NeuronSlot = u32;
@@ -136,6 +136,8 @@ pub struct Space {
     free_segments: Vec<SegmentSlot>,
     pub(super) index: InvertedIndex,
     pub(super) pattern_count: u64,
+    /// Active bits plus sampled synapses over every stored pattern: what their own lists hold.
+    pattern_cells: u64,
     pub(super) segment_count: u64,
     /// Eq. 3 per synapse count at the nominal a and threshold, filled as segments grow.
     false_match_by_synapses: HashMap<u32, Probability>,
@@ -157,8 +159,14 @@ impl Space {
             free_neurons: Vec::new(),
             segments: Vec::new(),
             free_segments: Vec::new(),
-            index: InvertedIndex::for_space(params.input_size, max_synapses_per_segment),
+            // A stored pattern has at least theta active bits, so every segment holds at least
+            // min(s, theta) synapses.
+            index: InvertedIndex::for_space(
+                params.input_size,
+                params.synapses_per_pattern.min(params.threshold),
+            ),
             pattern_count: 0,
+            pattern_cells: 0,
             segment_count: 0,
             false_match_by_synapses: HashMap::new(),
             expected_false_matches: RwLock::default(),
@@ -386,6 +394,7 @@ impl Space {
             },
         );
         self.pattern_count += 1;
+        self.pattern_cells += (plan.active.len() + plan.synapses.len()) as u64;
         neuron_slot
     }
 
@@ -414,6 +423,7 @@ impl Space {
             .expect("live neuron");
         let pattern = found.patterns.remove(id).expect("checked above");
         found.by_content.remove(&pattern.active);
+        self.pattern_cells -= (pattern.active.len() + pattern.synapses.len()) as u64;
         let at = found
             .segments
             .binary_search_by_key(&pattern.segment, |&(n, _)| n)
@@ -472,6 +482,11 @@ impl Space {
             self.segment_count -= 1;
         }
         self.pattern_count -= removed.patterns.len() as u64;
+        self.pattern_cells -= removed
+            .patterns
+            .values()
+            .map(|p| (p.active.len() + p.synapses.len()) as u64)
+            .sum::<u64>();
         self.forget_expected_false_matches();
         Ok(())
     }
@@ -630,6 +645,55 @@ impl Space {
         }
     }
 
+    /// The bytes the space takes in memory, estimated from its counts in O(1): the index, the
+    /// segment and neuron tables, and the stored patterns with their maps. The service checks
+    /// its memory budget against this before each write, so the estimate leans high.
+    pub fn estimated_bytes(&self) -> u64 {
+        let synapses = self.index.len() as u64;
+        self.index.estimated_bytes()
+            + (self.segments.len() * size_of::<Option<Segment>>()) as u64
+            + synapses * SEGMENT_BYTES_PER_SYNAPSE
+            + self.neurons.len() as u64 * NEURON_BYTES
+            + self.pattern_count * PATTERN_BYTES
+            + self.pattern_cells * size_of::<CellIndex>() as u64
+    }
+
+    /// The most bytes applying `plans` (in order, against the space as it is) can add to
+    /// [`Space::estimated_bytes`]: their patterns, their synapses in the segment tables and the
+    /// index, and the new neurons and segments they open, with the dense index's blocks for the
+    /// slots those segments will take.
+    pub fn estimated_cost<'a>(&self, plans: impl IntoIterator<Item = &'a StorePlan>) -> u64 {
+        let mut bytes = 0;
+        let mut new_neurons: HashSet<&Name> = HashSet::new();
+        let mut new_segments: HashSet<(&Name, u32)> = HashSet::new();
+        for plan in plans {
+            let cells = (plan.active.len() + plan.synapses.len()) as u64;
+            bytes += PATTERN_BYTES
+                + cells * size_of::<CellIndex>() as u64
+                + plan.synapses.len() as u64
+                    * (SEGMENT_BYTES_PER_SYNAPSE + self.index.bytes_per_synapse());
+            let neuron = self.neuron(&plan.neuron);
+            if neuron.is_none() && new_neurons.insert(&plan.neuron) {
+                bytes += NEURON_BYTES;
+            }
+            let segment_exists = neuron.is_some_and(|n| {
+                n.segments
+                    .binary_search_by_key(&plan.segment, |&(number, _)| number)
+                    .is_ok()
+            });
+            if !segment_exists && new_segments.insert((&plan.neuron, plan.segment)) {
+                bytes += size_of::<Option<Segment>>() as u64;
+            }
+        }
+        // New segments take the freed slots first, then slots at the end of the table.
+        let beyond_free = new_segments.len().saturating_sub(self.free_segments.len());
+        if beyond_free > 0 {
+            let last = (self.segments.len() + beyond_free - 1) as SegmentSlot;
+            bytes += self.index.bytes_to_hold(last);
+        }
+        bytes
+    }
+
     /// Whether recognition counts with the dense bit matrix (true) or with postings.
     pub fn is_dense(&self) -> bool {
         self.index.is_dense()
@@ -640,6 +704,14 @@ impl Space {
         self.index.len()
     }
 }
+
+/// Heap bytes per synapse in a segment's (cell, uses) table, with room for its growth.
+const SEGMENT_BYTES_PER_SYNAPSE: u64 = 12;
+/// A neuron's slot, name, maps and bookkeeping, beyond its patterns.
+const NEURON_BYTES: u64 = 256;
+/// A stored pattern's entries in its neuron's two maps (by id and by content), its id and the
+/// headers of its two cell lists, beyond the cells themselves.
+const PATTERN_BYTES: u64 = 256;
 
 fn existing_id_in(neuron: Option<&Neuron>, id: &Name) -> bool {
     neuron.is_some_and(|n| n.patterns.contains_key(id))

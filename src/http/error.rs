@@ -39,6 +39,8 @@ enum Kind {
     Unavailable,
     /// Writes fail because the disk (or the configured database size) is full.
     StorageFull,
+    /// The write would take the engine past its memory limit.
+    MemoryFull,
     /// Writes fail for a reason that may clear: a read-only disk, a lock, an I/O error.
     StorageUnavailable,
     /// The request body did not arrive within the body timeout.
@@ -61,7 +63,7 @@ impl Kind {
             Kind::Busy | Kind::Unavailable | Kind::StorageUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Kind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            Kind::StorageFull | Kind::MemoryFull => StatusCode::INSUFFICIENT_STORAGE,
             Kind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Kind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,6 +87,7 @@ impl Kind {
             | Kind::UnsupportedMediaType
             | Kind::InvalidPattern
             | Kind::Unavailable
+            | Kind::MemoryFull
             | Kind::RequestTimeout
             | Kind::Internal => None,
         }
@@ -105,6 +108,7 @@ impl Kind {
             Kind::Busy => ("busy", "The service is busy"),
             Kind::Unavailable => ("unavailable", "The service is unavailable"),
             Kind::StorageFull => ("storage-full", "The database's storage is full"),
+            Kind::MemoryFull => ("memory-full", "The engine's memory limit is reached"),
             Kind::StorageUnavailable => (
                 "storage-unavailable",
                 "The database cannot take writes right now",
@@ -349,6 +353,7 @@ impl From<WriteError> for ApiError {
             WriteError::UnknownSpace(_) => ApiError::not_found(error.to_string()),
             WriteError::SpaceConflict(_) => ApiError::new(Kind::Conflict, error.to_string()),
             WriteError::Busy => ApiError::new(Kind::Busy, error.to_string()),
+            WriteError::MemoryFull { .. } => ApiError::new(Kind::MemoryFull, error.to_string()),
             WriteError::Closed | WriteError::WriterFailed(_) => {
                 ApiError::unavailable(error.to_string())
             }

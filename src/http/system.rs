@@ -53,6 +53,9 @@ struct Stats {
     segments: u64,
     patterns: u64,
     synapses: u64,
+    /// The memory the engine takes, estimated; writes are refused before it passes the limit.
+    memory_bytes: u64,
+    memory_limit: Option<u64>,
     /// Write transactions committed since start.
     commits: u64,
     /// Writes those transactions carried (a pattern, a forget, a deletion...).
@@ -70,6 +73,8 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
         segments: 0,
         patterns: 0,
         synapses: 0,
+        memory_bytes: 0,
+        memory_limit: state.writer.memory_limit(),
         commits,
         writes_committed,
         writes_per_commit: if commits == 0 {
@@ -85,6 +90,7 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
         stats.segments += counts.segments;
         stats.patterns += counts.patterns;
         stats.synapses += counts.synapses;
+        stats.memory_bytes += counts.memory_bytes;
     }
     Ok(Json(stats))
 }

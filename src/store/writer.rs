@@ -55,6 +55,15 @@ pub enum WriteError {
     /// The database refused the commit; nothing was written.
     #[error("{0}")]
     Storage(StorageError),
+    /// Applying the write would take the engine past its memory limit; nothing was written.
+    #[error(
+        "storing this would take the engine's memory past its limit of {limit} bytes ({in_use} in use, this request needs about {needed} more); forget patterns, delete neurons or spaces, or raise --memory-limit"
+    )]
+    MemoryFull {
+        limit: u64,
+        in_use: u64,
+        needed: u64,
+    },
     /// The writer stopped after an internal error; writes need a restart.
     #[error("the writer stopped after an internal error: {0}")]
     WriterFailed(String),
@@ -71,6 +80,7 @@ impl WriteError {
             | WriteError::SpaceConflict(_)
             | WriteError::Busy
             | WriteError::Storage(_)
+            | WriteError::MemoryFull { .. }
             | WriteError::WriterFailed(_)
             | WriteError::Closed => None,
         }
@@ -146,6 +156,7 @@ pub struct Writer {
     commands: mpsc::Sender<Command>,
     stats: Arc<WriteStats>,
     health: Arc<Health>,
+    memory_limit: Option<u64>,
 }
 
 /// The running writer thread, to stop at shutdown.
@@ -168,10 +179,14 @@ impl WriterThread {
 
 impl Writer {
     /// Starts the writer on a thread of its own (with its own single-threaded runtime).
+    ///
+    /// `memory_limit`, when set, is the most bytes the engine may hold (by
+    /// [`Space::estimated_bytes`]): a store that would pass it is refused before it is committed.
     pub fn spawn(
         connection: WriteConnection,
         spaces: Arc<Spaces>,
         health: Arc<Health>,
+        memory_limit: Option<u64>,
     ) -> std::io::Result<(Writer, WriterThread)> {
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriteStats::default());
@@ -185,6 +200,7 @@ impl Writer {
             spaces,
             stats: Arc::clone(&stats),
             health: Arc::clone(&health),
+            memory_limit,
             failed: None,
         };
         std::thread::Builder::new()
@@ -198,6 +214,7 @@ impl Writer {
                 commands,
                 stats,
                 health,
+                memory_limit,
             },
             WriterThread {
                 stop: Some(stop),
@@ -208,6 +225,11 @@ impl Writer {
 
     pub fn stats(&self) -> &WriteStats {
         &self.stats
+    }
+
+    /// The engine's memory limit in bytes, if one is set.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
     }
 
     /// Creates a space built by the caller (its theory is computed off the writer): `(report,
@@ -282,6 +304,7 @@ struct WriterTask {
     spaces: Arc<Spaces>,
     stats: Arc<WriteStats>,
     health: Arc<Health>,
+    memory_limit: Option<u64>,
     /// Set once a command panicked: every later command is refused with it.
     failed: Option<String>,
 }
@@ -405,6 +428,20 @@ impl WriterTask {
         }
     }
 
+    /// What every space takes in memory, by estimate.
+    fn engine_bytes(&self) -> u64 {
+        self.spaces
+            .all()
+            .iter()
+            .map(|shared| {
+                shared
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .estimated_bytes()
+            })
+            .sum()
+    }
+
     fn space_of(&self, name: &Name) -> Result<SharedSpace, WriteError> {
         self.spaces
             .get(name)
@@ -415,6 +452,7 @@ impl WriterTask {
         let mut planners: HashMap<Name, Planner> = HashMap::new();
         let mut accepted: Vec<(StoreCommand, SharedSpace, Vec<Planned>)> =
             Vec::with_capacity(group.len());
+        let mut memory = self.memory_limit.map(|limit| (limit, self.engine_bytes()));
         for command in group {
             let shared = match self.space_of(&command.space) {
                 Ok(shared) => shared,
@@ -426,10 +464,33 @@ impl WriterTask {
             let planner = planners.entry(command.space.clone()).or_default();
             let planned = {
                 let space = shared.read().unwrap_or_else(PoisonError::into_inner);
-                planner.plan(&space, &command.requests)
+                planner.plan(&space, &command.requests).map(|plans| {
+                    let cost = space.estimated_cost(plans.iter().filter_map(|p| match p {
+                        Planned::New(plan) => Some(plan),
+                        Planned::Existing { .. } => None,
+                    }));
+                    (plans, cost)
+                })
             };
             match planned {
-                Ok(plans) => accepted.push((command, shared, plans)),
+                Ok((plans, cost)) => {
+                    // Refused before anything is committed, so the engine does not grow past its
+                    // limit. Each command of a group is costed against the space as it was
+                    // before the group: two commands that both open segments may count the same
+                    // dense block of slots, so the limit holds to within one block.
+                    if let Some((limit, in_use)) = &mut memory {
+                        if *in_use + cost > *limit {
+                            let _ = command.reply.send(Err(WriteError::MemoryFull {
+                                limit: *limit,
+                                in_use: *in_use,
+                                needed: cost,
+                            }));
+                            continue;
+                        }
+                        *in_use += cost;
+                    }
+                    accepted.push((command, shared, plans));
+                }
                 Err((index, error)) => {
                     let _ = command.reply.send(Err(WriteError::Engine { index, error }));
                 }
@@ -715,6 +776,7 @@ mod tests {
             db.write_connection(),
             Arc::new(Spaces::default()),
             Arc::clone(&health),
+            None,
         )
         .unwrap();
         (writer, thread, health, dir)

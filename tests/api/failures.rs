@@ -22,6 +22,7 @@ async fn readiness_is_503_when_the_database_does_not_answer() {
         db.write_connection(),
         Arc::clone(&spaces),
         Arc::clone(&health),
+        None,
     )
     .unwrap();
     let router = dendrite::http::router(AppState::new(

@@ -31,6 +31,7 @@ pub fn args(database: &Path) -> ServeArgs {
         max_connections: 1024,
         shutdown_timeout: 10,
         max_database_size: None,
+        memory_limit: None,
     }
 }
 

@@ -55,6 +55,7 @@ async fn a_locked_space_stalls_neither_health_nor_other_spaces() {
         db.write_connection(),
         Arc::clone(&spaces),
         Arc::clone(&health),
+        None,
     )
     .unwrap();
     let router = dendrite::http::router(AppState::new(

@@ -118,3 +118,76 @@ async fn a_write_slower_than_the_request_timeout_is_answered_with_its_real_outco
     db.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn one_bit_patterns_in_a_wide_space_cost_bytes_not_kilobytes() {
+    let app = TestApp::spawn().await;
+    let bomb = json!({"input_size": 65_536, "active_bits": 1, "synapses_per_pattern": 1, "threshold": 1, "max_false_match": 1});
+    assert_eq!(
+        app.put("/v1/spaces/wide", &bomb).await.status(),
+        StatusCode::CREATED
+    );
+    let patterns: Vec<Value> = (0..2_000)
+        .map(|i| json!({"neuron": format!("n{i}"), "active": [i * 17 % 65_536]}))
+        .collect();
+    let stored = app
+        .post("/v1/spaces/wide/patterns", &json!({ "patterns": patterns }))
+        .await;
+    assert_eq!(stored.status(), StatusCode::OK);
+    let space: Value = app.get("/v1/spaces/wide").await.json().await.unwrap();
+    let per_pattern = space["counts"]["memory_bytes"].as_u64().unwrap() / 2_000;
+    // A dense matrix would give each one-synapse segment its own 8 KiB column.
+    assert!(per_pattern < 1_500, "{per_pattern} bytes per pattern");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stores_past_the_memory_limit_are_507_and_change_nothing() {
+    let limit = 3_000_000u64;
+    let app = TestApp::spawn_configured(|settings| settings.memory_limit = Some(limit)).await;
+    app.standard_space("s").await;
+    app.standard_space("t").await;
+    let batch = |round: u64, neuron: &str| {
+        let patterns: Vec<Value> = (0..200)
+            .map(|i| json!({"neuron": format!("{neuron}{}", i % 50), "active": cells(round * 1_000 + i, 40)}))
+            .collect();
+        json!({ "patterns": patterns })
+    };
+    let mut refused = None;
+    for round in 0..100 {
+        let response = app.post("/v1/spaces/s/patterns", &batch(round, "a")).await;
+        if response.status() != StatusCode::OK {
+            refused = Some(response);
+            break;
+        }
+    }
+    let refused = refused.expect("the limit is reached");
+    let body = problem(refused, StatusCode::INSUFFICIENT_STORAGE).await;
+    assert_eq!(body["type"], "urn:dendrite:problem:memory-full");
+    let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
+    assert!(stats["memory_bytes"].as_u64().unwrap() <= limit, "{stats}");
+    assert_eq!(stats["memory_limit"], limit);
+    let patterns = stats["patterns"].clone();
+    problem(
+        app.post("/v1/spaces/t/patterns", &batch(500, "b")).await,
+        StatusCode::INSUFFICIENT_STORAGE,
+    )
+    .await;
+    let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(
+        stats["patterns"], patterns,
+        "a refused batch stores nothing"
+    );
+    // Deleting a space gives its memory back.
+    assert_eq!(
+        app.delete("/v1/spaces/s").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.post("/v1/spaces/t/patterns", &batch(500, "b"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+}

@@ -48,7 +48,7 @@ async fn queries_answer_identically_after_a_restart() {
         .json()
         .await
         .unwrap();
-    let space_before: Value = app.get("/v1/spaces/s").await.json().await.unwrap();
+    let space_before = state_of(app.get("/v1/spaces/s").await.json().await.unwrap());
     let database = app.database.clone();
     let dir = app.stop().await;
 
@@ -65,7 +65,7 @@ async fn queries_answer_identically_after_a_restart() {
         neuron_before
     );
     assert_eq!(
-        app.get("/v1/spaces/s").await.json::<Value>().await.unwrap(),
+        state_of(app.get("/v1/spaces/s").await.json().await.unwrap()),
         space_before
     );
     // Ids of forgotten patterns are not handed out again.
@@ -78,6 +78,16 @@ async fn queries_answer_identically_after_a_restart() {
     assert_eq!(next["id"], "13");
     app.stop().await;
     drop(dir);
+}
+
+/// A space's report without its memory estimate: a restart packs the tables (slots freed by
+/// forgetting are not rebuilt), so the same state may take a little less memory.
+fn state_of(mut report: Value) -> Value {
+    report["counts"]
+        .as_object_mut()
+        .unwrap()
+        .remove("memory_bytes");
+    report
 }
 
 /// The real binary, listening on a port it reports in its log.
