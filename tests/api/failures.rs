@@ -3,35 +3,13 @@
 use crate::helpers::*;
 use axum::body::Body;
 use axum::http::Request;
-use dendrite::engine::Spaces;
-use dendrite::http::AppState;
-use dendrite::store::Database;
-use dendrite::store::health::Health;
-use dendrite::store::writer::Writer;
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::sync::Arc;
 use tower::ServiceExt;
 
 #[tokio::test]
 async fn readiness_is_503_when_the_database_does_not_answer() {
-    let db = Database::open("sqlite::memory:", None).await.unwrap();
-    let spaces = Arc::new(Spaces::default());
-    let health = Arc::new(Health::default());
-    let (writer, _thread) = Writer::spawn(
-        db.write_connection(),
-        Arc::clone(&spaces),
-        Arc::clone(&health),
-        None,
-    )
-    .unwrap();
-    let router = dendrite::http::router(AppState::new(
-        spaces,
-        writer,
-        db.clone(),
-        health,
-        std::time::Duration::from_secs(30),
-    ));
+    let InProcess { router, db, .. } = InProcess::on("sqlite::memory:").await;
     let ready = router
         .clone()
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())

@@ -7,14 +7,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// A connection of our own to the service's database file, to see what is really committed:
-/// a write another connection can read is on disk, one stuck in an open transaction is not.
-async fn inspector(app: &TestApp) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!("sqlite://{}", app.database.display()))
-        .await
-        .unwrap()
-}
-
 async fn committed_patterns(db: &sqlx::SqlitePool, neuron: &str) -> Vec<String> {
     sqlx::query_scalar("SELECT id FROM patterns WHERE neuron = ?1 ORDER BY id")
         .bind(neuron)
@@ -165,11 +157,7 @@ async fn a_database_locked_by_another_process_answers_503_then_recovers() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     let db = inspector(&app).await;
-    let mut holder = db.acquire().await.unwrap();
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = DatabaseLock::take(&db).await;
     // The writer waits out SQLite's busy timeout (5 s), then refuses.
     let response = app.store("s", "n", &cells(1, 40)).await;
     assert_eq!(response.headers()["retry-after"], "5");
@@ -179,11 +167,7 @@ async fn a_database_locked_by_another_process_answers_503_then_recovers() {
         app.get("/readyz").await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
-    drop(holder);
+    holder.release().await;
     assert_eq!(
         app.store("s", "n", &cells(1, 40)).await.status(),
         StatusCode::CREATED
@@ -199,21 +183,13 @@ async fn readiness_returns_by_itself_once_the_fault_clears() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     let db = inspector(&app).await;
-    let mut holder = db.acquire().await.unwrap();
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = DatabaseLock::take(&db).await;
     problem(
         app.store("s", "n", &cells(1, 40)).await,
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
-    drop(holder);
+    holder.release().await;
     // No write comes: the writer's own probe notices that commits work again.
     let mut ready = false;
     for _ in 0..50 {
@@ -243,11 +219,7 @@ async fn a_store_racing_the_re_creation_of_its_space_is_checked_against_the_new_
     }
     // Hold the writer: its next commit waits for this lock, and everything behind it queues.
     let db = inspector(&app).await;
-    let mut holder = db.acquire().await.unwrap();
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = DatabaseLock::take(&db).await;
     let base = app.base.clone();
     let client = app.client.clone();
     let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
@@ -277,11 +249,7 @@ async fn a_store_racing_the_re_creation_of_its_space_is_checked_against_the_new_
         Some(json!({ "active": outside })),
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
-    drop(holder);
+    holder.release().await;
     assert_eq!(held.await.unwrap().unwrap().status(), StatusCode::CREATED);
     assert_eq!(
         deleted.await.unwrap().unwrap().status(),

@@ -179,3 +179,74 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
 pub fn cells(seed: u64, count: u32) -> Vec<u32> {
     dendrite::rng::Rng::new(seed).distinct_below(2048, count)
 }
+
+/// A connection of our own to the service's database file, to see what is really committed (a
+/// write another connection can read is on disk; one stuck in an open transaction is not) and to
+/// play another process that locks the database.
+pub async fn inspector(app: &TestApp) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", app.database.display()))
+        .await
+        .unwrap()
+}
+
+/// Another process's write lock on the database, held until released: the service's writer
+/// waits for it, then gives up after SQLite's busy timeout (5 s).
+pub struct DatabaseLock(sqlx::pool::PoolConnection<sqlx::Sqlite>);
+
+impl DatabaseLock {
+    pub async fn take(db: &sqlx::SqlitePool) -> DatabaseLock {
+        let mut connection = db.acquire().await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+        DatabaseLock(connection)
+    }
+
+    pub async fn release(mut self) {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut *self.0)
+            .await
+            .unwrap();
+    }
+}
+
+/// The router over an in-process engine, writer and database, without a listener: for tests
+/// that reach inside (the engine's locks, the database's connections).
+pub struct InProcess {
+    pub router: axum::Router,
+    pub spaces: std::sync::Arc<dendrite::engine::Spaces>,
+    pub writer: dendrite::store::writer::Writer,
+    pub db: dendrite::store::Database,
+    pub thread: dendrite::store::writer::WriterThread,
+}
+
+impl InProcess {
+    pub async fn on(url: &str) -> InProcess {
+        use std::sync::Arc;
+        let db = dendrite::store::Database::open(url, None).await.unwrap();
+        let spaces = Arc::new(dendrite::engine::Spaces::default());
+        let health = Arc::new(dendrite::store::health::Health::default());
+        let (writer, thread) = dendrite::store::writer::Writer::spawn(
+            db.write_connection(),
+            Arc::clone(&spaces),
+            Arc::clone(&health),
+            None,
+        )
+        .unwrap();
+        let router = dendrite::http::router(dendrite::http::AppState::new(
+            Arc::clone(&spaces),
+            writer.clone(),
+            db.clone(),
+            health,
+            std::time::Duration::from_secs(30),
+        ));
+        InProcess {
+            router,
+            spaces,
+            writer,
+            db,
+            thread,
+        }
+    }
+}

@@ -2,17 +2,13 @@
 //! async workers. Held here by taking a space's read lock for as long as the test likes, which is
 //! what a long read does; with a write waiting behind it, as in production.
 
+use crate::helpers::InProcess;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
-use dendrite::engine::{Name, Space, SpaceParams, SpaceSpec, Spaces};
-use dendrite::http::AppState;
-use dendrite::store::Database;
-use dendrite::store::health::Health;
-use dendrite::store::writer::Writer;
+use dendrite::engine::{Name, Space, SpaceParams, SpaceSpec};
 use reqwest::StatusCode;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -48,23 +44,13 @@ fn post(path: &str, body: serde_json::Value) -> Request<Body> {
 async fn a_locked_space_stalls_neither_health_nor_other_spaces() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("d.db").display());
-    let db = Database::open(&url, None).await.unwrap();
-    let spaces = Arc::new(Spaces::default());
-    let health = Arc::new(Health::default());
-    let (writer, thread) = Writer::spawn(
-        db.write_connection(),
-        Arc::clone(&spaces),
-        Arc::clone(&health),
-        None,
-    )
-    .unwrap();
-    let router = dendrite::http::router(AppState::new(
-        Arc::clone(&spaces),
-        writer.clone(),
-        db.clone(),
-        health,
-        Duration::from_secs(30),
-    ));
+    let InProcess {
+        router,
+        spaces,
+        writer,
+        thread,
+        ..
+    } = InProcess::on(&url).await;
     for name in ["busy", "free"] {
         writer.create_space(standard(name)).await.unwrap();
     }

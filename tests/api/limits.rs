@@ -83,14 +83,8 @@ async fn a_write_slower_than_the_request_timeout_is_answered_with_its_real_outco
     app.standard_space("s").await;
     // Another process holds the database for two seconds: the write waits past the request
     // timeout, then commits. It must say 201, not "timed out".
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.database.display()))
-        .await
-        .unwrap();
-    let mut holder = db.acquire().await.unwrap();
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let db = inspector(&app).await;
+    let holder = DatabaseLock::take(&db).await;
     let store = {
         let client = app.client.clone();
         let url = app.url("/v1/spaces/s/neurons/n/patterns");
@@ -104,11 +98,7 @@ async fn a_write_slower_than_the_request_timeout_is_answered_with_its_real_outco
         })
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
-    drop(holder);
+    holder.release().await;
     assert_eq!(store.await.unwrap().status(), StatusCode::CREATED);
     let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM patterns")
         .fetch_one(&db)
