@@ -29,10 +29,52 @@ pub use report::{NeuronReport, NeuronSummary, SpaceReport};
 pub use space::{MemoryUse, PatternView, Planned, Planner, Space, StorePlan, StoreRequest};
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// A space shared between the queries that read it and the one writer that changes it.
-pub type SharedSpace = Arc<RwLock<Space>>;
+pub type SharedSpace = Arc<SpaceLock>;
+
+/// A space behind its lock, with its segment count readable without the lock: what a reader
+/// needs to know, before it waits for the lock, whether its read will be cheap.
+#[derive(Debug)]
+pub struct SpaceLock {
+    space: RwLock<Space>,
+    segments: AtomicU64,
+}
+
+impl SpaceLock {
+    pub fn new(space: Space) -> SpaceLock {
+        SpaceLock {
+            segments: AtomicU64::new(space.segment_count()),
+            space: RwLock::new(space),
+        }
+    }
+
+    /// The space's segments as of its last change.
+    pub fn segment_count(&self) -> u64 {
+        self.segments.load(Ordering::Relaxed)
+    }
+
+    /// Changes the space under its write lock, then publishes its new segment count.
+    pub fn update<T>(&self, change: impl FnOnce(&mut Space) -> T) -> T {
+        let mut space = self.space.write().unwrap_or_else(PoisonError::into_inner);
+        let outcome = change(&mut space);
+        self.segments
+            .store(space.segment_count(), Ordering::Relaxed);
+        outcome
+    }
+}
+
+/// Reading goes through the lock as usual; [`SpaceLock::update`] is the way to write.
+impl Deref for SpaceLock {
+    type Target = RwLock<Space>;
+
+    fn deref(&self) -> &RwLock<Space> {
+        &self.space
+    }
+}
 
 /// Every space, by name.
 ///
@@ -54,7 +96,7 @@ impl Spaces {
 
     pub fn insert(&self, space: Space) -> SharedSpace {
         let name = space.name().clone();
-        let shared = Arc::new(RwLock::new(space));
+        let shared = Arc::new(SpaceLock::new(space));
         self.spaces
             .write()
             .unwrap_or_else(PoisonError::into_inner)

@@ -224,6 +224,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.kind.status()
     }
+
+    /// The position of the batch item at fault, when one is.
+    pub fn index(&self) -> Option<usize> {
+        self.index
+    }
 }
 
 impl IntoResponse for ApiError {

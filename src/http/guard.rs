@@ -33,7 +33,7 @@ pub async fn refuse_declared_oversize(
 }
 
 /// Answers a read that runs past `limit` with a timeout problem. The handler's work is dropped
-/// with it; work on a CPU worker checks the same deadline and stops.
+/// with it: a query batch starts no further slice, and a slice under way ends within 10 ms.
 pub async fn read_deadline(
     State(limit): State<Duration>,
     request: Request,

@@ -37,7 +37,8 @@ pub struct AppState {
     /// Whether writes are failing, and why: what `/readyz` reports.
     pub health: Arc<Health>,
     pub cpu: CpuPool,
-    /// How long a read may run: long reads check it and stop, the router answers 503 after it.
+    /// How long a read may run: the router answers 503 after it, and a batch starts no further
+    /// slice.
     pub read_timeout: Duration,
     pub started: Instant,
 }
@@ -185,11 +186,11 @@ impl AppState {
     /// Runs `read` on the space named `raw` under its read lock: the one path of every read
     /// handler (parse the name, 404 if absent, share the space with concurrent reads).
     ///
-    /// The read runs right here when the lock is free and the read is cheap: a `Fixed` read
-    /// (a report, one pattern, a page of names), or one that grows with the space in a small
-    /// space. Otherwise it runs on a CPU worker, so that neither a long read nor a wait behind
-    /// the writer (which waits for the readers before it) ever holds an async worker: those stay
-    /// free for `/healthz` and for other spaces.
+    /// A cheap read (a `Fixed` one: a report, one pattern, a page of names; or recognition in a
+    /// small space) runs right here when the lock is free, and waits for the lock on a blocking
+    /// thread when it is not. A costly one runs on a CPU worker. So neither a long read nor a
+    /// wait behind the writer (which waits for the readers before it) ever holds an async
+    /// worker: those stay free for `/healthz` and for other spaces.
     async fn read_space<T: Send + 'static>(
         &self,
         raw: &str,
@@ -197,21 +198,30 @@ impl AppState {
         read: impl FnOnce(&Space) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let shared = self.space(&parse_name("space", raw)?)?;
-        if let Some(space) = try_read(&shared)
-            && (cost == ReadCost::Fixed || space.segment_count() <= INLINE_SEGMENTS)
-        {
+        let cheap = cost == ReadCost::Fixed || shared.segment_count() <= INLINE_SEGMENTS;
+        if !cheap {
+            return self
+                .cpu
+                .run(move || read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
+                .await;
+        }
+        if let Some(space) = try_read(&shared) {
             return Ok(read(&space));
         }
-        self.cpu
-            .run(move || read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
-            .await
+        // Cheap, but the writer holds the lock or waits for it: wait on a blocking thread, not on
+        // an async worker, and without a CPU worker's permit (long reads may hold them all).
+        tokio::task::spawn_blocking(move || {
+            read(&shared.read().unwrap_or_else(PoisonError::into_inner))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("a read failed: {e}")))
     }
 }
 
 impl AppState {
-    /// `read` of every space, by name, each under its read lock: right here while every lock is
-    /// free, on a CPU worker as soon as one is not (a space whose writer waits behind a long read
-    /// must not hold the async worker that answers a dashboard's poll).
+    /// `read` (cheap) of every space, by name, each under its read lock: right here while every
+    /// lock is free, on a blocking thread as soon as one is not (a space whose writer waits
+    /// behind a long read must not hold the async worker that answers a dashboard's poll).
     async fn read_every_space<T: Send + 'static>(
         &self,
         read: impl Fn(&Space) -> T + Send + 'static,
@@ -227,14 +237,14 @@ impl AppState {
         if results.len() == spaces.len() {
             return Ok(results);
         }
-        self.cpu
-            .run(move || {
-                spaces
-                    .iter()
-                    .map(|shared| read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
-                    .collect()
-            })
-            .await
+        tokio::task::spawn_blocking(move || {
+            spaces
+                .iter()
+                .map(|shared| read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
+                .collect()
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("a read failed: {e}")))
     }
 }
 

@@ -522,28 +522,28 @@ impl WriterTask {
             self.stats.record(new.len());
         }
         for (command, shared, plans) in accepted {
-            let mut space = shared.write().unwrap_or_else(PoisonError::into_inner);
-            let fresh: Vec<StorePlan> = plans
-                .iter()
-                .filter_map(|p| match p {
-                    Planned::New(plan) => Some(plan.clone()),
-                    Planned::Existing { .. } => None,
-                })
-                .collect();
-            space.apply_stores(&fresh);
-            let answers = plans
-                .iter()
-                .map(|planned| {
-                    let pattern = space
-                        .pattern(planned.neuron(), planned.id())
-                        .expect("a planned pattern exists once applied");
-                    Stored {
-                        pattern,
-                        created: matches!(planned, Planned::New(_)),
-                    }
-                })
-                .collect();
-            drop(space);
+            let answers = shared.update(|space| {
+                let fresh: Vec<StorePlan> = plans
+                    .iter()
+                    .filter_map(|p| match p {
+                        Planned::New(plan) => Some(plan.clone()),
+                        Planned::Existing { .. } => None,
+                    })
+                    .collect();
+                space.apply_stores(&fresh);
+                plans
+                    .iter()
+                    .map(|planned| {
+                        let pattern = space
+                            .pattern(planned.neuron(), planned.id())
+                            .expect("a planned pattern exists once applied");
+                        Stored {
+                            pattern,
+                            created: matches!(planned, Planned::New(_)),
+                        }
+                    })
+                    .collect()
+            });
             let _ = command.reply.send(Ok(answers));
         }
     }
@@ -636,7 +636,7 @@ impl WriterTask {
         let engine_error = |error| WriteError::Engine { index: 0, error };
         check(&shared.read().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)?;
         self.delete_rows(statements, values).await?;
-        apply(&mut shared.write().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)
+        shared.update(apply).map_err(engine_error)
     }
 
     /// Runs deletions in one transaction, each statement with the same bound values, and counts
