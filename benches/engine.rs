@@ -208,6 +208,13 @@ fn run(
         heap / counts.synapses as f64,
         (heap - patterns_bytes) / counts.synapses as f64,
     );
+    // The memory limit is checked against the estimate: it should not fall below the heap.
+    println!(
+        "   memory estimate (what --memory-limit checks): {:.1} MiB against a whole heap of {:.1} MiB ({:.2}x)",
+        space.estimated_bytes() as f64 / f64::from(1 << 20),
+        heap / f64::from(1 << 20),
+        space.estimated_bytes() as f64 / heap
+    );
 }
 
 fn main() {

@@ -119,6 +119,18 @@ def rss_kib(pid):
     return None
 
 
+def engine_summary(client):
+    """The server's own view, from GET /v1/stats: segments and its memory estimate (what grows
+    when the patterns stay constant tells where resident memory goes)."""
+    try:
+        status, raw = client.call("GET", "/v1/stats")
+        stats = json.loads(raw)
+        return (f"segments {stats['segments']:,}, synapses {stats['synapses']:,}, "
+                f"engine estimate {stats['memory_bytes'] / 2**20:.1f} MiB")
+    except (NoAnswer, ValueError, KeyError) as error:
+        return f"stats unavailable ({error})"
+
+
 def percentile(sorted_values, p):
     if not sorted_values:
         return float("nan")
@@ -421,9 +433,10 @@ def main():
                                      f"p99 {percentile(values, 99) * 1000:.1f}")
                     err = ", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"
                     rss_text = f"{rss / 1024:.1f} MiB" if rss is not None else "gone"
+                    engine_text = engine_summary(client)
                     print(f"minute {minute} (t={(now - start) / 60:.2f} min, last {span:.0f} s): {done} requests, {done / span:.1f}/s; "
                           f"ms: {'; '.join(parts)}; errors: {err}; skipped {skipped}; "
-                          f"stored {len(live):,}; RSS {rss_text}", flush=True)
+                          f"stored {len(live):,}; RSS {rss_text}; {engine_text}", flush=True)
                     reports.append((now - start, rss))
                     report_started = now
                     next_report = now + options.report_every
