@@ -48,23 +48,19 @@ Run from the repository root (release binary built; a debug binary with smaller 
 Note: recognition moves to the CPU workers only in a space of more than 50,000 segments, so with
 --neurons at or under 50,000 the long reads run on the async workers.
 """
-import argparse
-import http.client
 import json
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPACE_PARAMS = {"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12}
-N, A = 2048, 40
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SPACE_PARAMS, Connection, NoAnswer, Server, percentile, random_bits  # noqa: E402
+import harness  # noqa: E402
+
 FILL_BATCH = 2000
 QUERIES_PER_BATCH = 1000
 BODY_LIMIT = 16 * 1024 * 1024
@@ -77,53 +73,6 @@ KINDS = {
     "d": ("query other every 50 ms", (200,)),
     "e": ("store big every 200 ms", (200, 201)),
 }
-
-
-class NoAnswer(Exception):
-    pass
-
-
-class Connection:
-    """One keep-alive HTTP connection to 127.0.0.1, owned by one thread."""
-
-    def __init__(self, port, timeout):
-        self.port, self.timeout = port, timeout
-        self.conn = None
-        self.used = False
-        self.reconnects = 0
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
-
-    def call(self, method, path, body=None):
-        """(status, raw body); `body` is a dict or already encoded bytes. Raises NoAnswer."""
-        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-        headers = {"content-type": "application/json"} if data is not None else {}
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-                self.used = False
-            reused = self.used
-            try:
-                self.conn.request(method, path, body=data, headers=headers)
-                response = self.conn.getresponse()
-                raw = response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
-                self.close()
-                if reused and attempt == 1:
-                    self.reconnects += 1
-                    continue
-                raise NoAnswer(f"{type(error).__name__}: {error}") from None
-            except (OSError, http.client.HTTPException) as error:  # includes socket.timeout
-                self.close()
-                raise NoAnswer(f"{type(error).__name__}: {error}") from None
-            self.used = True
-            if response.will_close:
-                self.close()
-            return response.status, raw
-        raise AssertionError("unreachable")
 
 
 class Recorder:
@@ -167,24 +116,6 @@ def problem_type(raw):
     if not isinstance(value, str) or not value:
         return None
     return value.rstrip("/:").replace("/", ":").rsplit(":", 1)[-1]
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(sorted_values, p):
-    """Nearest-rank percentile of an ascending list (NaN when empty)."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, -(-len(sorted_values) * p // 100))  # ceil(n * p / 100)
-    return sorted_values[min(len(sorted_values), int(rank)) - 1]
-
-
-def random_bits(rng, count=A):
-    return sorted(rng.sample(range(N), count))
 
 
 def query_batch_body(rng):
@@ -247,10 +178,7 @@ def periodic(port, timeout, recorder, period, start, stop, request):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", default=os.path.join("target", "release", "dendrite"),
-                        help="server binary, relative to the repository root unless absolute "
-                             "(default target/release/dendrite)")
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement duration (default 30)")
     parser.add_argument("--neurons", type=int, default=100_000, help="neurons in space big, one pattern each")
     parser.add_argument("--readers", type=int, default=2, help="long-read threads (default 2)")
@@ -259,9 +187,8 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and server log")
     options = parser.parse_args()
-    binary = options.binary if os.path.isabs(options.binary) else os.path.join(ROOT, options.binary)
-    if not os.access(binary, os.X_OK):
-        print(f"isolation: no executable server binary at {binary}")
+    binary = harness.executable(options.binary, "isolation")
+    if binary is None:
         return 1
     if options.seconds <= 0 or options.neurons < 1 or options.readers < 1 or options.pool < 1:
         print("isolation: --seconds, --neurons, --readers and --pool must be positive")
@@ -269,33 +196,16 @@ def main():
 
     rng = random.Random(options.seed)
     directory = tempfile.mkdtemp(prefix="dendrite-isolation-")
-    log_path = os.path.join(directory, "server.log")
-    port = free_port()
-    server = None
+    server = Server(binary, os.path.join(directory, "d.db"), os.path.join(directory, "server.log"),
+                    extra_args=["--body-limit", str(BODY_LIMIT)])
     failed = False
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that `finally` kills the server
+    harness.exit_on_sigterm()  # so that `finally` kills the server
     print(f"isolation: {options.seconds:g} s, {options.neurons:,} neurons in big, {options.readers} long readers, "
           f"binary {binary}, data in {directory}")
     try:
-        with open(log_path, "ab") as log:
-            server = subprocess.Popen(
-                [binary, "serve", "--listen", f"127.0.0.1:{port}",
-                 "--database-url", f"sqlite://{os.path.join(directory, 'd.db')}",
-                 "--log-level", "warn", "--body-limit", str(BODY_LIMIT)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        server.start(60.0, http_timeout=options.timeout)
+        port = server.port
         setup = Connection(port, options.timeout)
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the server exited with status {server.returncode} while starting")
-            try:
-                if setup.call("GET", "/healthz")[0] == 200 and setup.call("GET", "/readyz")[0] == 200:
-                    break
-            except NoAnswer:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server was not ready within 60 s")
-            time.sleep(0.05)
 
         for space in ("big", "other"):
             status, raw = setup.call("PUT", f"/v1/spaces/{space}", SPACE_PARAMS)
@@ -352,8 +262,8 @@ def main():
         end = start + options.seconds
         died = None
         while time.monotonic() < end:
-            if server.poll() is not None:
-                died = server.returncode
+            if not server.alive():
+                died = server.process.returncode
                 break
             time.sleep(min(0.2, max(0.0, end - time.monotonic())))
         stop.set()
@@ -361,8 +271,8 @@ def main():
         for thread in threads:
             thread.join(max(0.0, stopped + t + 5 - time.monotonic()))
         stuck = sum(thread.is_alive() for thread in threads)
-        if died is None and server.poll() is not None:
-            died = server.returncode
+        if died is None and not server.alive():
+            died = server.process.returncode
 
         print(f"measured {options.seconds:g} s; in-flight requests took {time.monotonic() - stopped:.1f} s "
               f"more to finish")
@@ -413,24 +323,14 @@ def main():
         failed = True
         print(f"isolation: {type(error).__name__}: {error}")
     finally:
-        if server is not None:
-            if server.poll() is None:
-                server.terminate()
-                try:
-                    server.wait(10)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait()
-            elif server.returncode != 0:
-                failed = True
+        if server.alive():
+            server.stop(timeout=10)
+        elif server.process is not None and server.process.returncode != 0:
+            failed = True
         if failed:
-            try:
-                with open(log_path, "rb") as f:
-                    tail = f.read()[-2000:].decode(errors="replace").strip()
-                if tail:
-                    print("server log (tail):\n" + tail)
-            except OSError:
-                pass
+            tail = server.log_tail(lines=None, max_bytes=2000).strip()
+            if tail:
+                print("server log (tail):\n" + tail)
         if options.keep:
             print(f"kept {directory}")
         else:

@@ -32,80 +32,23 @@ Run (from the repository root, release binary built):
     python3 load/soak.py --minutes 0.5 --rate 100 --patterns 2000 --binary target/debug/dendrite
 Traffic goes only to 127.0.0.1; the script stops by itself and kills the server it started.
 """
-import argparse
-import http.client
 import json
 import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SPACE_PARAMS, Http, NoAnswer, Server, percentile, random_bits  # noqa: E402
+import harness  # noqa: E402
+from workload import noisy  # noqa: E402  (8 of 40 bits replaced)
+
 SPACE = "soak"
-SPACE_PARAMS = {"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12}
-N, A, NOISE_BITS = 2048, 40, 8
 KINDS = ("store", "forget", "query")
 EXPECTED = {"store": (200, 201), "forget": (204,), "query": (200,)}
-
-
-class NoAnswer(Exception):
-    pass
-
-
-class Http:
-    """One keep-alive connection per thread to 127.0.0.1; a request that fails on a reused
-    connection before any answer is retried once on a fresh one (a stale keep-alive connection)."""
-
-    def __init__(self, port, timeout):
-        self.port, self.timeout = port, timeout
-        self.local = threading.local()
-
-    def _connection(self):
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-            self.local.conn, self.local.used = conn, False
-        return conn
-
-    def call(self, method, path, body=None, raw_body=None):
-        data = raw_body if raw_body is not None else (None if body is None else json.dumps(body).encode())
-        headers = {"content-type": "application/json"} if data is not None else {}
-        for attempt in (1, 2):
-            conn = self._connection()
-            reused = self.local.used
-            try:
-                conn.request(method, path, body=data, headers=headers)
-                response = conn.getresponse()
-                raw = response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
-                conn.close()
-                self.local.conn = None
-                if reused and attempt == 1:
-                    continue
-                raise NoAnswer(f"{type(error).__name__}: {error}") from None
-            except (OSError, http.client.HTTPException) as error:
-                conn.close()
-                self.local.conn = None
-                raise NoAnswer(f"{type(error).__name__}: {error}") from None
-            self.local.used = True
-            if response.will_close:
-                conn.close()
-                self.local.conn = None
-            return response.status, raw
-        raise AssertionError("unreachable")
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid):
@@ -129,28 +72,6 @@ def engine_summary(client):
                 f"engine estimate {stats['memory_bytes'] / 2**20:.1f} MiB")
     except (NoAnswer, ValueError, KeyError) as error:
         return f"stats unavailable ({error})"
-
-
-def percentile(sorted_values, p):
-    if not sorted_values:
-        return float("nan")
-    k = min(len(sorted_values) - 1, max(0, int(round(p / 100 * (len(sorted_values) - 1)))))
-    return sorted_values[k]
-
-
-def random_bits(rng):
-    return sorted(rng.sample(range(N), A))
-
-
-def noisy(rng, bits):
-    kept = rng.sample(bits, A - NOISE_BITS)
-    taken = set(bits)
-    fresh = set()
-    while len(fresh) < NOISE_BITS:
-        b = rng.randrange(N)
-        if b not in taken:
-            fresh.add(b)
-    return sorted(kept + list(fresh))
 
 
 class Live:
@@ -223,8 +144,7 @@ class Recorder:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dendrite"))
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="steady-load duration (fractions allowed)")
     parser.add_argument("--rate", type=float, default=400.0, help="target requests per second")
     parser.add_argument("--patterns", type=int, default=50_000, help="stored patterns to preload and keep")
@@ -235,9 +155,8 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     options = parser.parse_args()
-    binary = options.binary if os.path.isabs(options.binary) else os.path.abspath(os.path.join(ROOT, options.binary))
-    if not os.access(binary, os.X_OK):
-        print(f"soak: no executable server binary at {binary}")
+    binary = harness.executable(options.binary, "soak")
+    if binary is None:
         return 1
     if options.minutes <= 0 or options.rate <= 0 or options.patterns < 1:
         print("soak: --minutes, --rate and --patterns must be positive")
@@ -245,34 +164,17 @@ def main():
     neurons = options.neurons or max(10, options.patterns // 100)
     rng = random.Random(options.seed)
     directory = tempfile.mkdtemp(prefix="dendrite-soak-")
-    database = os.path.join(directory, "dendrite.db")
-    log_path = os.path.join(directory, "server.log")
-    port = free_port()
-    client = Http(port, options.timeout)
+    server = Server(binary, os.path.join(directory, "dendrite.db"), os.path.join(directory, "server.log"))
+    client = None
     recorder = Recorder()
     live = Live()
     problems = []
-    server = None
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    harness.exit_on_sigterm()
     print(f"soak: {options.minutes:g} min at {options.rate:g} req/s, {options.patterns:,} patterns on {neurons} "
           f"neurons, {options.threads} threads, binary {binary}, data in {directory}")
     try:
-        with open(log_path, "ab") as log:
-            server = subprocess.Popen(
-                [binary, "serve", "--listen", f"127.0.0.1:{port}", "--database-url", f"sqlite://{database}",
-                 "--log-level", "warn"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the server exited with status {server.returncode} while starting")
-            try:
-                if client.call("GET", "/healthz")[0] == 200 and client.call("GET", "/readyz")[0] == 200:
-                    break
-            except NoAnswer:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server was not ready within 60 s")
-            time.sleep(0.05)
+        server.start(60.0, http_timeout=options.timeout)
+        client = Http(server.port, options.timeout)
         status, raw = client.call("PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS)
         if status not in (200, 201):
             raise RuntimeError(f"creating the space answered {status}: {raw[:200]!r}")
@@ -297,7 +199,7 @@ def main():
                 live.add((result["neuron"], result["id"]), b)
         took = time.monotonic() - started
         print(f"preloaded {len(live):,} patterns in {took:.1f} s ({len(live) / took:,.0f}/s); "
-              f"RSS {rss_kib(server.pid) / 1024:.1f} MiB")
+              f"RSS {rss_kib(server.process.pid) / 1024:.1f} MiB")
 
         # The steady load.
         target = len(live)
@@ -414,7 +316,7 @@ def main():
             while True:
                 now = time.monotonic()
                 if now >= next_rss:
-                    value = rss_kib(server.pid)
+                    value = rss_kib(server.process.pid)
                     if value is not None:
                         rss_samples.append((now - start, value))
                     next_rss = now + 5
@@ -423,7 +325,7 @@ def main():
                     latency, errors, skipped = recorder.take()
                     span = now - report_started
                     done = sum(len(v) for v in latency.values())
-                    rss = rss_kib(server.pid)
+                    rss = rss_kib(server.process.pid)
                     if rss is not None:
                         rss_samples.append((now - start, rss))
                     parts = []
@@ -440,8 +342,8 @@ def main():
                     reports.append((now - start, rss))
                     report_started = now
                     next_report = now + options.report_every
-                    if server.poll() is not None:
-                        problems.append(f"the server exited with status {server.returncode} during the soak")
+                    if not server.alive():
+                        problems.append(f"the server exited with status {server.process.returncode} during the soak")
                         break
                     if now >= start + duration:
                         break
@@ -503,32 +405,17 @@ def main():
     except RuntimeError as error:
         problems.append(str(error))
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=30)
-                problems.append("the server did not stop within 30 s of SIGTERM")
+        if server.alive() and server.stop(timeout=30) is None:
+            problems.append("the server did not stop within 30 s of SIGTERM")
 
     if problems:
         print("FAILED:")
         for p in problems:
             print(f"  {p}")
-        try:
-            with open(log_path, "rb") as f:
-                tail = b"".join(f.readlines()[-15:]).decode(errors="replace")
-            if tail:
-                print("server log (last lines):\n" + tail)
-        except OSError:
-            pass
+        server.print_log_tail(15)
         print(f"data kept in {directory}")
         return 1
-    if options.keep:
-        print(f"data kept in {directory}")
-    else:
-        shutil.rmtree(directory, ignore_errors=True)
+    harness.keep_or_remove(directory, options.keep)
     print("OK: no errors")
     return 0
 

@@ -34,15 +34,8 @@ Run (from the repository root):
 Options: --kills N, --clients N, --seed N, --keep (keep the temporary directory), --timeout S.
 Prints one line per round; exits 0 when every check held, 1 otherwise (listing the violations).
 """
-import argparse
-import http.client
-import json
 import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,128 +43,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "load"))
+from harness import SPACE_PARAMS, Http, NoAnswer, Server, random_bits  # noqa: E402
+import harness  # noqa: E402
+
 SPACE = "crash"
-SPACE_PARAMS = {"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12}
-N, A = 2048, 40
 NOT_DONE = (503, 507)  # the write was refused: nothing changed, the client may retry
 MAX_VIOLATIONS_KEPT = 200
-
-
-class NoAnswer(Exception):
-    """The request got no HTTP answer (connection refused or reset, timeout). `sent` is False when
-    the connection was refused: then no byte of the request left, and nothing can have changed."""
-
-    def __init__(self, message, sent=True):
-        super().__init__(message)
-        self.sent = sent
-
-
-class Http:
-    """Small JSON client: one keep-alive connection per thread, to 127.0.0.1 only."""
-
-    def __init__(self, timeout):
-        self.timeout = timeout
-        self.local = threading.local()
-
-    def call(self, port, method, path, body=None):
-        conn = getattr(self.local, "conn", None)
-        if conn is None or self.local.port != port:
-            if conn is not None:
-                conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout)
-            self.local.conn, self.local.port = conn, port
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"content-type": "application/json"} if data is not None else {}
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as error:
-            conn.close()
-            self.local.conn = None
-            raise NoAnswer(f"{type(error).__name__}: {error}",
-                           sent=not isinstance(error, ConnectionRefusedError)) from None
-        if response.will_close:
-            conn.close()
-            self.local.conn = None
-        try:
-            decoded = json.loads(raw) if raw else None
-        except ValueError:
-            decoded = raw
-        return response.status, decoded
-
-    def close(self):
-        conn = getattr(self.local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self.local.conn = None
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One `dendrite serve` process at a time on one database file."""
-
-    def __init__(self, binary, directory):
-        self.binary = binary
-        self.database = os.path.join(directory, "dendrite.db")
-        self.log_path = os.path.join(directory, "server.log")
-        self.process = None
-        self.port = None
-
-    def start(self, http_client, ready_timeout):
-        """Starts the server; returns seconds until /healthz and /readyz both answered 200."""
-        self.port = free_port()
-        log = open(self.log_path, "ab")
-        try:
-            self.process = subprocess.Popen(
-                [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}",
-                 "--database-url", f"sqlite://{self.database}", "--log-level", "warn"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        finally:
-            log.close()
-        started = time.monotonic()
-        deadline = started + ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {self.process.returncode} while starting "
-                                   f"(log: {self.log_path})")
-            try:
-                if (http_client.call(self.port, "GET", "/healthz")[0] == 200
-                        and http_client.call(self.port, "GET", "/readyz")[0] == 200):
-                    return time.monotonic() - started
-            except NoAnswer:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"the server was not ready (healthz and readyz 200) within {ready_timeout} s "
-                           f"(log: {self.log_path})")
-
-    def kill9(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def terminate(self, timeout):
-        """SIGTERM; returns the exit status, or None if it had to be killed after `timeout` s."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            return None
-
-    def log_tail(self, lines=15):
-        try:
-            with open(self.log_path, "rb") as f:
-                return b"".join(f.readlines()[-lines:]).decode(errors="replace")
-        except OSError:
-            return ""
 
 
 class Item:
@@ -212,10 +90,6 @@ class Stats:
                 self.violations.append(message)
 
 
-def random_bits(rng):
-    return sorted(rng.sample(range(N), A))
-
-
 def check_pattern_answer(stats, item, status, body, what):
     if not isinstance(body, dict) or body.get("neuron") != item.neuron or body.get("id") != item.id \
             or body.get("active") != item.bits:
@@ -223,6 +97,16 @@ def check_pattern_answer(stats, item, status, body, what):
         stats.violate(f"{what} {item.neuron}/{item.id} answered {status} with another pattern: {got}")
         return False
     return True
+
+
+def no_answer(item, stats, error):
+    """A write without an answer: uncertain if it may have reached the server, else unchanged."""
+    if error.sent:
+        item.state = "uncertain"
+        stats.add(uncertain=1, round_uncertain=1)
+    else:
+        stats.add(unsent=1)
+        time.sleep(0.01)
 
 
 def client_loop(client_items, http_client, server_port, stats, stop, rng, deadline):
@@ -238,16 +122,11 @@ def client_loop(client_items, http_client, server_port, stats, stop, rng, deadli
                 was = item.state
                 item.touched = True
                 try:
-                    status, body = http_client.call(
-                        server_port, "POST", f"/v1/spaces/{SPACE}/neurons/{item.neuron}/patterns",
-                        {"active": item.bits, "id": item.id})
+                    status, body = http_client.call_json(
+                        "POST", f"/v1/spaces/{SPACE}/neurons/{item.neuron}/patterns",
+                        {"active": item.bits, "id": item.id}, port=server_port)
                 except NoAnswer as error:
-                    if error.sent:
-                        item.state = "uncertain"
-                        stats.add(uncertain=1, round_uncertain=1)
-                    else:
-                        stats.add(unsent=1)
-                        time.sleep(0.01)
+                    no_answer(item, stats, error)
                     continue
                 if status in (200, 201):
                     stats.add(acked_stores=1, round_acked=1)
@@ -264,14 +143,9 @@ def client_loop(client_items, http_client, server_port, stats, stop, rng, deadli
                     item.state = "uncertain"
             else:
                 try:
-                    status, body = http_client.call(server_port, "DELETE", item.path())
+                    status, body = http_client.call_json("DELETE", item.path(), port=server_port)
                 except NoAnswer as error:
-                    if error.sent:
-                        item.state = "uncertain"
-                        stats.add(uncertain=1, round_uncertain=1)
-                    else:
-                        stats.add(unsent=1)
-                        time.sleep(0.01)
+                    no_answer(item, stats, error)
                     continue
                 if status == 204:
                     stats.add(acked_forgets=1, round_acked=1)
@@ -297,7 +171,7 @@ def verify(items, http_client, port, stats, rng, query_sample, workers):
 
     def check(item):
         try:
-            status, body = http_client.call(port, "GET", item.path())
+            status, body = http_client.call_json("GET", item.path(), port=port)
         except NoAnswer as error:
             stats.violate(f"GET {item.neuron}/{item.id} after restart got no answer: {error}")
             return
@@ -341,8 +215,8 @@ def verify(items, http_client, port, stats, rng, query_sample, workers):
         try:
             for item in chunk:
                 try:
-                    status, body = http_client.call(port, "POST", f"/v1/spaces/{SPACE}/query",
-                                                    {"active": item.bits, "limit": 100})
+                    status, body = http_client.call_json("POST", f"/v1/spaces/{SPACE}/query",
+                                                         {"active": item.bits, "limit": 100}, port=port)
                 except NoAnswer as error:
                     stats.violate(f"query for {item.neuron}/{item.id} got no answer: {error}")
                     continue
@@ -360,8 +234,7 @@ def verify(items, http_client, port, stats, rng, query_sample, workers):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dendrite"))
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--kills", type=int, default=None, help="kill -9 rounds (default 20, 3 with --short)")
     parser.add_argument("--clients", type=int, default=None, help="client threads (default 64, 16 with --short)")
     parser.add_argument("--neurons", type=int, default=4, help="neurons per client")
@@ -377,17 +250,15 @@ def main():
     ids = options.ids if options.ids is not None else (8 if options.short else 16)
     kill_after = (0.4, 1.5) if options.short else (0.5, 3.0)
     seed = options.seed if options.seed is not None else random.randrange(1 << 30)
-    binary = os.path.abspath(os.path.join(ROOT, options.binary)) if not os.path.isabs(options.binary) \
-        else options.binary
-    if not os.access(binary, os.X_OK):
-        print(f"crash_test: no executable server binary at {binary}")
+    binary = harness.executable(options.binary, "crash_test")
+    if binary is None:
         return 1
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that the finally below kills the server
+    harness.exit_on_sigterm()  # so that the finally below kills the server
     rng = random.Random(seed)
     directory = tempfile.mkdtemp(prefix="dendrite-crash-")
-    http_client = Http(options.timeout)
-    server = Server(binary, directory)
+    http_client = Http(timeout=options.timeout)
+    server = Server(binary, os.path.join(directory, "dendrite.db"), os.path.join(directory, "server.log"))
     stats = Stats()
     owned = [[Item(f"c{c}n{k}", f"p{j}", random_bits(rng)) for k in range(options.neurons) for j in range(ids)]
              for c in range(clients)]
@@ -397,8 +268,8 @@ def main():
     failed_early = None
     started = time.monotonic()
     try:
-        took = server.start(http_client, options.ready_timeout)
-        status, body = http_client.call(server.port, "PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS)
+        took = server.start(options.ready_timeout, http_timeout=options.timeout)
+        status, body = http_client.call_json("PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS, port=server.port)
         if status not in (200, 201):
             raise RuntimeError(f"creating the space answered {status}: {body}")
         print(f"started in {took:.2f} s")
@@ -419,7 +290,7 @@ def main():
                 t.join(timeout=options.timeout + 10)
             if any(t.is_alive() for t in threads):
                 stats.violate(f"round {round_number}: client threads still blocked after the kill")
-            took = server.start(http_client, options.ready_timeout)
+            took = server.start(options.ready_timeout, http_timeout=options.timeout)
             checked, queried, resolved = verify(everything, http_client, server.port, stats, rng,
                                                 query_sample=100 if options.short else 300, workers=8)
             print(f"round {round_number:2d}: acked this round {stats.round_acked:5d}; so far stores "
@@ -429,7 +300,7 @@ def main():
                   f"violations {stats.violation_count}")
             if stats.round_acked == 0:
                 stats.violate(f"round {round_number}: no write was acknowledged before the kill")
-        status = server.terminate(timeout=30)
+        status = server.stop(timeout=30)
         if status != 0:
             stats.violate(f"graceful stop (SIGTERM) ended with {status} (None: had to be killed after 30 s)")
     except (RuntimeError, NoAnswer) as error:
@@ -450,15 +321,10 @@ def main():
             print(f"  - {message}")
         if stats.violation_count > len(stats.violations):
             print(f"  ... and {stats.violation_count - len(stats.violations)} more")
-        tail = server.log_tail()
-        if tail:
-            print("server log (last lines):\n" + tail)
+        server.print_log_tail(15)
         print(f"data kept in {directory}")
         return 1
-    if options.keep:
-        print(f"data kept in {directory}")
-    else:
-        shutil.rmtree(directory, ignore_errors=True)
+    harness.keep_or_remove(directory, options.keep)
     print("OK: every acknowledged store survived every kill -9, every acknowledged forget stayed forgotten")
     return 0
 

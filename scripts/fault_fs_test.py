@@ -36,107 +36,31 @@ Run (from the repository root):
     python3 scripts/fault_fs_test.py --binary target/debug/dendrite
 """
 import argparse
-import http.client
-import json
 import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "load"))  # absolute: also right when re-run under unshare
+from harness import SPACE_PARAMS, NoAnswer, Server, random_bits  # noqa: E402
+import harness  # noqa: E402
+
 SPACE = "faults"
-SPACE_PARAMS = {"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12}
-N, A = 2048, 40
 REFUSED = (503, 507)
 
 
 # ---------------------------------------------------------------------------------------------
 # plumbing
 
-class NoAnswer(Exception):
-    pass
-
-
 def call(port, method, path, body=None, timeout=10.0):
     """One request on a fresh connection: (status, headers with lower-case names, decoded body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    data = None if body is None else json.dumps(body).encode()
-    try:
-        conn.request(method, path, body=data, headers={"content-type": "application/json"} if data else {})
-        response = conn.getresponse()
-        raw = response.read()
-        headers = {k.lower(): v for k, v in response.getheaders()}
-    except (OSError, http.client.HTTPException) as error:
-        raise NoAnswer(f"{type(error).__name__}: {error}") from None
-    finally:
-        conn.close()
-    try:
-        decoded = json.loads(raw) if raw else None
-    except ValueError:
-        decoded = raw[:200]
-    return response.status, headers, decoded
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def die_with_parent():
-    """In the server's child process: SIGKILL it if this script dies (belt and braces)."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-class Server:
-    def __init__(self, binary, database, log_path):
-        self.binary, self.database, self.log_path = binary, database, log_path
-        self.process = None
-        self.port = None
-
-    def start(self, timeout=30.0):
-        self.port = free_port()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}",
-                 "--database-url", f"sqlite://{self.database}", "--log-level", "warn"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {self.process.returncode} while starting")
-            try:
-                if call(self.port, "GET", "/healthz")[0] == 200 and call(self.port, "GET", "/readyz")[0] == 200:
-                    return time.monotonic() - started
-            except NoAnswer:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"the server was not ready (healthz and readyz 200) within {timeout} s")
-
-    def alive(self):
-        return self.process is not None and self.process.poll() is None
-
-    def kill9(self):
-        if self.alive():
-            self.process.send_signal(signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait(timeout=30)
-
-    def log_tail(self, lines=20):
-        try:
-            with open(self.log_path, "rb") as f:
-                return b"".join(f.readlines()[-lines:]).decode(errors="replace")
-        except OSError:
-            return ""
+    status, headers, raw = harness.request_once(port, method, path, body, timeout)
+    return status, headers, harness.decode(raw, limit=200)
 
 
 class Checks:
@@ -170,7 +94,7 @@ class Model:
 
     def new(self, neuron, prefix):
         self.counter += 1
-        return neuron, f"{prefix}{self.counter}", sorted(self.rng.sample(range(N), A))
+        return neuron, f"{prefix}{self.counter}", random_bits(self.rng)
 
     def present(self):
         return [k for k, v in self.items.items() if v[1] == "present"]
@@ -195,6 +119,17 @@ def refusal_ok(checks, what, status, headers, body):
     if problems and isinstance(body, dict):
         detail += f"; body type={body.get('type')} detail={str(body.get('detail'))[:120]!r}"
     return checks.check(not problems, f"{what} refused as 507/503 problem+json with Retry-After", detail)
+
+
+def read_only_refused(checks, what, answer):
+    """On the read-only filesystem a write (`what`: store, batch store, forget) must answer 503,
+    problem+json, with Retry-After."""
+    if answer is None:
+        checks.check(False, f"read-only: a {what} gets an answer", "no answer")
+        return
+    status, headers, body = answer
+    checks.check(status == 503, f"read-only: a {what} answers 503", f"status {status}")
+    refusal_ok(checks, f"read-only: the {what}", status, headers, body)
 
 
 def store_one(port, model, key, bits):
@@ -312,11 +247,12 @@ def inside(options):
         print(f"cannot mount a tmpfs on {directory}: {message}")
         return 1
     logdir = tempfile.mkdtemp(prefix="dendrite-fault-log-")  # the log lives off the small tmpfs
-    server = Server(options.binary, os.path.join(directory, "dendrite.db"), os.path.join(logdir, "server.log"))
+    server = Server(options.binary, os.path.join(directory, "dendrite.db"), os.path.join(logdir, "server.log"),
+                    die_with_parent=True)
     filler = os.path.join(directory, "filler")
     deadline = time.monotonic() + options.time_limit - 15
     try:
-        took = server.start()
+        took = server.start(30.0, http_timeout=10.0)
         port = server.port
         status, _, body = call(port, "PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS)
         if status not in (200, 201):
@@ -439,27 +375,11 @@ def inside(options):
         else:
             try:
                 neuron, id_, bits = model.new("readonly", "o")
-                answer = store_one(port, model, (neuron, id_), bits)
-                if answer is None:
-                    checks.check(False, "read-only: a store gets an answer", "no answer")
-                else:
-                    status, headers, body = answer
-                    checks.check(status == 503, "read-only: a store answers 503", f"status {status}")
-                    refusal_ok(checks, "read-only: the store", status, headers, body)
+                read_only_refused(checks, "store", store_one(port, model, (neuron, id_), bits))
                 entries = [model.new("readonly", "o") for _ in range(20)]
-                answer = store_batch(port, model, entries)
-                if answer is None:
-                    checks.check(False, "read-only: a batch store gets an answer", "no answer")
-                else:
-                    checks.check(answer[0] == 503, "read-only: a batch store answers 503", f"status {answer[0]}")
-                    refusal_ok(checks, "read-only: the batch store", *answer)
+                read_only_refused(checks, "batch store", store_batch(port, model, entries))
                 key = rng.choice(model.present())
-                answer = forget_one(port, model, key)
-                if answer is None:
-                    checks.check(False, "read-only: a forget gets an answer", "no answer")
-                else:
-                    checks.check(answer[0] == 503, "read-only: a forget answers 503", f"status {answer[0]}")
-                    refusal_ok(checks, "read-only: the forget", *answer)
+                read_only_refused(checks, "forget", forget_one(port, model, key))
                 reads_work(checks, port, model, "read-only")
                 try:
                     print(f"  (read-only: /readyz answers {call(port, 'GET', '/readyz')[0]})")
@@ -481,7 +401,7 @@ def inside(options):
         for key in rng.sample(model.present(), 10):
             forget_one(port, model, key)
         server.kill9()
-        took = server.start()
+        took = server.start(30.0, http_timeout=10.0)
         port = server.port
         print(f"  restarted after kill -9 in {took:.2f} s")
         missing, resurrected, wrong, unresolved = [], [], [], {"present": 0, "absent": 0}
@@ -531,9 +451,7 @@ def inside(options):
         print("FAILED:")
         for failure in checks.failed:
             print(f"  - {failure}")
-        tail = server.log_tail()
-        if tail:
-            print("server log (last lines):\n" + tail)
+        server.print_log_tail(20)
         print(f"server log kept in {logdir}")
         return 1
     shutil.rmtree(logdir, ignore_errors=True)
@@ -543,8 +461,7 @@ def inside(options):
 # ---------------------------------------------------------------------------------------------
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dendrite"))
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--batch", type=int, default=200, help="patterns per batch while filling")
     parser.add_argument("--reserve-kib", type=int, default=1536, help="free space the filler leaves")
     parser.add_argument("--recover-seconds", type=float, default=10.0, help="how fast writes must come back")
@@ -554,10 +471,9 @@ def main():
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.inside:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+        harness.exit_on_sigterm()
         return inside(options)
 
-    binary = options.binary if os.path.isabs(options.binary) else os.path.abspath(os.path.join(ROOT, options.binary))
     try:
         probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=20)
         available = probe.returncode == 0
@@ -566,8 +482,8 @@ def main():
     if not available:
         print("skipped: unshare -rm not available")
         return 0
-    if not os.access(binary, os.X_OK):
-        print(f"fault_fs_test: no executable server binary at {binary}")
+    binary = harness.executable(options.binary, "fault_fs_test")
+    if binary is None:
         return 1
     directory = tempfile.mkdtemp(prefix="dendrite-fault-")
     command = ["unshare", "-rm", sys.executable, os.path.abspath(__file__), "--inside", "--dir", directory,

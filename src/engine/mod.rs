@@ -122,6 +122,21 @@ impl Spaces {
     }
 }
 
+/// A small space for the unit tests of the layers above the engine: 64 input bits, 8 active,
+/// threshold 4, any false-match rate allowed.
+#[cfg(test)]
+pub(crate) fn tiny_space(name: &str) -> Space {
+    let params = SpaceParams::new(&SpaceSpec {
+        input_size: 64,
+        active_bits: 8,
+        threshold: Some(4),
+        max_false_match: Some(1.0),
+        ..SpaceSpec::default()
+    })
+    .expect("valid parameters");
+    Space::new(Name::parse(name).expect("a valid name"), params)
+}
+
 /// Why the engine refused an operation. Nothing changed when it did.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum EngineError {

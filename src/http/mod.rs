@@ -269,3 +269,50 @@ fn try_read(shared: &SharedSpace) -> Option<std::sync::RwLockReadGuard<'_, Space
         Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_that_finds_every_cpu_worker_busy_is_told_to_retry() {
+        let pool = CpuPool::new(1);
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let long = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || released.recv().unwrap()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let refused = pool.run(|| ()).await.unwrap_err();
+        assert_eq!(
+            refused.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        release.send(()).unwrap();
+        long.await.unwrap().unwrap();
+        assert!(pool.run(|| ()).await.is_ok(), "the worker is free again");
+    }
+
+    #[test]
+    fn reads_get_a_deadline_and_every_write_is_left_to_answer_its_outcome() {
+        let writes: Vec<(Method, &str)> = routes()
+            .iter()
+            .filter(|r| !r.is_read())
+            .map(|r| (r.method.clone(), r.path))
+            .collect();
+        assert_eq!(
+            writes,
+            [
+                (Method::PUT, "/v1/spaces/{space}"),
+                (Method::DELETE, "/v1/spaces/{space}"),
+                (Method::POST, "/v1/spaces/{space}/patterns"),
+                (Method::DELETE, "/v1/spaces/{space}/neurons/{neuron}"),
+                (Method::POST, "/v1/spaces/{space}/neurons/{neuron}/patterns"),
+                (
+                    Method::DELETE,
+                    "/v1/spaces/{space}/neurons/{neuron}/patterns/{id}"
+                ),
+            ]
+        );
+    }
+}

@@ -140,22 +140,11 @@ fn recognize_slice(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Name, SpaceLock, SpaceParams, SpaceSpec};
+    use crate::engine::{SpaceLock, tiny_space};
 
     #[test]
     fn a_slice_answers_from_its_first_query_as_single_queries_would() {
-        let params = SpaceParams::new(&SpaceSpec {
-            input_size: 64,
-            active_bits: 8,
-            threshold: Some(4),
-            max_false_match: Some(1.0),
-            ..SpaceSpec::default()
-        })
-        .unwrap();
-        let shared: SharedSpace = Arc::new(SpaceLock::new(Space::new(
-            Name::parse("s").unwrap(),
-            params,
-        )));
+        let shared: SharedSpace = Arc::new(SpaceLock::new(tiny_space("s")));
         let mut queries: Vec<QueryBody> = (0..3)
             .map(|i| QueryBody {
                 active: vec![i, i + 10, i + 20, i + 30],

@@ -763,7 +763,7 @@ async fn insert_stores(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Pattern, SpaceParams, SpaceSpec};
+    use crate::engine::{Pattern, tiny_space};
     use crate::store::Database;
 
     async fn writer_on_a_temporary_file() -> (Writer, WriterThread, Arc<Health>, tempfile::TempDir)
@@ -782,22 +782,10 @@ mod tests {
         (writer, thread, health, dir)
     }
 
-    fn small_space(name: &str) -> Space {
-        let params = SpaceParams::new(&SpaceSpec {
-            input_size: 64,
-            active_bits: 8,
-            threshold: Some(4),
-            max_false_match: Some(1.0),
-            ..SpaceSpec::default()
-        })
-        .unwrap();
-        Space::new(Name::parse(name).unwrap(), params)
-    }
-
     #[tokio::test]
     async fn a_writer_that_panicked_refuses_writes_and_says_why() {
         let (writer, thread, health, _dir) = writer_on_a_temporary_file().await;
-        writer.create_space(small_space("s")).await.unwrap();
+        writer.create_space(tiny_space("s")).await.unwrap();
         writer.commands.send(Command::Crash).await.unwrap();
         let request = StoreRequest {
             neuron: Name::parse("n").unwrap(),

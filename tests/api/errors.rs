@@ -104,6 +104,40 @@ async fn inconsistent_space_parameters_are_400_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_neuron_report_page_out_of_bounds_and_an_overlong_pattern_are_refused() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    assert_eq!(
+        app.store("s", "n", &cells(1, 40)).await.status(),
+        StatusCode::CREATED
+    );
+    for limit in [0, 1001] {
+        let body = problem(
+            app.get(&format!("/v1/spaces/s/neurons/n?segments_limit={limit}"))
+                .await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(body["field"], "segments_limit");
+    }
+    let wide = json!({"input_size": 1_000_000, "active_bits": 40});
+    assert_eq!(
+        app.put("/v1/spaces/wide", &wide).await.status(),
+        StatusCode::CREATED
+    );
+    let overlong: Vec<u32> = (0..16_385).collect();
+    let body = problem(
+        app.store("wide", "n", &overlong).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("16384"), "{body}");
+    let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(stats["patterns"], 1, "nothing was stored");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn theory_requests_beyond_the_cost_bounds_are_400_naming_the_parameter() {
     let app = TestApp::spawn().await;
     for (query, field) in [
