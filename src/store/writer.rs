@@ -465,10 +465,13 @@ impl WriterTask {
             let planned = {
                 let space = shared.read().unwrap_or_else(PoisonError::into_inner);
                 planner.plan(&space, &command.requests).map(|plans| {
-                    let cost = space.estimated_cost(plans.iter().filter_map(|p| match p {
-                        Planned::New(plan) => Some(plan),
-                        Planned::Existing { .. } => None,
-                    }));
+                    // Costed only when a limit is set: stores without one pay nothing for it.
+                    let cost = memory.map_or(0, |_| {
+                        space.estimated_cost(plans.iter().filter_map(|p| match p {
+                            Planned::New(plan) => Some(plan),
+                            Planned::Existing { .. } => None,
+                        }))
+                    });
                     (plans, cost)
                 })
             };
