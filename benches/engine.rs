@@ -1,4 +1,4 @@
-//! The engine on the standard workload (DEVELOPERS.md), single thread: learning rate, recognition
+//! The engine on the standard workload (src/workload.rs), single thread: learning rate, recognition
 //! rate against the plain oracle's, and memory per synapse; then the same with 10x the patterns.
 //!
 //! `cargo bench --bench engine` prints one block per scale. Times are medians of repeated runs;

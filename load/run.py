@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Load test of the release binary on 127.0.0.1 with the standard workload (DEVELOPERS.md).
+"""Load test of the release binary on 127.0.0.1 with the standard workload (load/workload.py, as
+src/workload.rs defines it; the figures are the README's Performance section).
 
 Bounded: every phase has a fixed duration and the script stops the server itself. Reports:
   - the batch endpoint's store rate while loading the 100,000 patterns;

@@ -6,8 +6,84 @@
 use crate::theory::limits::{
     MAX_ACTIVE_BITS, MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN, MAX_UNION_STEPS,
 };
-use crate::theory::{self, Probability};
-use serde::Serialize;
+use crate::theory::{self, InvalidParameter, Probability};
+use serde::{Deserialize, Serialize};
+
+/// An analysis as it is asked for: the flags of `dendrite theory` and the query string of
+/// `GET /v1/theory` are this one definition, so the two take the same names and defaults.
+#[derive(Clone, Debug, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+#[command(allow_negative_numbers = true)]
+pub struct Request {
+    /// n: bits in the input space.
+    #[arg(long)]
+    pub n: u64,
+    /// a: active bits of an input (of a pattern and of a random query).
+    #[arg(long)]
+    pub a: u64,
+    /// s: synapses a segment samples from one pattern (min(s, a) when a pattern has fewer bits).
+    #[arg(long)]
+    pub s: u64,
+    /// theta: the threshold; a segment matches when at least theta of its synapses are active.
+    #[arg(long)]
+    pub theta: u64,
+    /// M: patterns stored on one segment (its synapses are the union of theirs).
+    #[arg(long, default_value_t = 1)]
+    #[serde(default = "one")]
+    pub patterns: u64,
+    /// K: segments on one neuron.
+    #[arg(long, default_value_t = 1)]
+    #[serde(default = "one")]
+    pub segments: u64,
+    /// v: active bits of a stored pattern replaced by other bits, for the miss probability.
+    #[arg(long, conflicts_with = "noise")]
+    pub noise_bits: Option<u64>,
+    /// v / a: the noise as a fraction of the active bits; v = round(F * a), halves up.
+    #[arg(long)]
+    pub noise: Option<f64>,
+    /// The highest acceptable false-match probability; adds the capacity and threshold advice.
+    #[arg(long)]
+    pub target: Option<f64>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl Request {
+    /// The analysis parameters, with the noise fraction turned into a number of bits (no noise
+    /// when neither is given).
+    pub fn parameters(&self) -> Result<Parameters, InvalidParameter> {
+        let noise_bits = match (self.noise_bits, self.noise) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("noise", "give noise or noise_bits, not both"));
+            }
+            (Some(bits), None) => bits,
+            (None, Some(fraction)) => {
+                if !(0.0..=1.0).contains(&fraction) {
+                    return Err(invalid(
+                        "noise",
+                        format!("{fraction} is not a fraction in [0, 1]"),
+                    ));
+                }
+                theory::noise_bits(fraction, self.a)
+            }
+            (None, None) => 0,
+        };
+        let parameters = Parameters {
+            n: self.n,
+            a: self.a,
+            s: self.s,
+            theta: self.theta,
+            patterns: self.patterns,
+            segments: self.segments,
+            noise_bits,
+            target: self.target,
+        };
+        parameters.validate()?;
+        Ok(parameters)
+    }
+}
 
 /// The parameters of one analysis, in the theory's symbols (printed first in an analysis).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -31,21 +107,8 @@ pub struct Parameters {
     pub target: Option<f64>,
 }
 
-/// A parameter that makes no sense, with the reason.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("invalid parameter {name}: {reason}")]
-pub struct InvalidParameter {
-    /// The parameter's name, as the CLI flag and query string spell it.
-    pub name: &'static str,
-    /// Why it is rejected.
-    pub reason: String,
-}
-
-fn invalid(name: &'static str, reason: impl Into<String>) -> InvalidParameter {
-    InvalidParameter {
-        name,
-        reason: reason.into(),
-    }
+fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidParameter {
+    InvalidParameter::new(field, reason)
 }
 
 /// The most synapse placements (M · min(s, a)) the exact union model accepts: its cost grows with
@@ -124,17 +187,17 @@ pub struct Analysis {
     pub parameters: Parameters,
     /// log10 C(n, a).
     pub log10_distinct_patterns: f64,
-    /// Eq. 3 for one pattern's min(s, a) synapses.
+    /// NP Eq. 4 for one pattern's min(s, a) synapses.
     pub segment_false_match: Probability,
     /// E|X| after M patterns.
     pub union_expected_synapses: f64,
-    /// Eq. 3 at E|X| rounded halves up (the paper's way).
+    /// NP Eq. 4 at E|X| rounded halves up (the paper's way).
     pub union_false_match: Probability,
-    /// Eq. 3 averaged over the distribution of |X|.
+    /// NP Eq. 4 averaged over the distribution of |X|.
     pub union_false_match_exact: Probability,
     /// K segments, each the M-union the paper's way.
     pub neuron_false_match: Probability,
-    /// Eq. 4 with v of the a bits replaced.
+    /// NP Eqs. 5/6 with v of the a bits replaced.
     pub false_miss: Probability,
     /// Largest M with union_false_match <= target; null when no M exceeds it. Only with a target.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,9 +290,50 @@ mod tests {
         for (name, spoil) in cases {
             let mut p = example();
             spoil(&mut p);
-            assert_eq!(p.validate().unwrap_err().name, name);
+            assert_eq!(p.validate().unwrap_err().field, name);
             assert!(Analysis::of(&p).is_err());
         }
+    }
+
+    fn request(noise_bits: Option<u64>, noise: Option<f64>) -> Request {
+        Request {
+            n: 2048,
+            a: 42,
+            s: 24,
+            theta: 12,
+            patterns: 1,
+            segments: 1,
+            noise_bits,
+            noise,
+            target: None,
+        }
+    }
+
+    #[test]
+    fn a_noise_fraction_becomes_bits_rounded_halves_up() {
+        let bits = |noise| request(None, Some(noise)).parameters().unwrap().noise_bits;
+        assert_eq!(bits(0.25), 11, "10.5 bits");
+        assert_eq!(bits(0.2), 8, "8.4 bits");
+        assert_eq!(request(Some(5), None).parameters().unwrap().noise_bits, 5);
+        assert_eq!(request(None, None).parameters().unwrap().noise_bits, 0);
+    }
+
+    #[test]
+    fn noise_given_twice_or_outside_a_fraction_is_refused_naming_noise() {
+        for spoiled in [request(Some(8), Some(0.2)), request(None, Some(1.5))] {
+            assert_eq!(spoiled.parameters().unwrap_err().field, "noise");
+        }
+    }
+
+    #[test]
+    fn the_query_string_takes_the_cli_defaults() {
+        let request: Request = serde_json::from_value(serde_json::json!({
+            "n": 2048, "a": 40, "s": 24, "theta": 12, "noise": 0.2
+        }))
+        .unwrap();
+        let parameters = request.parameters().unwrap();
+        assert_eq!((parameters.patterns, parameters.segments), (1, 1));
+        assert_eq!(parameters.noise_bits, 8);
     }
 
     #[test]
@@ -243,7 +347,7 @@ mod tests {
             ..example()
         };
         assert_eq!(costly.validate(), Ok(()), "within the placement bound");
-        assert_eq!(Analysis::of(&costly).unwrap_err().name, "patterns");
+        assert_eq!(Analysis::of(&costly).unwrap_err().field, "patterns");
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The command line: `dendrite serve` (the default) runs the service, `dendrite theory` prints the
 //! what-if analysis.
 //!
-//! Parsing stops at the edge: flags become an [`analysis::Parameters`], and every consistency rule
+//! Parsing stops at the edge: flags become an [`analysis::Request`], and every consistency rule
 //! lives there, shared with the HTTP endpoint. Errors are one line on stderr and exit status 2.
 
 use crate::analysis::{self, Analysis};
 use crate::config::ServeArgs;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -25,73 +25,12 @@ pub enum Command {
     /// Run the service (the default when no subcommand is given).
     Serve(ServeArgs),
     /// Print every quantity of the theory (Ahmad & Hawkins 2016) for one set of parameters, as JSON.
-    Theory(TheoryArgs),
-}
-
-#[derive(Debug, Args)]
-#[command(allow_negative_numbers = true)]
-pub struct TheoryArgs {
-    /// n: bits in the input space.
-    #[arg(long)]
-    pub n: u64,
-    /// a: active bits of an input (of a pattern and of a random query).
-    #[arg(long)]
-    pub a: u64,
-    /// s: synapses a segment samples from one pattern (min(s, a) when a pattern has fewer bits).
-    #[arg(long)]
-    pub s: u64,
-    /// theta: the threshold; a segment matches when at least theta of its synapses are active.
-    #[arg(long)]
-    pub theta: u64,
-    /// M: patterns stored on one segment (its synapses are the union of theirs).
-    #[arg(long, default_value_t = 1)]
-    pub patterns: u64,
-    /// K: segments on one neuron.
-    #[arg(long, default_value_t = 1)]
-    pub segments: u64,
-    /// v: active bits of a stored pattern replaced by other bits, for the miss probability.
-    #[arg(long, conflicts_with = "noise")]
-    pub noise_bits: Option<u64>,
-    /// v / a: the noise as a fraction of the active bits; v = round(F * a), halves up.
-    #[arg(long)]
-    pub noise: Option<f64>,
-    /// The highest acceptable false-match probability; adds the capacity and threshold advice.
-    #[arg(long)]
-    pub target: Option<f64>,
-}
-
-impl TheoryArgs {
-    /// The analysis parameters, with the noise fraction turned into a number of bits.
-    pub fn parameters(&self) -> Result<analysis::Parameters, analysis::InvalidParameter> {
-        let noise_bits = match (self.noise_bits, self.noise) {
-            (Some(bits), _) => bits,
-            (None, Some(fraction)) => {
-                if !(0.0..=1.0).contains(&fraction) {
-                    return Err(analysis::InvalidParameter {
-                        name: "noise",
-                        reason: format!("{fraction} is not a fraction in [0, 1]"),
-                    });
-                }
-                (fraction * self.a as f64 + 0.5).floor() as u64
-            }
-            (None, None) => 0,
-        };
-        Ok(analysis::Parameters {
-            n: self.n,
-            a: self.a,
-            s: self.s,
-            theta: self.theta,
-            patterns: self.patterns,
-            segments: self.segments,
-            noise_bits,
-            target: self.target,
-        })
-    }
+    Theory(analysis::Request),
 }
 
 /// Runs `dendrite theory`: the analysis as one JSON line on stdout, or a one-line error and 2.
-pub fn run_theory(args: &TheoryArgs) -> ExitCode {
-    match args.parameters().and_then(|p| Analysis::of(&p)) {
+pub fn run_theory(request: &analysis::Request) -> ExitCode {
+    match request.parameters().and_then(|p| Analysis::of(&p)) {
         Ok(analysis) => {
             println!(
                 "{}",
@@ -100,7 +39,7 @@ pub fn run_theory(args: &TheoryArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: invalid parameter {error}");
             ExitCode::from(2)
         }
     }

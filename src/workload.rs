@@ -1,9 +1,11 @@
-//! The standard workload (DEVELOPERS.md): neurons × patterns of `a` distinct uniformly random bits
-//! of `n` to store, then queries, half a stored pattern with a fraction of its bits replaced by
-//! other random bits, half a fresh random pattern. Benchmarks and load scripts share this
+//! The standard workload (the README's Performance section): neurons × patterns of `a` distinct
+//! uniformly random bits of `n` to store, then queries, half a stored pattern with a fraction of
+//! its bits replaced by other random bits (rounded as `theory::noise_bits` rounds), half a fresh
+//! random pattern. Benchmarks and load scripts share this
 //! definition so that their figures compare across issues.
 
 use crate::rng::Rng;
+use crate::theory;
 
 /// The shape of a workload; [`Workload::standard`] is the one every figure quotes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,7 +72,7 @@ impl Workload {
                 });
             }
         }
-        let replaced = (spec.noise * f64::from(spec.a) + 0.5).floor() as usize;
+        let replaced = theory::noise_bits(spec.noise, spec.a.into()) as usize;
         let queries = (0..spec.queries)
             .map(|q| {
                 if q % 2 == 0 && !stores.is_empty() {

@@ -119,8 +119,9 @@ fn the_papers_worked_examples_hold() {
         theory::segment_false_match(4_000, 128, 24, 12),
         1.34324e-12
     ));
-    // docs/theory.md prints 1.17662e-15 here; exact rational arithmetic gives 1.1772726e-15, as the
-    // CLI example in the issue does, so the docs' figure is a slip.
+    // Exact rational arithmetic gives 1.1772726e-15 (tests/data/theory_cases.json), which the
+    // README's `dendrite theory` example prints too; 1.17662e-15, seen quoted for these
+    // parameters, is a slip.
     assert!(close(
         theory::segment_false_match(2_048, 40, 24, 12),
         1.17727e-15
@@ -288,7 +289,7 @@ fn within_999_interval(events: u64, trials: u64, p: f64) -> bool {
 }
 
 #[test]
-fn simulated_false_matches_agree_with_equation_3() {
+fn simulated_false_matches_agree_with_the_false_match_probability() {
     let mut rng = Rng::new(2016);
     // (n, a, synapses, theta): false-match probabilities from about 1e-4 to 0.5.
     for &(n, a, x, theta, trials) in &[
@@ -323,7 +324,7 @@ fn simulated_false_matches_agree_with_equation_3() {
 }
 
 #[test]
-fn simulated_misses_under_noise_agree_with_equation_4() {
+fn simulated_misses_under_noise_agree_with_the_false_miss_probability() {
     let mut rng = Rng::new(1601);
     // (a, s, v, theta): miss probabilities from about 1e-4 to 0.5.
     for &(a, s, v, theta, trials) in &[

@@ -1,14 +1,19 @@
-//! A space's parameters: the defaults the theory recommends and the rules that keep them sane.
+//! A space's parameters: the defaults the theory recommends, the rules that keep them sane, and
+//! what the theory says of them ([`SpaceTheory`], computed once when the space is made).
 
-use crate::theory;
 use crate::theory::limits::{MAX_ACTIVE_BITS, MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN};
+use crate::theory::{self, InvalidParameter, Probability};
+use serde::Serialize;
+
 /// The most segments a neuron may be allowed.
 pub const MAX_SEGMENTS_LIMIT: u32 = 65_536;
 /// The noise the default threshold is chosen for: 20% of a pattern's active bits replaced.
 pub const DEFAULT_NOISE: f64 = 0.2;
 
-/// Parameters as a client gives them: the optional ones take the theory's defaults.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Parameters as a client gives them (the body of `PUT /v1/spaces/{space}`): the optional ones
+/// take the theory's defaults.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SpaceSpec {
     pub input_size: u32,
     pub active_bits: u32,
@@ -20,7 +25,7 @@ pub struct SpaceSpec {
 }
 
 /// Validated parameters with every default filled in.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SpaceParams {
     /// n: bits in the input space.
     pub input_size: u32,
@@ -38,24 +43,13 @@ pub struct SpaceParams {
     pub seed: u64,
 }
 
-/// Why a set of parameters was rejected; `field` is the parameter's JSON name.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct ParamsError {
-    pub field: &'static str,
-    pub reason: String,
-}
-
-fn reject(field: &'static str, reason: impl Into<String>) -> ParamsError {
-    ParamsError {
-        field,
-        reason: reason.into(),
-    }
+fn reject(field: &'static str, reason: impl Into<String>) -> InvalidParameter {
+    InvalidParameter::new(field, reason)
 }
 
 impl SpaceParams {
     /// Fills in the defaults and checks the parameters against each other.
-    pub fn new(spec: &SpaceSpec) -> Result<SpaceParams, ParamsError> {
+    pub fn new(spec: &SpaceSpec) -> Result<SpaceParams, InvalidParameter> {
         let (n, a) = (spec.input_size, spec.active_bits);
         if !(1..=MAX_INPUT_SIZE).contains(&u64::from(n)) {
             return Err(reject(
@@ -91,7 +85,7 @@ impl SpaceParams {
         let theta = match spec.threshold {
             Some(theta) => theta,
             None => {
-                let noise_bits = (DEFAULT_NOISE * f64::from(a) + 0.5).floor() as u64;
+                let noise_bits = theory::noise_bits(DEFAULT_NOISE, a.into());
                 theory::threshold_min_error(n.into(), a.into(), s.into(), noise_bits) as u32
             }
         };
@@ -148,13 +142,56 @@ impl SpaceParams {
 
     /// The false-match probability of a segment with `synapses` synapses for a random input of the
     /// space's nominal size, at the space's threshold.
-    pub fn segment_false_match(&self, synapses: u32) -> theory::Probability {
+    pub fn segment_false_match(&self, synapses: u32) -> Probability {
         theory::segment_false_match(
             self.input_size.into(),
             self.active_bits.into(),
             u64::from(synapses).min(self.input_size.into()),
             self.threshold.into(),
         )
+    }
+}
+
+/// The theory for a space's parameters.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SpaceTheory {
+    /// One pattern's segment, for a random input of the nominal size.
+    pub segment_false_match: Probability,
+    /// The largest number of patterns a segment holds within `max_false_match` (the paper's way);
+    /// null when there is no limit.
+    pub max_patterns_per_segment: Option<u64>,
+    /// The chance that a stored pattern misses when 20% of its active bits are replaced.
+    pub false_miss_at_20_percent_noise: Probability,
+    /// The threshold that minimises false matches plus misses at 20% noise.
+    pub threshold_min_error: u64,
+    /// The smallest threshold whose single-pattern false-match probability meets
+    /// `max_false_match`; null when none does.
+    pub threshold_for_target: Option<u64>,
+}
+
+impl SpaceTheory {
+    /// Computes the summary: tens of milliseconds at the largest parameters.
+    pub fn of(params: &SpaceParams) -> SpaceTheory {
+        let (n, a, s, theta) = (
+            u64::from(params.input_size),
+            u64::from(params.active_bits),
+            u64::from(params.synapses_per_pattern),
+            u64::from(params.threshold),
+        );
+        let noise_bits = theory::noise_bits(DEFAULT_NOISE, a);
+        SpaceTheory {
+            segment_false_match: params.segment_false_match(s.min(a) as u32),
+            max_patterns_per_segment: theory::max_patterns_per_segment(
+                n,
+                a,
+                s,
+                theta,
+                params.max_false_match,
+            ),
+            false_miss_at_20_percent_noise: theory::false_miss(a, s, noise_bits, theta),
+            threshold_min_error: theory::threshold_min_error(n, a, s, noise_bits),
+            threshold_for_target: theory::threshold_for_target(n, a, s, params.max_false_match),
+        }
     }
 }
 

@@ -6,8 +6,7 @@
 
 use super::EngineError;
 use super::index::Overlaps;
-use super::recognition::{Query, Recognition};
-use super::space::Space;
+use super::space::{Query, Recognition, Space};
 use roaring::RoaringBitmap;
 
 /// Each live segment's synapses as a bitmap, by slot.
@@ -18,13 +17,9 @@ pub struct PlainIndex {
 impl PlainIndex {
     pub fn build(space: &Space) -> PlainIndex {
         let segments = space
-            .segments
-            .iter()
-            .map(|segment| {
-                segment
-                    .as_ref()
-                    .map(|s| s.synapses.iter().map(|&(cell, _)| cell).collect())
-            })
+            .synapses_by_slot()
+            .into_iter()
+            .map(|synapses| synapses.map(|cells| cells.into_iter().collect()))
             .collect();
         PlainIndex { segments }
     }

@@ -4,10 +4,10 @@
 //! engine error cannot silently become a 500. Client errors are not logged (they are the client's
 //! to fix); server errors are logged in full and answered with a generic detail.
 
-use crate::analysis::InvalidParameter;
-use crate::engine::{EngineError, NameError, ParamsError, PatternError};
+use crate::engine::{EngineError, NameError, PatternError};
 use crate::store::health::Fault;
 use crate::store::writer::WriteError;
+use crate::theory::InvalidParameter;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -206,8 +206,10 @@ impl ApiError {
     }
 
     /// A name in a path that breaks the naming rule.
-    pub fn invalid_name(what: &str, error: NameError) -> ApiError {
-        ApiError::invalid_parameter(what, format!("invalid {what} name: {error}"))
+    /// An invalid name in the path or query string; `field` is the parameter's name there
+    /// (`space`, `neuron`, `id`, `after`).
+    pub fn invalid_name(field: &str, error: NameError) -> ApiError {
+        ApiError::invalid_parameter(field, format!("{field} is not a valid name: {error}"))
     }
 
     pub fn with_field(mut self, field: &str) -> ApiError {
@@ -268,12 +270,18 @@ impl From<JsonRejection> for ApiError {
     #[allow(clippy::wildcard_enum_match_arm)] // JsonRejection is non_exhaustive
     fn from(rejection: JsonRejection) -> ApiError {
         match rejection {
-            JsonRejection::JsonDataError(e) => ApiError::malformed(format!(
-                "the body does not have the expected fields and types: {}",
-                e.body_text()
-            )),
+            JsonRejection::JsonDataError(e) => {
+                let reason = deepest_cause(&e);
+                let error = ApiError::malformed(format!(
+                    "the body does not have the expected fields and types: {reason}"
+                ));
+                match field_named_in(&reason) {
+                    Some(field) => error.with_field(&field),
+                    None => error,
+                }
+            }
             JsonRejection::JsonSyntaxError(e) => {
-                ApiError::malformed(format!("the body is not valid JSON: {}", e.body_text()))
+                ApiError::malformed(format!("the body is not valid JSON: {}", deepest_cause(&e)))
             }
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 Kind::UnsupportedMediaType,
@@ -314,19 +322,60 @@ impl From<PathRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> ApiError {
-        ApiError::new(Kind::InvalidParameter, rejection.body_text())
+        let reason = deepest_cause(&rejection);
+        let error = ApiError::new(
+            Kind::InvalidParameter,
+            format!("the query string is not what this route takes: {reason}"),
+        );
+        match field_named_in(&reason) {
+            Some(field) => error.with_field(&field),
+            None => error,
+        }
     }
 }
 
 impl From<InvalidParameter> for ApiError {
     fn from(error: InvalidParameter) -> ApiError {
-        ApiError::invalid_parameter(error.name, error.to_string())
+        ApiError::invalid_parameter(error.field, error.to_string())
     }
 }
 
-impl From<ParamsError> for ApiError {
-    fn from(error: ParamsError) -> ApiError {
-        ApiError::invalid_parameter(error.field, error.to_string())
+/// The message of the innermost error in a chain: the parser's own words ("missing field `n`",
+/// "expected value at line 1 column 1"), without the framework's restatement of what failed.
+fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = error;
+    while let Some(source) = deepest.source() {
+        deepest = source;
+    }
+    deepest.to_string()
+}
+
+/// The request field a deserialisation error is about: the path serde reports before the first
+/// `": "` (`patterns[2].active`), completed with a field it names in backquotes when the path
+/// stops short of it (a missing field is named inside its parent); `None` when it names neither,
+/// or when the body is not an object at all (a top-level path like `[0]`).
+fn field_named_in(reason: &str) -> Option<String> {
+    let (path, rest) = match reason.split_once(": ") {
+        Some((path, rest)) if !path.is_empty() && !path.contains(' ') && path != "." => {
+            (Some(path), rest)
+        }
+        _ => (None, reason),
+    };
+    if path.is_some_and(|path| path.starts_with('[')) {
+        return None;
+    }
+    let named = rest
+        .split_once("field `")
+        .and_then(|(_, after)| after.split_once('`'))
+        .map(|(name, _)| name);
+    match (path, named) {
+        (Some(path), Some(name)) if path == name || path.ends_with(&format!(".{name}")) => {
+            Some(path.to_owned())
+        }
+        (Some(path), Some(name)) => Some(format!("{path}.{name}")),
+        (Some(path), None) => Some(path.to_owned()),
+        (None, Some(name)) => Some(name.to_owned()),
+        (None, None) => None,
     }
 }
 
@@ -359,9 +408,9 @@ impl From<WriteError> for ApiError {
             WriteError::SpaceConflict(_) => ApiError::new(Kind::Conflict, error.to_string()),
             WriteError::Busy => ApiError::new(Kind::Busy, error.to_string()),
             WriteError::MemoryFull { .. } => ApiError::new(Kind::MemoryFull, error.to_string()),
-            WriteError::Closed | WriteError::WriterFailed(_) => {
-                ApiError::unavailable(error.to_string())
-            }
+            WriteError::Closed => ApiError::unavailable(error.to_string()),
+            // A bug, not a passing condition: retrying will not help until a restart.
+            WriteError::WriterFailed(_) => ApiError::internal(error.to_string()),
             WriteError::Storage(storage) => {
                 let kind = match storage.fault {
                     Fault::Full => Kind::StorageFull,
@@ -392,7 +441,7 @@ mod tests {
     fn storage(fault: Fault, message: &str) -> WriteError {
         WriteError::Storage(StorageError {
             fault,
-            message: message.into(),
+            source: std::sync::Arc::new(sqlx::Error::Protocol(message.into())),
         })
     }
 
@@ -445,8 +494,9 @@ mod tests {
             ),
             (
                 WriteError::WriterFailed("a panic".into()),
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::INTERNAL_SERVER_ERROR,
             ),
+            (WriteError::Closed, StatusCode::SERVICE_UNAVAILABLE),
             (
                 WriteError::Engine {
                     index: 3,
@@ -460,6 +510,32 @@ mod tests {
         ];
         for (error, status) in cases {
             assert_eq!(ApiError::from(error).status(), status);
+        }
+    }
+
+    #[test]
+    fn the_field_of_a_deserialisation_error_is_named_by_its_path() {
+        for (reason, field) in [
+            ("missing field `active` at line 1 column 2", Some("active")),
+            (".: missing field `active`", Some("active")),
+            (
+                "patterns[2]: missing field `active`",
+                Some("patterns[2].active"),
+            ),
+            (
+                "patterns[2].active[0]: invalid type: floating point",
+                Some("patterns[2].active[0]"),
+            ),
+            (
+                "bogus: unknown field `bogus`, expected one of `n`",
+                Some("bogus"),
+            ),
+            ("limit: invalid digit found in string", Some("limit")),
+            ("[0]: invalid type: integer `1`, expected a sequence", None),
+            ("invalid type: integer `1`, expected struct", None),
+            ("EOF while parsing an object at line 1 column 1", None),
+        ] {
+            assert_eq!(field_named_in(reason).as_deref(), field, "{reason}");
         }
     }
 

@@ -174,10 +174,7 @@ async fn pattern(
     State(state): State<AppState>,
     Path((space, neuron, id)): Path<(String, String, String)>,
 ) -> Result<Json<PatternView>, ApiError> {
-    let (neuron, id) = (
-        parse_name("neuron", &neuron)?,
-        parse_name("pattern id", &id)?,
-    );
+    let (neuron, id) = (parse_name("neuron", &neuron)?, parse_name("id", &id)?);
     let pattern = state
         .read_space(&space, ReadCost::Fixed, move |space| {
             space.pattern(&neuron, &id)
@@ -191,10 +188,7 @@ async fn forget(
     Path((space, neuron, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let space = parse_name("space", &space)?;
-    let (neuron, id) = (
-        parse_name("neuron", &neuron)?,
-        parse_name("pattern id", &id)?,
-    );
+    let (neuron, id) = (parse_name("neuron", &neuron)?, parse_name("id", &id)?);
     state.writer.forget(space, neuron, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,12 +3,12 @@
 use super::error::ApiError;
 use super::extract::{Json, Query};
 use super::{AppState, Route, route};
-use crate::analysis::{Analysis, Parameters};
+use crate::analysis::{self, Analysis};
 use crate::engine::Space;
 use axum::extract::State;
 use axum::http::{Method, header};
 use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The contract, served as written.
@@ -95,35 +95,12 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     Ok(Json(stats))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TheoryParams {
-    n: u64,
-    a: u64,
-    s: u64,
-    theta: u64,
-    patterns: Option<u64>,
-    segments: Option<u64>,
-    noise_bits: Option<u64>,
-    target: Option<f64>,
-}
-
 /// Exactly what `dendrite theory` prints, for the same parameters.
 async fn theory(
     State(state): State<AppState>,
-    Query(p): Query<TheoryParams>,
+    Query(request): Query<analysis::Request>,
 ) -> Result<Json<Analysis>, ApiError> {
-    let parameters = Parameters {
-        n: p.n,
-        a: p.a,
-        s: p.s,
-        theta: p.theta,
-        patterns: p.patterns.unwrap_or(1),
-        segments: p.segments.unwrap_or(1),
-        noise_bits: p.noise_bits.unwrap_or(0),
-        target: p.target,
-    };
-    parameters.validate()?;
+    let parameters = request.parameters()?;
     // Bounded by the parameter limits, but still up to a few hundred milliseconds: on a CPU
     // worker, not an async one.
     let analysis = state.cpu.run(move || Analysis::of(&parameters)).await??;

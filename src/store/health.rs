@@ -6,7 +6,7 @@
 //! records each failure and each success in [`Health`]; `/readyz` reads it, so a load balancer
 //! stops sending writes to a degraded instance while reads, served from memory, go on.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 /// Why the database refused a write, by what fixes it.
@@ -64,20 +64,22 @@ impl Fault {
     }
 }
 
-/// A write the database refused, with its fault and the driver's message (for the log only: it
-/// may name files and SQL).
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("{}: {message}", fault.describe())]
+/// A write the database refused: its fault, and the driver's error as its source (for the log
+/// only: it may name files and SQL). Shared, because one failed commit answers every write of
+/// its group.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{}: {source}", fault.describe())]
 pub struct StorageError {
     pub fault: Fault,
-    pub message: String,
+    #[source]
+    pub source: Arc<sqlx::Error>,
 }
 
 impl From<sqlx::Error> for StorageError {
     fn from(error: sqlx::Error) -> StorageError {
         StorageError {
             fault: Fault::of(&error),
-            message: error.to_string(),
+            source: Arc::new(error),
         }
     }
 }
@@ -171,7 +173,7 @@ mod tests {
         assert_eq!(health.problem(), None);
         let full = StorageError {
             fault: Fault::Full,
-            message: "database or disk is full".into(),
+            source: Arc::new(sqlx::Error::Protocol("database or disk is full".into())),
         };
         health.storage_failed(&full);
         health.storage_failed(&full);

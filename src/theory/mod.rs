@@ -2,9 +2,12 @@
 //! learn sparse patterns.
 //!
 //! Everything dendrite reports about how far an answer can be trusted comes from here: the chance
-//! that a random input falsely matches a segment (NP Eq. 4, numbered 3 in `docs/theory.md`), the
-//! chance that noise makes a stored pattern miss (NP Eqs. 5/6), how these combine over many segments
-//! and how they grow as a segment learns a union of patterns. The module is pure arithmetic on
+//! that a random input falsely matches a segment (NP Eq. 4), the chance that noise makes a stored
+//! pattern miss (NP Eqs. 5/6), how these combine over many segments and how they grow as a segment
+//! learns a union of patterns. "NP" cites Ahmad & Hawkins (2016), "How do neurons operate on
+//! sparse distributed representations? A mathematical theory of sparsity, neurons and active
+//! dendrites"; "SP" their earlier "Properties of sparse distributed representations and their
+//! application to hierarchical temporal memory" (2015). The module is pure arithmetic on
 //! counts (std only) so that the engine, the CLI and the HTTP layer share one implementation.
 //!
 //! Symbols follow the paper: `n` input size, `a` active bits of an input, `s` synapses sampled from
@@ -34,6 +37,57 @@ pub mod limits {
     pub const MAX_SYNAPSES_PER_PATTERN: u64 = 1_024;
     /// Steps of the exact union model (about 13 ns each on a 2026 server core).
     pub const MAX_UNION_STEPS: u64 = 20_000_000;
+}
+
+/// A parameter that makes no sense, with the reason: the one error of every parameter check (a
+/// space's, an analysis's), so the CLI and the API name the parameter at fault the same way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvalidParameter {
+    /// The parameter's name, as the JSON body, the query string and the CLI flag spell it.
+    pub field: &'static str,
+    /// Why it is rejected.
+    pub reason: String,
+}
+
+impl std::fmt::Display for InvalidParameter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for InvalidParameter {}
+
+impl InvalidParameter {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> InvalidParameter {
+        InvalidParameter {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// v: the bits of noise that a fraction of `a` active bits stands for, round(fraction · a) with
+/// halves rounded up (20% of 42 bits is 8.4, so 8; 25% of 42 is 10.5, so 11). The one home of
+/// this rule: a space's default threshold, its reports, the CLI, `/v1/theory` and the benchmark
+/// workload all turn fractions into bits here.
+pub fn noise_bits(fraction: f64, a: u64) -> u64 {
+    (fraction * a as f64 + 0.5).floor() as u64
+}
+
+/// The largest `x` in `good..bad` for which `holds(x)`, given that `holds(good)`, not
+/// `holds(bad)`, and that `holds` is true up to some point and false after it. Bisection: about
+/// log2(bad − good) calls.
+pub fn largest_satisfying(good: u64, bad: u64, holds: impl Fn(u64) -> bool) -> u64 {
+    let (mut good, mut bad) = (good, bad);
+    while bad - good > 1 {
+        let mid = good + (bad - good) / 2;
+        if holds(mid) {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    good
 }
 
 /// log10 of the number of distinct patterns of `a` active bits out of `n`: log10 C(n, a) (SP Eq. 1).
@@ -200,15 +254,7 @@ pub fn max_patterns_per_segment(n: u64, a: u64, s: u64, theta: u64, target: f64)
         fits_up_to = fails_at;
         fails_at *= 2;
     }
-    while fails_at - fits_up_to > 1 {
-        let mid = fits_up_to + (fails_at - fits_up_to) / 2;
-        if fits(mid) {
-            fits_up_to = mid;
-        } else {
-            fails_at = mid;
-        }
-    }
-    Some(fits_up_to)
+    Some(largest_satisfying(fits_up_to, fails_at, fits))
 }
 
 /// The threshold in 1..=s that minimises P_fp + P_fn for one pattern's segment under `noise_bits`
@@ -244,4 +290,32 @@ pub fn threshold_for_target(n: u64, a: u64, s: u64, target: f64) -> Option<u64> 
     let synapses = s.min(a);
     let ln_target = target.ln();
     (1..=s).find(|&theta| segment_false_match(n, a, synapses, theta).ln() <= ln_target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_fractions_round_to_the_nearest_bit_with_halves_up() {
+        assert_eq!(noise_bits(0.2, 40), 8);
+        assert_eq!(noise_bits(0.2, 42), 8, "8.4");
+        assert_eq!(noise_bits(0.25, 42), 11, "10.5 rounds up");
+        assert_eq!(noise_bits(0.1, 5), 1, "0.5 rounds up");
+        assert_eq!(noise_bits(0.0, 40), 0);
+        assert_eq!(noise_bits(1.0, 40), 40);
+    }
+
+    #[test]
+    fn bisection_finds_what_a_linear_scan_finds() {
+        for good in 0..20u64 {
+            for bad in good + 1..40 {
+                for boundary in good..bad {
+                    let holds = |x: u64| x <= boundary;
+                    let scanned = (good..bad).rev().find(|&x| holds(x)).unwrap();
+                    assert_eq!(largest_satisfying(good, bad, holds), scanned);
+                }
+            }
+        }
+    }
 }

@@ -15,20 +15,34 @@ async fn malformed_and_mistyped_bodies_are_400() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     let path = "/v1/spaces/s/neurons/n/patterns";
-    for body in [
-        &b""[..],
-        b"{",
-        b"[1,2]",
-        b"{\"active\": \"1,2\"}",
-        b"{\"active\": [1.5]}",
-        b"{\"active\": [1], \"extra\": 1}",
-        b"{}",
+    for (body, field) in [
+        (&b""[..], None),
+        (b"{", None),
+        (b"[1,2]", None),
+        (b"{\"active\": \"1,2\"}", Some("active")),
+        (b"{\"active\": [1.5]}", Some("active[0]")),
+        (b"{\"active\": [1], \"extra\": 1}", Some("extra")),
+        (b"{}", Some("active")),
     ] {
         let response = app
             .send_raw(Method::POST, path, Some("application/json"), body.to_vec())
             .await;
-        problem(response, StatusCode::BAD_REQUEST).await;
+        let problem = problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(problem["field"].as_str(), field, "{problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(!detail.contains("Failed to"), "our own words: {detail}");
     }
+    let unparsable = app
+        .send_raw(Method::POST, path, Some("application/json"), b"{".to_vec())
+        .await;
+    let detail = problem(unparsable, StatusCode::BAD_REQUEST).await["detail"].clone();
+    assert!(
+        detail
+            .as_str()
+            .unwrap()
+            .starts_with("the body is not valid JSON: EOF while parsing"),
+        "{detail}"
+    );
     let negative_size = app
         .put("/v1/spaces/t", &json!({"input_size": -1, "active_bits": 4}))
         .await;
@@ -178,6 +192,7 @@ async fn invalid_patterns_are_422_naming_the_bad_index() {
             .await;
         let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert!(body["detail"].as_str().unwrap().contains(&needle), "{body}");
+        assert_eq!(body["field"], "active", "{body}");
     }
     let query = app
         .post("/v1/spaces/s/query", &json!({"active": [5000]}))
@@ -208,14 +223,16 @@ async fn bad_query_parameters_are_400() {
         StatusCode::BAD_REQUEST,
     )
     .await;
-    for path in [
-        "/v1/spaces/s/neurons/n/patterns/bad%20id",
-        "/v1/spaces/s/neurons/bad%20name",
-        "/v1/spaces/s/neurons?limit=0",
-        "/v1/spaces/s/neurons?limit=x",
-        "/v1/spaces/s/neurons?after=a%20b",
+    for (path, field) in [
+        ("/v1/spaces/s/neurons/n/patterns/bad%20id", "id"),
+        ("/v1/spaces/s/neurons/bad%20name", "neuron"),
+        ("/v1/spaces/s/neurons?limit=0", "limit"),
+        ("/v1/spaces/s/neurons?limit=x", "limit"),
+        ("/v1/spaces/s/neurons?after=a%20b", "after"),
+        ("/v1/spaces/s/neurons?bogus=1", "bogus"),
     ] {
-        problem(app.get(path).await, StatusCode::BAD_REQUEST).await;
+        let body = problem(app.get(path).await, StatusCode::BAD_REQUEST).await;
+        assert_eq!(body["field"], field, "{path}: {body}");
     }
     app.stop().await;
 }

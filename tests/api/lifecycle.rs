@@ -31,7 +31,7 @@ async fn a_space_is_created_once_then_reported_listed_and_deleted() {
         "the theory's default"
     );
     assert_eq!(report["parameters"]["synapses_per_pattern"], 24);
-    assert_eq!(report["theory"]["capacity_per_segment"], 9);
+    assert_eq!(report["theory"]["max_patterns_per_segment"], 9);
     let again = app.put("/v1/spaces/s", &body).await;
     assert_eq!(again.status(), StatusCode::OK, "the same parameters again");
     let explicit = app
@@ -107,7 +107,7 @@ async fn neurons_are_listed_in_pages_reported_and_deleted() {
         .unwrap();
     assert_eq!(report["patterns"], 1);
     assert_eq!(report["segments"][0]["synapses"], 24);
-    assert_eq!(report["false_miss"].as_array().unwrap().len(), 3);
+    assert_eq!(report["false_miss_by_noise"].as_array().unwrap().len(), 3);
     assert_eq!(
         app.delete("/v1/spaces/s/neurons/a").await.status(),
         StatusCode::NO_CONTENT
@@ -165,26 +165,39 @@ async fn the_theory_endpoint_answers_what_the_cli_prints() {
         .unwrap();
     let printed: Value = serde_json::from_slice(&cli.stdout).unwrap();
     assert_eq!(answer, printed);
-    problem(
-        app.get("/v1/theory?n=2048&a=40&s=24&theta=25").await,
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    problem(
-        app.get("/v1/theory?n=2048&a=40&s=24").await,
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    problem(
-        app.get("/v1/theory?n=2048&a=40&s=24&theta=x").await,
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    problem(
-        app.get("/v1/theory?n=2048&a=40&s=24&theta=12&bogus=1")
-            .await,
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+
+    // The noise as a fraction, as the CLI takes it: 20% of 42 bits is 8.4, so 8.
+    let by_fraction: Value = app
+        .get("/v1/theory?n=2048&a=42&s=24&theta=12&noise=0.2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_fraction["noise_bits"], 8);
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_dendrite"))
+        .args(["theory", "--n", "2048", "--a", "42", "--s", "24"])
+        .args(["--theta", "12", "--noise", "0.2"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        by_fraction,
+        serde_json::from_slice::<Value>(&cli.stdout).unwrap()
+    );
+
+    for (query, field) in [
+        ("n=2048&a=40&s=24&theta=25", "theta"),
+        ("n=2048&a=40&s=24", "theta"),
+        ("n=2048&a=40&s=24&theta=x", "theta"),
+        ("n=2048&a=40&s=24&theta=12&bogus=1", "bogus"),
+        ("n=2048&a=40&s=24&theta=12&noise=0.2&noise_bits=8", "noise"),
+        ("n=2048&a=40&s=24&theta=12&noise=2", "noise"),
+    ] {
+        let body = problem(
+            app.get(&format!("/v1/theory?{query}")).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
     app.stop().await;
 }

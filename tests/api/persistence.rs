@@ -90,10 +90,26 @@ fn state_of(mut report: Value) -> Value {
     report
 }
 
-/// The real binary, listening on a port it reports in its log.
+/// The real binary, listening on a port it reports in its log; killed when dropped, so a failing
+/// test leaves no server behind.
 struct Server {
     child: std::process::Child,
     base: String,
+}
+
+impl Server {
+    /// SIGKILL: no shutdown, no checkpoint.
+    fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn start_binary(database: &std::path::Path) -> Server {
@@ -153,10 +169,9 @@ async fn an_acknowledged_write_survives_kill_9() {
         assert_eq!(response.status(), StatusCode::CREATED);
         acknowledged.push((i % 7, response.json::<Value>().await.unwrap()));
     }
-    server.child.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint.
-    server.child.wait().unwrap();
+    server.kill_9();
 
-    let mut restarted = start_binary(&database);
+    let restarted = start_binary(&database);
     for (neuron, stored) in &acknowledged {
         let url = format!(
             "{}/v1/spaces/s/neurons/n{neuron}/patterns/{}",
@@ -167,6 +182,4 @@ async fn an_acknowledged_write_survives_kill_9() {
         assert_eq!(found["active"], stored["active"]);
         assert_eq!(found["synapses"], stored["synapses"]);
     }
-    restarted.child.kill().unwrap();
-    restarted.child.wait().unwrap();
 }

@@ -1,12 +1,11 @@
 //! Reports: what a neuron and a space hold, and what the theory says of them.
 
-use super::EngineError;
-use super::params::{DEFAULT_NOISE, SpaceParams};
-use super::pattern::Name;
-use super::space::Space;
+use super::{PatternView, Space};
+use crate::engine::EngineError;
+use crate::engine::params::{SpaceParams, SpaceTheory};
+use crate::engine::pattern::Name;
 use crate::theory::{self, Probability};
 use serde::Serialize;
-use std::collections::HashMap;
 
 /// One segment of a neuron.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -38,7 +37,8 @@ pub struct NeuronReport {
     /// Pass as `segments_after` for the next page of segments; null on the last one.
     pub next_segment: Option<u32>,
     pub false_match: Probability,
-    pub false_miss: Vec<NoiseMiss>,
+    /// The chance that a stored pattern misses under each of three levels of noise.
+    pub false_miss_by_noise: Vec<NoiseMiss>,
     /// How many more random patterns the newest segment is expected to take before the neuron
     /// opens a new one; null when segments never fill.
     pub patterns_before_new_segment: Option<u64>,
@@ -62,44 +62,6 @@ pub struct Counts {
     pub memory_bytes: u64,
 }
 
-/// The theory for a space's parameters.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SpaceTheory {
-    /// One pattern's segment, for a random input of the nominal size.
-    pub segment_false_match: Probability,
-    /// The largest number of patterns a segment holds within `max_false_match` (the paper's way);
-    /// null when there is no limit.
-    pub capacity_per_segment: Option<u64>,
-    pub false_miss_at_20_percent_noise: Probability,
-    pub threshold_min_error: u64,
-    pub threshold_for_target: Option<u64>,
-}
-
-impl SpaceTheory {
-    pub fn of(params: &SpaceParams) -> SpaceTheory {
-        let (n, a, s, theta) = (
-            u64::from(params.input_size),
-            u64::from(params.active_bits),
-            u64::from(params.synapses_per_pattern),
-            u64::from(params.threshold),
-        );
-        let noise_bits = noise_bits(DEFAULT_NOISE, a);
-        SpaceTheory {
-            segment_false_match: params.segment_false_match(s.min(a) as u32),
-            capacity_per_segment: theory::max_patterns_per_segment(
-                n,
-                a,
-                s,
-                theta,
-                params.max_false_match,
-            ),
-            false_miss_at_20_percent_noise: theory::false_miss(a, s, noise_bits, theta),
-            threshold_min_error: theory::threshold_min_error(n, a, s, noise_bits),
-            threshold_for_target: theory::threshold_for_target(n, a, s, params.max_false_match),
-        }
-    }
-}
-
 /// A space: its parameters, what it holds and its theory.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SpaceReport {
@@ -109,21 +71,11 @@ pub struct SpaceReport {
     pub theory: SpaceTheory,
 }
 
-/// round(fraction · a), halves up.
-fn noise_bits(fraction: f64, a: u64) -> u64 {
-    (fraction * a as f64 + 0.5).floor() as u64
-}
-
 impl Space {
-    /// Segments in the space: what the cost of a recognition grows with.
-    pub fn segment_count(&self) -> u64 {
-        self.segment_count
-    }
-
     pub fn counts(&self) -> Counts {
         Counts {
             neurons: self.neuron_slots.len() as u64,
-            segments: self.segment_count,
+            segments: self.segment_count(),
             patterns: self.pattern_count,
             synapses: self.synapse_count() as u64,
             memory_bytes: self.estimated_bytes(),
@@ -139,6 +91,45 @@ impl Space {
         }
     }
 
+    pub fn pattern(&self, neuron: &Name, id: &Name) -> Result<PatternView, EngineError> {
+        let found = self
+            .neuron(neuron)
+            .ok_or_else(|| EngineError::UnknownNeuron(neuron.clone()))?;
+        let pattern = found
+            .patterns
+            .get(id)
+            .ok_or_else(|| EngineError::UnknownPattern {
+                neuron: neuron.clone(),
+                id: id.clone(),
+            })?;
+        let slot = found
+            .segments
+            .iter()
+            .find(|&&(n, _)| n == pattern.segment)
+            .expect("segment of a stored pattern")
+            .1;
+        Ok(PatternView {
+            id: id.clone(),
+            neuron: neuron.clone(),
+            segment: pattern.segment,
+            active: pattern.active.clone(),
+            synapses: pattern.synapses.to_vec(),
+            segment_false_match: self.segment(slot).false_match,
+            neuron_false_match: found.false_match,
+        })
+    }
+
+    /// The neuron names in order, after `after` (exclusive), at most `limit` of them.
+    pub fn neuron_names(&self, after: Option<&Name>, limit: usize) -> Vec<&Name> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = after.map_or(Unbounded, Excluded);
+        self.neuron_slots
+            .range((start, Unbounded))
+            .take(limit)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     pub fn neuron_summary(&self, name: &Name) -> Result<NeuronSummary, EngineError> {
         let neuron = self
             .neuron(name)
@@ -151,8 +142,8 @@ impl Space {
     }
 
     /// A neuron's report with the segments numbered after `after` (all from the first when
-    /// `None`), at most `limit` of them. Its cost is one pass over the neuron's patterns plus the
-    /// page: a neuron with tens of thousands of segments is read a page at a time.
+    /// `None`), at most `limit` of them. Its cost follows the page: a neuron with tens of
+    /// thousands of segments is read a page at a time.
     pub fn neuron_report(
         &self,
         name: &Name,
@@ -171,20 +162,11 @@ impl Space {
         let next_segment = (start + page.len() < neuron.segments.len())
             .then(|| page.last().map(|&(number, _)| number))
             .flatten();
-        let mut ids: HashMap<u32, Vec<Name>> = page
-            .iter()
-            .map(|&(number, _)| (number, Vec::new()))
-            .collect();
-        for (id, pattern) in &neuron.patterns {
-            if let Some(ids) = ids.get_mut(&pattern.segment) {
-                ids.push(id.clone());
-            }
-        }
         let segments = page
             .iter()
             .map(|&(number, slot)| {
                 let segment = self.segment(slot);
-                let mut patterns = ids.remove(&number).unwrap_or_default();
+                let mut patterns = segment.patterns.clone();
                 patterns.sort();
                 SegmentReport {
                     segment: number,
@@ -200,10 +182,10 @@ impl Space {
             u64::from(p.synapses_per_pattern),
             u64::from(p.threshold),
         );
-        let false_miss = [0.1, 0.2, 0.3]
+        let false_miss_by_noise = [0.1, 0.2, 0.3]
             .into_iter()
             .map(|noise| {
-                let bits = noise_bits(noise, a);
+                let bits = theory::noise_bits(noise, a);
                 NoiseMiss {
                     noise,
                     noise_bits: bits,
@@ -222,7 +204,7 @@ impl Space {
             segments,
             next_segment,
             false_match: neuron.false_match,
-            false_miss,
+            false_miss_by_noise,
             patterns_before_new_segment: self.expected_patterns_until_full(newest as u64),
         })
     }

@@ -13,9 +13,13 @@
 //! never the async workers that answer `/healthz` and other spaces' requests. A panic while
 //! handling a command is caught: the writer then refuses every later write and `/readyz` says why,
 //! rather than the service answering "shutting down" forever.
+//!
+//! This file is the actor: the queue, group commit, and the order plan, commit, apply. The rows
+//! each write touches are in `sql.rs`.
+
+mod sql;
 
 use super::connection::WriteConnection;
-use super::encode_cells;
 use super::health::{Health, StorageError};
 use crate::engine::{
     EngineError, Name, PatternView, Planned, Planner, SharedSpace, Space, SpaceReport, Spaces,
@@ -23,7 +27,6 @@ use crate::engine::{
 };
 use futures_util::FutureExt;
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +38,6 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE_CAPACITY: usize = 16_384;
 /// The most patterns one commit carries: bounds the latency a large group adds.
 const MAX_PATTERNS_PER_COMMIT: usize = 20_000;
-/// Rows per INSERT statement: 6 bound values each stays well under SQLite's 32,766.
-const ROWS_PER_STATEMENT: usize = 1_000;
 /// While writes are failing, how often the writer tries a probe commit when no write comes.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -510,7 +511,7 @@ impl WriterTask {
             .collect();
         if !new.is_empty() {
             let committed = self
-                .commit(async |connection| insert_stores(connection, &new).await)
+                .commit(async |connection| sql::insert_stores(connection, &new).await)
                 .await;
             if let Err(error) = committed {
                 tracing::error!(%error, patterns = new.len(), "commit of a store group failed; nothing applied");
@@ -562,24 +563,8 @@ impl WriterTask {
             };
         }
         let params = space.params().clone();
-        self.commit(async |connection| {
-            sqlx::query(
-                "INSERT INTO spaces (name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-                 max_segments_per_neuron, seed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .bind(name.as_str())
-            .bind(i64::from(params.input_size))
-            .bind(i64::from(params.active_bits))
-            .bind(i64::from(params.synapses_per_pattern))
-            .bind(i64::from(params.threshold))
-            .bind(params.max_false_match)
-            .bind(i64::from(params.max_segments_per_neuron))
-            .bind(params.seed as i64)
-            .execute(connection)
-            .await
-            .map(drop)
-        })
-        .await?;
+        self.commit(async |connection| sql::insert_space(connection, &name, &params).await)
+            .await?;
         self.stats.record(1);
         let report = space.report();
         self.spaces.insert(space);
@@ -588,79 +573,49 @@ impl WriterTask {
 
     async fn delete_space(&mut self, name: Name) -> Result<(), WriteError> {
         self.space_of(&name)?;
-        let statements = [
-            "DELETE FROM patterns WHERE space = ?1",
-            "DELETE FROM neurons WHERE space = ?1",
-            "DELETE FROM spaces WHERE name = ?1",
-        ];
-        self.delete_rows(&statements, &[name.as_str()]).await?;
+        self.commit(async |connection| sql::delete_space(connection, &name).await)
+            .await?;
+        self.stats.record(1);
         self.spaces.remove(&name);
         Ok(())
     }
 
     async fn forget(&mut self, space: Name, neuron: Name, id: Name) -> Result<(), WriteError> {
-        let statements = ["DELETE FROM patterns WHERE space = ?1 AND neuron = ?2 AND id = ?3"];
-        let values = [space.as_str(), neuron.as_str(), id.as_str()];
         let shared = self.space_of(&space)?;
         self.checked_deletion(
             &shared,
-            |space| space.check_forget(&neuron, &id),
-            (&statements, &values),
-            |space| space.apply_forget(&neuron, &id),
+            |checked| checked.check_forget(&neuron, &id),
+            async |connection| sql::delete_pattern(connection, &space, &neuron, &id).await,
+            |applied| applied.apply_forget(&neuron, &id),
         )
         .await
     }
 
     async fn delete_neuron(&mut self, space: Name, neuron: Name) -> Result<(), WriteError> {
-        let statements = [
-            "DELETE FROM patterns WHERE space = ?1 AND neuron = ?2",
-            "DELETE FROM neurons WHERE space = ?1 AND name = ?2",
-        ];
-        let values = [space.as_str(), neuron.as_str()];
         let shared = self.space_of(&space)?;
         self.checked_deletion(
             &shared,
-            |space| space.neuron_summary(&neuron).map(drop),
-            (&statements, &values),
-            |space| space.delete_neuron(&neuron),
+            |checked| checked.neuron_summary(&neuron).map(drop),
+            async |connection| sql::delete_neuron(connection, &space, &neuron).await,
+            |applied| applied.delete_neuron(&neuron),
         )
         .await
     }
 
     /// A deletion inside a space: checked against the engine first (so it cannot fail once
-    /// committed), committed, then applied.
+    /// committed), its rows deleted in one transaction (counted as one write), then applied.
     async fn checked_deletion(
         &mut self,
         shared: &SharedSpace,
         check: impl FnOnce(&Space) -> Result<(), EngineError>,
-        (statements, values): (&[&'static str], &[&str]),
+        delete_rows: impl AsyncFnOnce(&mut SqliteConnection) -> Result<(), sqlx::Error>,
         apply: impl FnOnce(&mut Space) -> Result<(), EngineError>,
     ) -> Result<(), WriteError> {
         let engine_error = |error| WriteError::Engine { index: 0, error };
         check(&shared.read().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)?;
-        self.delete_rows(statements, values).await?;
-        shared.update(apply).map_err(engine_error)
-    }
-
-    /// Runs deletions in one transaction, each statement with the same bound values, and counts
-    /// the commit as one write.
-    async fn delete_rows(
-        &mut self,
-        statements: &[&'static str],
-        values: &[&str],
-    ) -> Result<(), WriteError> {
-        self.commit(async |connection| {
-            for &statement in statements {
-                let query = values
-                    .iter()
-                    .fold(sqlx::query(statement), |query, value| query.bind(*value));
-                query.execute(&mut *connection).await?;
-            }
-            Ok(())
-        })
-        .await?;
+        self.commit(delete_rows).await?;
         self.stats.record(1);
-        Ok(())
+        shared.update(apply).map_err(engine_error)
     }
 }
 
@@ -707,60 +662,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_owned())
-}
-
-/// Writes the rows of new patterns, and their neurons' counters, inside the open transaction.
-async fn insert_stores(
-    connection: &mut SqliteConnection,
-    plans: &[(&Name, &StorePlan)],
-) -> Result<(), sqlx::Error> {
-    // Per neuron, the counters after these plans: ids and segment numbers handed out stay taken.
-    let mut counters: HashMap<(&Name, &Name), (i64, i64)> = HashMap::new();
-    for (space, plan) in plans {
-        let next_pattern = plan
-            .id
-            .as_str()
-            .parse::<i64>()
-            .map_or(1, |n| n.saturating_add(1));
-        let next_segment = i64::from(plan.segment) + 1;
-        let entry = counters.entry((*space, &plan.neuron)).or_insert((1, 0));
-        entry.0 = entry.0.max(next_pattern);
-        entry.1 = entry.1.max(next_segment);
-    }
-    let counters: Vec<_> = counters.into_iter().collect();
-    for chunk in counters.chunks(ROWS_PER_STATEMENT) {
-        let mut insert: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO neurons (space, name, next_pattern, next_segment) ");
-        insert.push_values(
-            chunk,
-            |mut row, ((space, neuron), (next_pattern, next_segment))| {
-                row.push_bind(space.as_str().to_owned())
-                    .push_bind(neuron.as_str().to_owned())
-                    .push_bind(*next_pattern)
-                    .push_bind(*next_segment);
-            },
-        );
-        insert.push(
-            " ON CONFLICT (space, name) DO UPDATE SET next_pattern = max(next_pattern, excluded.next_pattern), \
-             next_segment = max(next_segment, excluded.next_segment)",
-        );
-        insert.build().execute(&mut *connection).await?;
-    }
-    for chunk in plans.chunks(ROWS_PER_STATEMENT) {
-        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO patterns (space, neuron, id, segment, active, synapses) ",
-        );
-        insert.push_values(chunk, |mut row, (space, plan)| {
-            row.push_bind(space.as_str().to_owned())
-                .push_bind(plan.neuron.as_str().to_owned())
-                .push_bind(plan.id.as_str().to_owned())
-                .push_bind(i64::from(plan.segment))
-                .push_bind(encode_cells(plan.active.cells()))
-                .push_bind(encode_cells(&plan.synapses));
-        });
-        insert.build().execute(&mut *connection).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

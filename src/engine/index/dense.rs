@@ -8,8 +8,8 @@
 //! operations. A posting costs a scattered increment; here one word operation serves 64 segments.
 //! The postings index stays the choice for sparse spaces, where rows would be mostly zeros.
 
-use super::index::{Overlaps, SegmentSlot};
-use super::pattern::CellIndex;
+use super::{Overlaps, SegmentSlot};
+use crate::engine::pattern::CellIndex;
 
 /// Words of each row counted together: the bit planes of a block stay in the L1 cache.
 const BLOCK: usize = 32;
@@ -59,6 +59,7 @@ impl DenseMatrix {
     }
 
     /// Whether segment `slot` has a synapse on `cell`.
+    #[cfg(test)]
     pub fn get(&self, cell: CellIndex, slot: SegmentSlot) -> bool {
         let (block, word, bit) = DenseMatrix::locate(slot);
         self.blocks

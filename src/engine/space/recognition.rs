@@ -5,10 +5,11 @@
 //! the query's own size are computed only for matches, and memoised by (synapses, overlap) within
 //! a query, since many segments share a synapse count.
 
-use super::EngineError;
-use super::index::Overlaps;
-use super::pattern::{Name, Pattern};
-use super::space::{NeuronSlot, Space};
+use super::sorted::intersection_len;
+use super::{Neuron, NeuronSlot, Space};
+use crate::engine::EngineError;
+use crate::engine::index::Overlaps;
+use crate::engine::pattern::{CellIndex, Name, Pattern};
 use crate::theory::{self, LogNumber, LogSum, Probability};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -33,7 +34,13 @@ pub struct Query {
 pub struct Match {
     pub neuron: Name,
     pub segment: u32,
+    /// Active input bits on the segment's synapses.
     pub overlap: u32,
+    /// The stored pattern of the segment whose own synapses the input overlaps most (the first
+    /// stored among equals): which of the patterns learned together the input resembles.
+    pub pattern: Name,
+    /// Active input bits on that pattern's own synapses.
+    pub pattern_overlap: u32,
     /// The chance that a random input of the query's size reaches this overlap on this segment.
     pub p_value: Probability,
     /// The chance that a random input of the query's size matches this neuron at the threshold.
@@ -46,8 +53,9 @@ pub struct Recognition {
     pub matches: Vec<Match>,
     /// The expected number of neurons a random input of the query's size would falsely match.
     pub expected_false_matches: LogNumber,
-    /// Segments with at least one synapse on the input's active bits.
-    pub segments_evaluated: u64,
+    /// Segments with at least one synapse on the input's active bits: the ones whose overlap
+    /// was counted.
+    pub segments_overlapped: u64,
     /// The threshold used: the query's own, or the space's.
     pub threshold: u32,
     /// Why the answer is what it is, when that is not obvious.
@@ -60,12 +68,12 @@ impl Space {
     pub fn recognize(&self, query: &Query) -> Result<Recognition, EngineError> {
         self.recognize_with(query, |theta| {
             self.index
-                .overlaps_reaching(query.active.cells(), theta, self.segments.len())
+                .overlaps_reaching(query.active.cells(), theta, self.segments.slot_count())
         })
     }
 
     /// Recognition with the overlaps that reach a threshold found by `count`.
-    pub(super) fn recognize_with(
+    pub(in crate::engine) fn recognize_with(
         &self,
         query: &Query,
         count: impl FnOnce(u32) -> Overlaps,
@@ -79,7 +87,7 @@ impl Space {
             return Ok(Recognition {
                 matches: Vec::new(),
                 expected_false_matches: LogNumber::from_ln(f64::NEG_INFINITY),
-                segments_evaluated: 0,
+                segments_overlapped: 0,
                 threshold: theta,
                 note: Some(format!(
                     "the query has {active} active bits, fewer than the threshold {theta}: no segment can match it"
@@ -91,9 +99,7 @@ impl Space {
         let mut best: HashMap<NeuronSlot, (Probability, u32, u32)> = HashMap::new();
         let overlaps = count(theta);
         for &(slot, overlap) in &overlaps.reaching {
-            let segment = self.segments[slot as usize]
-                .as_ref()
-                .expect("only live segments are posted");
+            let segment = self.segments.get(slot);
             let synapses = segment.synapses.len();
             let p = *p_values.entry((synapses, overlap)).or_insert_with(|| {
                 theory::overlap_p_value(n, active, synapses as u64, overlap.into())
@@ -108,12 +114,7 @@ impl Space {
                 .or_insert(candidate);
         }
         let mut ranked: Vec<(NeuronSlot, (Probability, u32, u32))> = best.into_iter().collect();
-        let name = |slot: NeuronSlot| {
-            &self.neurons[slot as usize]
-                .as_ref()
-                .expect("live neuron")
-                .name
-        };
+        let name = |slot: NeuronSlot| &self.neurons.get(slot).name;
         ranked.sort_by(|a, b| {
             a.1.0
                 .ln()
@@ -128,16 +129,20 @@ impl Space {
         let matches = ranked
             .into_iter()
             .map(|(slot, (p_value, overlap, segment))| {
-                let neuron = self.neurons[slot as usize].as_ref().expect("live neuron");
+                let neuron = self.neurons.get(slot);
                 let neuron_false_match = if nominal {
                     neuron.false_match
                 } else {
                     self.neuron_false_match_at(slot, active, theta, &mut segment_memo)
                 };
+                let (pattern, pattern_overlap) =
+                    self.closest_pattern(neuron, segment, query.active.cells());
                 Match {
                     neuron: neuron.name.clone(),
                     segment,
                     overlap,
+                    pattern,
+                    pattern_overlap,
                     p_value,
                     neuron_false_match,
                 }
@@ -147,7 +152,7 @@ impl Space {
         Ok(Recognition {
             matches,
             expected_false_matches: LogNumber::from_ln(expected_ln),
-            segments_evaluated: overlaps.touched,
+            segments_overlapped: overlaps.touched,
             threshold: theta,
             note: None,
         })
@@ -173,15 +178,13 @@ impl Space {
             return ln;
         }
         let mut sum = LogSum::default();
-        for (slot, neuron) in self.neurons.iter().enumerate() {
-            if let Some(neuron) = neuron {
-                let p = if nominal {
-                    neuron.false_match
-                } else {
-                    self.neuron_false_match_at(slot as NeuronSlot, active, theta, segment_memo)
-                };
-                sum.add(p.ln());
-            }
+        for (slot, neuron) in self.neurons.iter() {
+            let p = if nominal {
+                neuron.false_match
+            } else {
+                self.neuron_false_match_at(slot, active, theta, segment_memo)
+            };
+            sum.add(p.ln());
         }
         let mut cached = self
             .expected_false_matches
@@ -194,6 +197,27 @@ impl Space {
         sum.ln()
     }
 
+    /// The pattern on segment `number` of `neuron` whose own synapses hold the most of the
+    /// input's bits, with that count; the earliest stored wins a tie. One merge of sorted lists
+    /// per pattern on the segment, and only for the matches returned.
+    fn closest_pattern(&self, neuron: &Neuron, number: u32, input: &[CellIndex]) -> (Name, u32) {
+        let at = neuron
+            .segments
+            .binary_search_by_key(&number, |&(n, _)| n)
+            .expect("a matched segment belongs to its neuron");
+        let segment = self.segment(neuron.segments[at].1);
+        let mut closest: Option<(&Name, u32)> = None;
+        for id in &segment.patterns {
+            let synapses = &neuron.patterns[id].synapses;
+            let overlap = intersection_len(synapses, input) as u32;
+            if closest.is_none_or(|(_, most)| overlap > most) {
+                closest = Some((id, overlap));
+            }
+        }
+        let (id, overlap) = closest.expect("a live segment holds at least one pattern");
+        (id.clone(), overlap)
+    }
+
     /// A neuron's false-match probability for random inputs of `active` bits at `theta`.
     fn neuron_false_match_at(
         &self,
@@ -203,7 +227,7 @@ impl Space {
         memo: &mut HashMap<usize, Probability>,
     ) -> Probability {
         let n = u64::from(self.params.input_size);
-        let neuron = self.neurons[slot as usize].as_ref().expect("live neuron");
+        let neuron = self.neurons.get(slot);
         Probability::any_of(neuron.segments.iter().map(|&(_, s)| {
             let synapses = self.segment(s).synapses.len();
             *memo.entry(synapses).or_insert_with(|| {

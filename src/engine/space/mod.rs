@@ -1,0 +1,281 @@
+//! A space: the neurons that listen to one input space, their segments, learning and forgetting.
+//!
+//! Writes come in two steps so that the service can make them durable in between: planning
+//! ([`plan`]) decides everything (which synapses, which segment, which id) from `&self` without
+//! changing anything, the caller commits the plan to storage, then applying it ([`apply`]) makes
+//! it visible. Applying a plan makes no decisions, so replaying stored plans at start-up rebuilds
+//! exactly the same segments.
+//!
+//! `Space` owns its tables and keeps their fields private: its children (planning, applying,
+//! reports, recognition) are the only code that sees them, so every invariant between the
+//! tables (the index posts exactly the segments' synapses, the counts match the tables) is kept
+//! in this folder.
+
+mod apply;
+mod plan;
+mod recognition;
+mod report;
+mod slots;
+mod sorted;
+
+pub use plan::{Planned, Planner, StorePlan, StoreRequest};
+pub use recognition::{DEFAULT_LIMIT, Match, Query, Recognition};
+pub use report::{Counts, NeuronReport, NeuronSummary, NoiseMiss, SegmentReport, SpaceReport};
+
+use super::index::{InvertedIndex, SegmentSlot};
+use super::params::{SpaceParams, SpaceTheory};
+use super::pattern::{CellIndex, Name, Pattern};
+use crate::theory::{self, Probability};
+use slots::{Slot, Slots};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::RwLock;
+
+type NeuronSlot = Slot;
+
+/// One pattern learned by a neuron: its bits, the synapses sampled from them and their segment.
+#[derive(Clone, Debug, PartialEq)]
+struct StoredPattern {
+    active: Pattern,
+    synapses: Box<[CellIndex]>,
+    segment: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Neuron {
+    name: Name,
+    /// (segment number, slot), by number: the newest segment is last.
+    segments: Vec<(u32, SegmentSlot)>,
+    next_segment: u32,
+    patterns: HashMap<Name, StoredPattern>,
+    by_content: HashMap<Pattern, Name>,
+    next_pattern_number: u64,
+    /// 1 − prod(1 − p_i) over the segments, at the space's nominal a and threshold.
+    false_match: Probability,
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    neuron: NeuronSlot,
+    number: u32,
+    /// (cell, number of the segment's patterns that sampled it), by cell.
+    synapses: Vec<(CellIndex, u32)>,
+    /// Ids of the segment's patterns, in the order they were stored: what a report lists and
+    /// what recognition searches for the pattern an input resembles most.
+    patterns: Vec<Name>,
+    /// Eq. 3 at the segment's synapse count, the space's nominal a and threshold.
+    false_match: Probability,
+}
+
+/// Heap bytes a space holds for its synapses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The inverted index's postings.
+    pub index: usize,
+    /// The segments' (cell, uses) tables.
+    pub segment_tables: usize,
+    /// Each stored pattern's own synapse list (needed to forget it).
+    pub pattern_synapses: usize,
+}
+
+impl MemoryUse {
+    pub fn synapse_bytes(&self) -> usize {
+        self.index + self.segment_tables + self.pattern_synapses
+    }
+}
+
+/// A stored pattern as callers see it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PatternView {
+    pub id: Name,
+    pub neuron: Name,
+    pub segment: u32,
+    pub active: Pattern,
+    pub synapses: Vec<CellIndex>,
+    pub segment_false_match: Probability,
+    pub neuron_false_match: Probability,
+}
+
+/// The neurons of one input space.
+#[derive(Debug)]
+pub struct Space {
+    name: Name,
+    params: SpaceParams,
+    /// The most synapses a segment may hold and still meet `max_false_match` (eq. 3 grows with
+    /// the synapse count, so the learning rule is a comparison with this number).
+    max_synapses_per_segment: u32,
+    neuron_slots: BTreeMap<Name, NeuronSlot>,
+    neurons: Slots<Neuron>,
+    segments: Slots<Segment>,
+    index: InvertedIndex,
+    pattern_count: u64,
+    /// Active bits plus sampled synapses over every stored pattern: what their own lists hold.
+    pattern_cells: u64,
+    /// Eq. 3 per synapse count at the nominal a and threshold, filled as segments grow.
+    false_match_by_synapses: HashMap<u32, Probability>,
+    /// ln of the expected false matches of a query, by (input size, threshold); cleared by
+    /// every write.
+    expected_false_matches: RwLock<HashMap<(u64, u32), f64>>,
+    /// The theory for the parameters, computed once.
+    theory: SpaceTheory,
+}
+
+impl Space {
+    pub fn new(name: Name, params: SpaceParams) -> Space {
+        let max_synapses_per_segment = largest_count_meeting_target(&params);
+        Space {
+            name,
+            max_synapses_per_segment,
+            neuron_slots: BTreeMap::new(),
+            neurons: Slots::default(),
+            segments: Slots::default(),
+            // A stored pattern has at least theta active bits, so every segment holds at least
+            // min(s, theta) synapses.
+            index: InvertedIndex::for_space(
+                params.input_size,
+                params.synapses_per_pattern.min(params.threshold),
+            ),
+            pattern_count: 0,
+            pattern_cells: 0,
+            false_match_by_synapses: HashMap::new(),
+            expected_false_matches: RwLock::default(),
+            theory: SpaceTheory::of(&params),
+            params,
+        }
+    }
+
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    pub fn params(&self) -> &SpaceParams {
+        &self.params
+    }
+
+    fn neuron(&self, name: &Name) -> Option<&Neuron> {
+        let slot = *self.neuron_slots.get(name)?;
+        Some(self.neurons.get(slot))
+    }
+
+    fn segment(&self, slot: SegmentSlot) -> &Segment {
+        self.segments.get(slot)
+    }
+
+    /// Segments in the space: what the cost of a recognition grows with.
+    pub fn segment_count(&self) -> u64 {
+        (self.segments.slot_count() - self.segments.free_count()) as u64
+    }
+
+    /// Each segment slot's synapses, by slot (`None` for a free slot): what the plain oracle
+    /// builds its bitmaps from, independently of the index.
+    pub(in crate::engine) fn synapses_by_slot(&self) -> Vec<Option<Vec<CellIndex>>> {
+        self.segments
+            .by_slot()
+            .map(|segment| Some(segment?.synapses.iter().map(|&(cell, _)| cell).collect()))
+            .collect()
+    }
+
+    /// Heap bytes held for synapses, by structure (capacities: what the allocator gave).
+    pub fn memory(&self) -> MemoryUse {
+        let segment_tables = self.segments.capacity() * size_of::<Option<Segment>>()
+            + self
+                .segments
+                .iter()
+                .map(|(_, s)| s.synapses.capacity() * size_of::<(CellIndex, u32)>())
+                .sum::<usize>();
+        let pattern_synapses = self
+            .neurons
+            .iter()
+            .flat_map(|(_, n)| n.patterns.values())
+            .map(|p| p.synapses.len() * size_of::<CellIndex>())
+            .sum();
+        MemoryUse {
+            index: self.index.heap_bytes(),
+            segment_tables,
+            pattern_synapses,
+        }
+    }
+
+    /// The bytes the space takes in memory, estimated from its counts in O(1): the index, the
+    /// segment and neuron tables, and the stored patterns with their maps. The service checks
+    /// its memory budget against this before each write, so the estimate leans high.
+    pub fn estimated_bytes(&self) -> u64 {
+        let synapses = self.index.len() as u64;
+        self.index.estimated_bytes()
+            + (self.segments.slot_count() * size_of::<Option<Segment>>()) as u64
+            + synapses * SEGMENT_BYTES_PER_SYNAPSE
+            + self.neurons.slot_count() as u64 * NEURON_BYTES
+            + self.pattern_count * PATTERN_BYTES
+            + self.pattern_cells * size_of::<CellIndex>() as u64
+    }
+
+    /// The most bytes applying `plans` (in order, against the space as it is) can add to
+    /// [`Space::estimated_bytes`]: their patterns, their synapses in the segment tables and the
+    /// index, and the new neurons and segments they open, with the dense index's blocks for the
+    /// slots those segments will take.
+    pub fn estimated_cost<'a>(&self, plans: impl IntoIterator<Item = &'a StorePlan>) -> u64 {
+        let mut bytes = 0;
+        let mut new_neurons: HashSet<&Name> = HashSet::new();
+        let mut new_segments: HashSet<(&Name, u32)> = HashSet::new();
+        for plan in plans {
+            let cells = (plan.active.len() + plan.synapses.len()) as u64;
+            bytes += PATTERN_BYTES
+                + cells * size_of::<CellIndex>() as u64
+                + plan.synapses.len() as u64
+                    * (SEGMENT_BYTES_PER_SYNAPSE + self.index.bytes_per_synapse());
+            let neuron = self.neuron(&plan.neuron);
+            if neuron.is_none() && new_neurons.insert(&plan.neuron) {
+                bytes += NEURON_BYTES;
+            }
+            let segment_exists = neuron.is_some_and(|n| {
+                n.segments
+                    .binary_search_by_key(&plan.segment, |&(number, _)| number)
+                    .is_ok()
+            });
+            if !segment_exists && new_segments.insert((&plan.neuron, plan.segment)) {
+                bytes += size_of::<Option<Segment>>() as u64;
+            }
+        }
+        // New segments take the freed slots first, then slots at the end of the table.
+        let beyond_free = new_segments
+            .len()
+            .saturating_sub(self.segments.free_count());
+        if beyond_free > 0 {
+            let last = (self.segments.slot_count() + beyond_free - 1) as SegmentSlot;
+            bytes += self.index.bytes_to_hold(last);
+        }
+        bytes
+    }
+
+    /// Whether recognition counts with the dense bit matrix (true) or with postings.
+    pub fn is_dense(&self) -> bool {
+        self.index.is_dense()
+    }
+
+    /// The number of synapses in the space.
+    pub fn synapse_count(&self) -> usize {
+        self.index.len()
+    }
+}
+
+/// Heap bytes per synapse in a segment's (cell, uses) table, with room for its growth.
+const SEGMENT_BYTES_PER_SYNAPSE: u64 = 12;
+/// A neuron's slot, name, maps and bookkeeping, beyond its patterns.
+const NEURON_BYTES: u64 = 256;
+/// A stored pattern's entries in its neuron's two maps (by id and by content), its id (twice:
+/// the neuron's map and its segment's list, up to 128 bytes each) and the headers of its two cell
+/// lists, beyond the cells themselves.
+const PATTERN_BYTES: u64 = 384;
+
+/// The largest synapse count whose false-match probability stays at or under the target; at least
+/// one pattern's worth, which `SpaceParams::new` guarantees meets it. Eq. 3 grows with the
+/// synapse count, so the counts that meet the target are the ones below a boundary.
+fn largest_count_meeting_target(params: &SpaceParams) -> u32 {
+    let target = params.max_false_match.ln();
+    let meets = |count: u64| params.segment_false_match(count as u32).ln() <= target;
+    let one_pattern = params.synapses_per_pattern.min(params.active_bits);
+    let n = u64::from(params.input_size);
+    if meets(n) {
+        return params.input_size;
+    }
+    theory::largest_satisfying(one_pattern.into(), n, meets) as u32
+}

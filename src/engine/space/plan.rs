@@ -1,0 +1,284 @@
+//! Planning a store: which synapses, which segment and which id, decided from `&Space` without
+//! changing it, so that the service can commit the decision before anyone sees it.
+//!
+//! The learning rule lives here: a pattern joins its neuron's newest segment while the union of
+//! their synapses stays within the space's learning limit, and opens a new segment otherwise.
+
+use super::sorted::{merge_sorted, union_len};
+use super::{Neuron, Space};
+use crate::engine::EngineError;
+use crate::engine::pattern::{CellIndex, Name, Pattern};
+use crate::rng::Rng;
+use std::collections::HashMap;
+
+/// A pattern to store, parsed and validated against nothing but its own form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreRequest {
+    pub neuron: Name,
+    pub active: Pattern,
+    pub id: Option<Name>,
+}
+
+/// Everything a store decided: applying it changes the space without further choices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorePlan {
+    pub neuron: Name,
+    pub id: Name,
+    pub active: Pattern,
+    /// Sorted cells sampled as synapses.
+    pub synapses: Vec<CellIndex>,
+    /// The segment's number within the neuron (a new number opens a segment).
+    pub segment: u32,
+}
+
+/// What a store request turns into: a new pattern, or one the neuron already holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Planned {
+    New(StorePlan),
+    Existing { neuron: Name, id: Name },
+}
+
+impl Planned {
+    pub fn neuron(&self) -> &Name {
+        match self {
+            Planned::New(plan) => &plan.neuron,
+            Planned::Existing { neuron, .. } => neuron,
+        }
+    }
+
+    pub fn id(&self) -> &Name {
+        match self {
+            Planned::New(plan) => &plan.id,
+            Planned::Existing { id, .. } => id,
+        }
+    }
+}
+
+impl Space {
+    /// Decides how to store each request, in order, as if the earlier ones were applied: the
+    /// first invalid request stops the batch and is named by its position.
+    pub fn plan_store(
+        &self,
+        requests: &[StoreRequest],
+    ) -> Result<Vec<Planned>, (usize, EngineError)> {
+        Planner::default().plan(self, requests)
+    }
+
+    fn plan_one(&self, request: &StoreRequest, draft: &mut Draft) -> Result<Planned, EngineError> {
+        request.active.check_fits(self.params.input_size)?;
+        let existing_id = |draft: &Draft, id: &Name| -> Option<Pattern> {
+            draft.new_ids.get(id).cloned().or_else(|| {
+                let neuron = self.neuron(&request.neuron)?;
+                neuron.patterns.get(id).map(|p| p.active.clone())
+            })
+        };
+        if let Some(id) = &request.id
+            && let Some(active) = existing_id(draft, id)
+        {
+            return if active == request.active {
+                Ok(Planned::Existing {
+                    neuron: request.neuron.clone(),
+                    id: id.clone(),
+                })
+            } else {
+                Err(EngineError::IdConflict {
+                    neuron: request.neuron.clone(),
+                    id: id.clone(),
+                })
+            };
+        }
+        let same_content = draft
+            .new_contents
+            .get(&request.active)
+            .cloned()
+            .or_else(|| {
+                let neuron = self.neuron(&request.neuron)?;
+                neuron.by_content.get(&request.active).cloned()
+            });
+        if let Some(id) = same_content {
+            return Ok(Planned::Existing {
+                neuron: request.neuron.clone(),
+                id,
+            });
+        }
+        let theta = self.params.threshold as usize;
+        if request.active.len() < theta {
+            return Err(EngineError::TooFewActiveBits {
+                active: request.active.len(),
+                threshold: self.params.threshold,
+            });
+        }
+        let synapses = self.sample_synapses(&request.neuron, &request.active);
+        let union = draft
+            .newest_synapses
+            .as_ref()
+            .map(|newest| union_len(newest, &synapses));
+        let segment = match union {
+            Some(len) if len <= self.max_synapses_per_segment as usize => draft.newest_number,
+            _ => {
+                if draft.segments >= self.params.max_segments_per_neuron {
+                    return Err(EngineError::NeuronFull {
+                        neuron: request.neuron.clone(),
+                        segments: draft.segments,
+                    });
+                }
+                draft.segments += 1;
+                draft.newest_number = draft.next_segment;
+                draft.next_segment += 1;
+                draft.newest_synapses = Some(Vec::new());
+                draft.newest_number
+            }
+        };
+        let newest = draft
+            .newest_synapses
+            .as_mut()
+            .expect("a segment was chosen");
+        *newest = merge_sorted(newest, &synapses);
+        let id = match &request.id {
+            Some(id) => id.clone(),
+            None => draft.fresh_id(|id| existing_id_in(self.neuron(&request.neuron), id)),
+        };
+        draft.new_ids.insert(id.clone(), request.active.clone());
+        draft
+            .new_contents
+            .insert(request.active.clone(), id.clone());
+        Ok(Planned::New(StorePlan {
+            neuron: request.neuron.clone(),
+            id,
+            active: request.active.clone(),
+            synapses,
+            segment,
+        }))
+    }
+
+    /// Samples min(s, |pattern|) of the pattern's bits. The generator is seeded by the space's
+    /// seed, the neuron and the pattern, so the same store gives the same synapses whatever came
+    /// before it, on any machine.
+    fn sample_synapses(&self, neuron: &Name, active: &Pattern) -> Vec<CellIndex> {
+        let mut key = Fnv1a::new(self.params.seed);
+        key.write(neuron.as_str().as_bytes());
+        key.write(&[0xFF]);
+        for cell in active.cells() {
+            key.write(&cell.to_le_bytes());
+        }
+        let mut rng = Rng::new(key.finish());
+        let count = (self.params.synapses_per_pattern as usize).min(active.len());
+        let mut synapses = rng.choose(active.cells(), count);
+        synapses.sort_unstable();
+        synapses
+    }
+}
+
+fn existing_id_in(neuron: Option<&Neuron>, id: &Name) -> bool {
+    neuron.is_some_and(|n| n.patterns.contains_key(id))
+}
+
+/// Planning state carried across the store requests of one commit group, so that a request sees
+/// the plans of the requests before it although none is applied yet.
+#[derive(Debug, Default)]
+pub struct Planner {
+    drafts: HashMap<Name, Draft>,
+}
+
+impl Planner {
+    /// Plans every request or none: on an error the drafts are as they were before the call.
+    pub fn plan(
+        &mut self,
+        space: &Space,
+        requests: &[StoreRequest],
+    ) -> Result<Vec<Planned>, (usize, EngineError)> {
+        let mut saved: HashMap<&Name, Option<Draft>> = HashMap::new();
+        let mut plans = Vec::with_capacity(requests.len());
+        for (position, request) in requests.iter().enumerate() {
+            saved
+                .entry(&request.neuron)
+                .or_insert_with(|| self.drafts.get(&request.neuron).cloned());
+            let draft = self
+                .drafts
+                .entry(request.neuron.clone())
+                .or_insert_with(|| Draft::of(space, space.neuron(&request.neuron)));
+            match space.plan_one(request, draft) {
+                Ok(planned) => plans.push(planned),
+                Err(error) => {
+                    for (neuron, before) in saved {
+                        match before {
+                            Some(draft) => self.drafts.insert(neuron.clone(), draft),
+                            None => self.drafts.remove(neuron),
+                        };
+                    }
+                    return Err((position, error));
+                }
+            }
+        }
+        Ok(plans)
+    }
+}
+
+/// What planning needs to know of a neuron, with the group's earlier plans folded in.
+#[derive(Clone, Debug)]
+struct Draft {
+    segments: u32,
+    next_segment: u32,
+    newest_number: u32,
+    newest_synapses: Option<Vec<CellIndex>>,
+    new_ids: HashMap<Name, Pattern>,
+    new_contents: HashMap<Pattern, Name>,
+    next_pattern_number: u64,
+}
+
+impl Draft {
+    fn of(space: &Space, neuron: Option<&Neuron>) -> Draft {
+        let newest = neuron.and_then(|n| n.segments.last());
+        Draft {
+            segments: neuron.map_or(0, |n| n.segments.len() as u32),
+            next_segment: neuron.map_or(0, |n| n.next_segment),
+            newest_number: neuron
+                .and_then(|n| n.segments.last())
+                .map_or(0, |&(number, _)| number),
+            newest_synapses: newest.map(|&(_, slot)| {
+                space
+                    .segment(slot)
+                    .synapses
+                    .iter()
+                    .map(|&(c, _)| c)
+                    .collect()
+            }),
+            new_ids: HashMap::new(),
+            new_contents: HashMap::new(),
+            next_pattern_number: neuron.map_or(1, |n| n.next_pattern_number),
+        }
+    }
+
+    /// The next unused decimal id: server ids count up per neuron, skipping ids clients took.
+    fn fresh_id(&mut self, taken: impl Fn(&Name) -> bool) -> Name {
+        loop {
+            let id = Name::parse(&self.next_pattern_number.to_string())
+                .expect("digits are a valid name");
+            self.next_pattern_number += 1;
+            if !taken(&id) && !self.new_ids.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// FNV-1a, 64-bit: a stable hash for seeding (std's hasher may change between releases).
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new(seed: u64) -> Fnv1a {
+        let mut h = Fnv1a(0xCBF2_9CE4_8422_2325);
+        h.write(&seed.to_le_bytes());
+        h
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}

@@ -1,0 +1,141 @@
+//! The writer's SQL: the rows each kind of write adds or removes, inside a transaction the
+//! writer opened. Nothing here decides anything; the actor in `mod.rs` plans, commits and applies.
+
+use crate::engine::{Name, SpaceParams, StorePlan};
+use crate::store::encode_cells;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite};
+use std::collections::HashMap;
+
+/// Rows per INSERT statement: 6 bound values each stays well under SQLite's 32,766.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// A new space's parameters.
+pub(super) async fn insert_space(
+    connection: &mut SqliteConnection,
+    name: &Name,
+    params: &SpaceParams,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO spaces (name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
+         max_segments_per_neuron, seed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .bind(name.as_str())
+    .bind(i64::from(params.input_size))
+    .bind(i64::from(params.active_bits))
+    .bind(i64::from(params.synapses_per_pattern))
+    .bind(i64::from(params.threshold))
+    .bind(params.max_false_match)
+    .bind(i64::from(params.max_segments_per_neuron))
+    .bind(params.seed as i64)
+    .execute(connection)
+    .await
+    .map(drop)
+}
+
+/// A space with its neurons and patterns.
+pub(super) async fn delete_space(
+    connection: &mut SqliteConnection,
+    space: &Name,
+) -> Result<(), sqlx::Error> {
+    for statement in [
+        "DELETE FROM patterns WHERE space = ?1",
+        "DELETE FROM neurons WHERE space = ?1",
+        "DELETE FROM spaces WHERE name = ?1",
+    ] {
+        sqlx::query(statement)
+            .bind(space.as_str())
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One stored pattern (its neuron's counters stay: forgotten ids are not handed out again).
+pub(super) async fn delete_pattern(
+    connection: &mut SqliteConnection,
+    space: &Name,
+    neuron: &Name,
+    id: &Name,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM patterns WHERE space = ?1 AND neuron = ?2 AND id = ?3")
+        .bind(space.as_str())
+        .bind(neuron.as_str())
+        .bind(id.as_str())
+        .execute(connection)
+        .await
+        .map(drop)
+}
+
+/// A neuron with its patterns.
+pub(super) async fn delete_neuron(
+    connection: &mut SqliteConnection,
+    space: &Name,
+    neuron: &Name,
+) -> Result<(), sqlx::Error> {
+    for statement in [
+        "DELETE FROM patterns WHERE space = ?1 AND neuron = ?2",
+        "DELETE FROM neurons WHERE space = ?1 AND name = ?2",
+    ] {
+        sqlx::query(statement)
+            .bind(space.as_str())
+            .bind(neuron.as_str())
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes the rows of new patterns, and their neurons' counters, inside the open transaction.
+pub(super) async fn insert_stores(
+    connection: &mut SqliteConnection,
+    plans: &[(&Name, &StorePlan)],
+) -> Result<(), sqlx::Error> {
+    // Per neuron, the counters after these plans: ids and segment numbers handed out stay taken.
+    let mut counters: HashMap<(&Name, &Name), (i64, i64)> = HashMap::new();
+    for (space, plan) in plans {
+        let next_pattern = plan
+            .id
+            .as_str()
+            .parse::<i64>()
+            .map_or(1, |n| n.saturating_add(1));
+        let next_segment = i64::from(plan.segment) + 1;
+        let entry = counters.entry((*space, &plan.neuron)).or_insert((1, 0));
+        entry.0 = entry.0.max(next_pattern);
+        entry.1 = entry.1.max(next_segment);
+    }
+    let counters: Vec<_> = counters.into_iter().collect();
+    for chunk in counters.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO neurons (space, name, next_pattern, next_segment) ");
+        insert.push_values(
+            chunk,
+            |mut row, ((space, neuron), (next_pattern, next_segment))| {
+                row.push_bind(space.as_str().to_owned())
+                    .push_bind(neuron.as_str().to_owned())
+                    .push_bind(*next_pattern)
+                    .push_bind(*next_segment);
+            },
+        );
+        insert.push(
+            " ON CONFLICT (space, name) DO UPDATE SET next_pattern = max(next_pattern, excluded.next_pattern), \
+             next_segment = max(next_segment, excluded.next_segment)",
+        );
+        insert.build().execute(&mut *connection).await?;
+    }
+    for chunk in plans.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO patterns (space, neuron, id, segment, active, synapses) ",
+        );
+        insert.push_values(chunk, |mut row, (space, plan)| {
+            row.push_bind(space.as_str().to_owned())
+                .push_bind(plan.neuron.as_str().to_owned())
+                .push_bind(plan.id.as_str().to_owned())
+                .push_bind(i64::from(plan.segment))
+                .push_bind(encode_cells(plan.active.cells()))
+                .push_bind(encode_cells(&plan.synapses));
+        });
+        insert.build().execute(&mut *connection).await?;
+    }
+    Ok(())
+}
