@@ -4,19 +4,19 @@
 //!
 //! The modules, from the maths outwards (ARCHITECTURE.md is the map, with the rules each keeps):
 //!
-//! - [`theory`]: the theory's probabilities in log space (pure: std only).
-//! - [`analysis`]: every quantity of the theory for one parameter set, for `dendrite theory` and
+//! - [`theory`], the theory's probabilities in log space (pure: std only).
+//! - [`analysis`], every quantity of the theory for one parameter set, for `dendrite theory` and
 //!   `GET /v1/theory`.
-//! - [`rng`]: a seeded random number generator with a stream fixed forever.
-//! - [`json`]: the JSON form of the theory's numbers.
-//! - [`engine`]: the pattern memory engine (pure: no HTTP, SQL or async).
-//! - [`workload`]: the standard benchmark workload.
-//! - [`cli`]: the command line.
-//! - [`store`]: durable state in SQLite and the write path (group commit).
-//! - [`http`]: the REST API.
-//! - [`config`]: the service's settings.
-//! - [`telemetry`]: logging.
-//! - [`app`]: building and running the service.
+//! - [`rng`], a seeded random number generator with a stream fixed forever.
+//! - [`json`], the JSON form of the theory's numbers.
+//! - [`engine`], the pattern memory engine (pure: no HTTP, SQL or async).
+//! - [`workload`], the standard benchmark workload.
+//! - [`cli`], the command line.
+//! - [`store`], durable state in SQLite and the write path (group commit).
+//! - [`http`], the REST API.
+//! - [`config`], the service's settings.
+//! - [`telemetry`], logging.
+//! - [`app`], building and running the service.
 
 pub mod analysis;
 pub mod app;
