@@ -7,18 +7,23 @@
 
 use crate::config::ServeArgs;
 use crate::engine::Spaces;
+use crate::http::access::{self, AllowedHosts};
 use crate::http::serve::ConnectionLimits;
 use crate::http::{self, AppState};
 use crate::store::Database;
+use crate::store::backup::Backups;
 use crate::store::health::Health;
 use crate::store::writer::{Writer, WriterThread};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
@@ -32,7 +37,10 @@ pub struct Application {
 
 impl Application {
     pub async fn build(args: &ServeArgs) -> anyhow::Result<Application> {
-        let db = Database::open(&args.database_url, args.max_database_size).await?;
+        // Settings first: a bad key stops start-up before anything is opened.
+        let keys = args.access.keys()?;
+        let cors = cors_layer(&args.access.cors_origins)?;
+        let db = Database::open(&args.database_url, &args.file_settings()).await?;
         let spaces = Arc::new(Spaces::default());
         let loaded = db
             .load(&spaces)
@@ -54,10 +62,33 @@ impl Application {
             args.memory_limit,
         )
         .context("cannot start the writer thread")?;
-        let state = AppState::new(spaces, writer, db.clone(), health, args.request_timeout());
+        let backups = Backups::new(
+            &args.database_url,
+            args.backup_dir.clone(),
+            args.backup_keep as usize,
+        );
+        let state = AppState::new(spaces, writer, db.clone(), health, args.request_timeout())
+            .with_keys(keys)
+            .with_backups(backups);
+        let hosts = Arc::new(AllowedHosts::new(&args.listen, &args.access.allowed_hosts));
+        let keys = Arc::clone(&state.keys);
         let router = http::router(state).layer(
             tower::ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
+                // On every answer, errors included: browsers must not sniff a type or cache one.
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .option_layer(cors)
+                .layer(axum::middleware::from_fn_with_state(
+                    (Arc::clone(&keys), hosts),
+                    access::check_host,
+                ))
                 .layer(axum::middleware::from_fn_with_state(
                     args.body_limit,
                     http::guard::refuse_declared_oversize,
@@ -68,6 +99,14 @@ impl Application {
         let listener = TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        if !keys.are_set() && !address.ip().is_loopback() {
+            tracing::warn!(
+                %address,
+                "NO API KEY: anyone who can reach {address} can read, change and delete every space. \
+                 Set --api-key (DENDRITE_API_KEY or DENDRITE_API_KEY_FILE), or listen on 127.0.0.1 only"
+            );
+        }
         Ok(Application {
             listener,
             router,
@@ -97,6 +136,31 @@ impl Application {
         tracing::info!("stopped cleanly");
         Ok(())
     }
+}
+
+/// Cross-origin access for the configured origins only; `None` (closed) when there is none.
+fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = origins
+        .iter()
+        .map(|origin| {
+            HeaderValue::from_str(origin.trim())
+                .with_context(|| format!("DENDRITE_CORS_ORIGIN: {origin:?} is not a valid origin"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("api-key"),
+            ])
+            .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE]),
+    ))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (the default when no subcommand is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print every quantity of the theory (Ahmad & Hawkins 2016) for one set of parameters, as JSON.
     Theory(analysis::Request),
 }

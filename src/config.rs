@@ -1,7 +1,10 @@
 //! The service's settings: each a flag and a `DENDRITE_*` environment variable, documented in
 //! `dendrite serve --help` and the README.
 
+use crate::http::access::{self, KeyError, Keys};
+use crate::store::FileSettings;
 use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How log lines are written.
@@ -60,9 +63,90 @@ pub struct ServeArgs {
     /// Seconds a request body may take to arrive before the request is answered 408.
     #[arg(long, env = "DENDRITE_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
+    /// WAL pages after which a commit checkpoints the WAL into the database file (SQLite's
+    /// wal_autocheckpoint). 0 leaves checkpoints to a replicator such as Litestream. Unset:
+    /// SQLite's default, 1000 pages (about 4 MiB).
+    #[arg(long, env = "DENDRITE_WAL_AUTOCHECKPOINT")]
+    pub wal_autocheckpoint: Option<u32>,
+    /// Folder for backups (POST /v1/admin/backup). Unset: a `backups` folder beside the
+    /// database file.
+    #[arg(long, env = "DENDRITE_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// How many backups to keep: after each new one the oldest beyond this are removed.
+    #[arg(long, env = "DENDRITE_BACKUP_KEEP", default_value_t = 7,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub backup_keep: u64,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Who may use the service: API keys, the names it answers to, and browser origins.
+#[derive(Clone, Debug, Default, Args)]
+pub struct AccessArgs {
+    /// Read-write API keys, comma-separated (two while one is being rotated out); each at least
+    /// 16 characters. With any key set, every route but /healthz, /readyz and /openapi.yaml needs
+    /// one, as `api-key: <key>` or `Authorization: Bearer <key>`.
+    #[arg(long, env = "DENDRITE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// A file holding read-write API keys (a Docker secret), comma-separated.
+    #[arg(long, env = "DENDRITE_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Read-only API keys, comma-separated: they read and query, and get 403 on any write.
+    #[arg(long, env = "DENDRITE_READ_ONLY_API_KEY", hide_env_values = true)]
+    pub read_only_api_key: Option<String>,
+    /// A file holding read-only API keys, comma-separated.
+    #[arg(long, env = "DENDRITE_READ_ONLY_API_KEY_FILE")]
+    pub read_only_api_key_file: Option<PathBuf>,
+    /// Names the service is reached by (e.g. its compose service name), comma-separated. While
+    /// no key is set, requests whose Host is none of these, the listen address, localhost or an
+    /// IP address are refused with 421 (DNS rebinding).
+    #[arg(
+        long = "allowed-host",
+        env = "DENDRITE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call the API across origins (CORS), comma-separated, e.g.
+    /// `https://dashboard.example`. Unset: no cross-origin access.
+    #[arg(
+        long = "cors-origin",
+        env = "DENDRITE_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+}
+
+impl AccessArgs {
+    /// The keys of both scopes, from the settings and their files, each checked.
+    pub fn keys(&self) -> Result<Keys, KeyError> {
+        let mut read_write = Vec::new();
+        if let Some(list) = &self.api_key {
+            read_write.push(("DENDRITE_API_KEY", list.clone()));
+        }
+        if let Some(path) = &self.api_key_file {
+            let setting = "DENDRITE_API_KEY_FILE";
+            read_write.push((setting, access::read_key_file(setting, path)?));
+        }
+        let mut read_only = Vec::new();
+        if let Some(list) = &self.read_only_api_key {
+            read_only.push(("DENDRITE_READ_ONLY_API_KEY", list.clone()));
+        }
+        if let Some(path) = &self.read_only_api_key_file {
+            let setting = "DENDRITE_READ_ONLY_API_KEY_FILE";
+            read_only.push((setting, access::read_key_file(setting, path)?));
+        }
+        Keys::new(&read_write, &read_only)
+    }
 }
 
 impl ServeArgs {
+    pub fn file_settings(&self) -> FileSettings {
+        FileSettings {
+            max_size: self.max_database_size,
+            wal_autocheckpoint: self.wal_autocheckpoint,
+        }
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout)
     }

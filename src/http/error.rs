@@ -5,7 +5,8 @@
 //! to fix); server errors are logged in full and answered with a generic detail.
 
 use crate::engine::{EngineError, NameError, PatternError};
-use crate::store::health::Fault;
+use crate::store::backup::BackupError;
+use crate::store::health::{Fault, StorageError};
 use crate::store::writer::WriteError;
 use crate::theory::InvalidParameter;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -28,6 +29,12 @@ pub struct ApiError {
 enum Kind {
     MalformedRequest,
     InvalidParameter,
+    /// No key, or a key that matches none, while keys are set.
+    Unauthorized,
+    /// A read-only key on a write.
+    Forbidden,
+    /// A `Host` that is not a name of this service, while no key is set.
+    HostNotAllowed,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -54,6 +61,9 @@ impl Kind {
     fn status(self) -> StatusCode {
         match self {
             Kind::MalformedRequest | Kind::InvalidParameter => StatusCode::BAD_REQUEST,
+            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::HostNotAllowed => StatusCode::MISDIRECTED_REQUEST,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Kind::Conflict | Kind::NeuronFull => StatusCode::CONFLICT,
@@ -79,6 +89,9 @@ impl Kind {
             Kind::Timeout => Some("1"),
             Kind::MalformedRequest
             | Kind::InvalidParameter
+            | Kind::Unauthorized
+            | Kind::Forbidden
+            | Kind::HostNotAllowed
             | Kind::NotFound
             | Kind::MethodNotAllowed
             | Kind::Conflict
@@ -98,6 +111,9 @@ impl Kind {
         match self {
             Kind::MalformedRequest => ("malformed-request", "The request is malformed"),
             Kind::InvalidParameter => ("invalid-parameter", "A parameter is invalid"),
+            Kind::Unauthorized => ("unauthorized", "A valid API key is needed"),
+            Kind::Forbidden => ("forbidden", "The API key does not allow this"),
+            Kind::HostNotAllowed => ("host-not-allowed", "The Host is not a name of this service"),
             Kind::NotFound => ("not-found", "Not found"),
             Kind::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             Kind::Conflict => ("conflict", "Conflict with the current state"),
@@ -195,6 +211,27 @@ impl ApiError {
         )
     }
 
+    /// No valid key while keys are set.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            Kind::Unauthorized,
+            "send an API key as `api-key: <key>` or `Authorization: Bearer <key>`",
+        )
+    }
+
+    /// A key whose scope does not cover the request.
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::Forbidden, detail)
+    }
+
+    /// A `Host` that is not a name of this service while no key is set.
+    pub fn host_not_allowed() -> ApiError {
+        ApiError::new(
+            Kind::HostNotAllowed,
+            "this service answers only to its own names while it has no API key: its listen address, localhost, IP addresses, or a name given with --allowed-host (DENDRITE_ALLOWED_HOSTS)",
+        )
+    }
+
     /// A failure on our side; `detail` goes to the log, not to the client.
     pub fn internal(detail: impl Into<String>) -> ApiError {
         ApiError::new(Kind::Internal, detail)
@@ -257,6 +294,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.kind == Kind::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"dendrite\""),
+            );
+        }
         if let Some(seconds) = self.kind.retry_after() {
             response
                 .headers_mut()
@@ -385,6 +428,16 @@ impl From<PatternError> for ApiError {
     }
 }
 
+impl From<BackupError> for ApiError {
+    fn from(error: BackupError) -> ApiError {
+        match error {
+            BackupError::NoFolder => ApiError::new(Kind::Conflict, error.to_string()),
+            BackupError::Running => ApiError::busy(error.to_string()),
+            BackupError::Storage(storage) => storage_error(storage, "no backup was written"),
+        }
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
         let kind = match &error {
@@ -411,32 +464,30 @@ impl From<WriteError> for ApiError {
             WriteError::Closed => ApiError::unavailable(error.to_string()),
             // A bug, not a passing condition: retrying will not help until a restart.
             WriteError::WriterFailed(_) => ApiError::internal(error.to_string()),
-            WriteError::Storage(storage) => {
-                let kind = match storage.fault {
-                    Fault::Full => Kind::StorageFull,
-                    Fault::ReadOnly | Fault::Locked | Fault::Io => Kind::StorageUnavailable,
-                    Fault::Other => Kind::Internal,
-                };
-                // The driver's message may name files and SQL: the log has it, the client gets
-                // what it can act on.
-                tracing::warn!(%storage, "a write was refused by the database");
-                ApiError::new(
-                    kind,
-                    format!(
-                        "{}; nothing was written, retry later",
-                        storage.fault.describe()
-                    ),
-                )
-            }
+            WriteError::Storage(storage) => storage_error(storage, "nothing was written"),
         }
     }
+}
+
+/// A failure of the database or its disk, by what fixes it. The driver's message may name files
+/// and SQL: the log has it, the client gets what it can act on.
+fn storage_error(storage: StorageError, outcome: &str) -> ApiError {
+    let kind = match storage.fault {
+        Fault::Full => Kind::StorageFull,
+        Fault::ReadOnly | Fault::Locked | Fault::Io => Kind::StorageUnavailable,
+        Fault::Other => Kind::Internal,
+    };
+    tracing::warn!(%storage, "the database or its disk refused a write");
+    ApiError::new(
+        kind,
+        format!("{}; {outcome}, retry later", storage.fault.describe()),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::Name;
-    use crate::store::health::StorageError;
 
     fn storage(fault: Fault, message: &str) -> WriteError {
         WriteError::Storage(StorageError {

@@ -4,6 +4,8 @@
 //! [`routes`] is the single list of (method, path, handler) the router is built from, so a test
 //! can hold it against `openapi.yaml` in both directions.
 
+pub mod access;
+mod admin;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -17,8 +19,10 @@ pub use system::OPENAPI;
 
 use crate::engine::{Name, SharedSpace, Space, Spaces};
 use crate::store::Database;
+use crate::store::backup::Backups;
 use crate::store::health::Health;
 use crate::store::writer::Writer;
+use access::{Keys, Need};
 use axum::Router;
 use axum::handler::Handler;
 use axum::http::Method;
@@ -41,6 +45,10 @@ pub struct AppState {
     /// slice.
     pub read_timeout: Duration,
     pub started: Instant,
+    /// The API keys; none set means an open service.
+    pub keys: Arc<Keys>,
+    /// Where backups go.
+    pub backups: Arc<Backups>,
 }
 
 impl AppState {
@@ -59,6 +67,24 @@ impl AppState {
             cpu: CpuPool::for_this_machine(),
             read_timeout,
             started: Instant::now(),
+            keys: Arc::new(Keys::default()),
+            backups: Arc::new(Backups::new("sqlite::memory:", None, 1)),
+        }
+    }
+
+    /// The same state, with backups written as `backups` says.
+    pub fn with_backups(self, backups: Backups) -> AppState {
+        AppState {
+            backups: Arc::new(backups),
+            ..self
+        }
+    }
+
+    /// The same state, with requests needing these keys.
+    pub fn with_keys(self, keys: Keys) -> AppState {
+        AppState {
+            keys: Arc::new(keys),
+            ..self
         }
     }
 }
@@ -120,6 +146,18 @@ impl Route {
             || self.path.ends_with("/query")
             || self.path.ends_with("/query/batch")
     }
+
+    /// The key the route needs when keys are set: none for the probes and the API's
+    /// description, a read-write key for administration and every write, any key otherwise.
+    pub fn need(&self) -> Need {
+        if matches!(self.path, "/healthz" | "/readyz" | "/openapi.yaml") {
+            Need::Nothing
+        } else if self.path.starts_with("/v1/admin/") || !self.is_read() {
+            Need::Write
+        } else {
+            Need::Read
+        }
+    }
 }
 
 fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
@@ -142,6 +180,7 @@ pub fn routes() -> Vec<Route> {
         spaces::routes(),
         neurons::routes(),
         recognition::routes(),
+        admin::routes(),
     ]
     .into_iter()
     .flatten()
@@ -152,9 +191,11 @@ pub fn routes() -> Vec<Route> {
 /// methods, and the state.
 pub fn router(state: AppState) -> Router {
     let read_timeout = state.read_timeout;
+    let keys = Arc::clone(&state.keys);
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| {
+            let need = r.need();
             let handler = if r.is_read() {
                 r.handler.layer(axum::middleware::from_fn_with_state(
                     read_timeout,
@@ -163,6 +204,11 @@ pub fn router(state: AppState) -> Router {
             } else {
                 r.handler
             };
+            // The key is checked first: a refused request waits for nothing and reads no body.
+            let handler = handler.layer(axum::middleware::from_fn_with_state(
+                (Arc::clone(&keys), need),
+                access::require_key,
+            ));
             router.route(r.path, handler)
         })
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.yaml") })
@@ -312,7 +358,30 @@ mod tests {
                     Method::DELETE,
                     "/v1/spaces/{space}/neurons/{neuron}/patterns/{id}"
                 ),
+                (Method::POST, "/v1/admin/backup"),
             ]
+        );
+    }
+
+    #[test]
+    fn the_probes_are_open_administration_and_writes_need_a_read_write_key() {
+        let need = |method: Method, path: &str| {
+            routes()
+                .into_iter()
+                .find(|r| r.method == method && r.path == path)
+                .map(|r| r.need())
+        };
+        assert_eq!(need(Method::GET, "/healthz"), Some(Need::Nothing));
+        assert_eq!(need(Method::GET, "/openapi.yaml"), Some(Need::Nothing));
+        assert_eq!(need(Method::GET, "/v1/stats"), Some(Need::Read));
+        assert_eq!(
+            need(Method::POST, "/v1/spaces/{space}/query/batch"),
+            Some(Need::Read)
+        );
+        assert_eq!(need(Method::GET, "/v1/admin/backups"), Some(Need::Write));
+        assert_eq!(
+            need(Method::DELETE, "/v1/spaces/{space}"),
+            Some(Need::Write)
         );
     }
 }

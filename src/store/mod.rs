@@ -4,6 +4,7 @@
 //! learning order, so a restarted service answers exactly as before. Every write goes through the
 //! [`writer`], which commits before it applies and answers only after the commit returns.
 
+pub mod backup;
 pub mod connection;
 pub mod health;
 pub mod writer;
@@ -53,6 +54,18 @@ fn migration_failed(url: &str, error: sqlx::migrate::MigrateError) -> anyhow::Er
     }
 }
 
+/// How the database file is kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileSettings {
+    /// Cap on the file in bytes (SQLite's `max_page_count`): past it writes fail as on a full
+    /// disk. `None`: only the disk limits it.
+    pub max_size: Option<u64>,
+    /// WAL pages after which a commit checkpoints the WAL into the database (SQLite's
+    /// `wal_autocheckpoint`; 0 never: a replicator such as Litestream checkpoints instead).
+    /// `None`: SQLite's default, 1000 pages.
+    pub wal_autocheckpoint: Option<u32>,
+}
+
 /// What start-up loaded.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LoadSummary {
@@ -68,9 +81,9 @@ impl Database {
     /// served as "ready" with every write failing.
     ///
     /// WAL lets the readiness probe read while the writer writes; `synchronous=FULL` makes every
-    /// commit durable across power loss before the writer acknowledges it. `max_size`, when set,
-    /// caps the database file (SQLite's `max_page_count`): past it writes fail as on a full disk.
-    pub async fn open(url: &str, max_size: Option<u64>) -> anyhow::Result<Database> {
+    /// commit durable across power loss before the writer acknowledges it. `settings` caps the
+    /// file and sets how often the WAL is checkpointed.
+    pub async fn open(url: &str, settings: &FileSettings) -> anyhow::Result<Database> {
         let mut options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("invalid database URL {url:?}"))?
             .create_if_missing(true)
@@ -78,8 +91,11 @@ impl Database {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        if let Some(bytes) = max_size {
+        if let Some(bytes) = settings.max_size {
             options = options.pragma("max_page_count", (bytes / PAGE_SIZE).max(1).to_string());
+        }
+        if let Some(pages) = settings.wal_autocheckpoint {
+            options = options.pragma("wal_autocheckpoint", pages.to_string());
         }
         // An in-memory database lives as long as one of its connections: the pool keeps one open
         // for good, and the writer's connection shares it (sqlx names it and shares its cache).

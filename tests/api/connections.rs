@@ -78,7 +78,7 @@ async fn a_half_sent_request_cannot_keep_a_stopping_server_alive() {
     let app = spawn(600, 1024, 1).await;
     let mut stuck = connect(&app).await;
     stuck
-        .write_all(b"POST /v1/spaces/s/neurons/n/patterns HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+        .write_all(b"POST /v1/spaces/s/neurons/n/patterns HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 100\r\n\r\n{")
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -2,7 +2,8 @@
 //! in the spec is served. (`scripts/check_openapi.py` validates each example against its schema.)
 
 use crate::helpers::*;
-use std::collections::BTreeSet;
+use dendrite::http::access::Need;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// (METHOD, path) for every operation under `paths:` in the spec, read from its indentation: paths
 /// at two spaces, methods at four.
@@ -36,6 +37,67 @@ fn spec_operations() -> BTreeSet<(String, String)> {
         }
     }
     operations
+}
+
+/// For every operation: the status codes it documents (quoted keys at eight spaces under its
+/// `responses:`) and whether it opts out of the keys (`security: []`).
+fn spec_responses() -> BTreeMap<(String, String), (BTreeSet<String>, bool)> {
+    let spec = dendrite::http::OPENAPI;
+    let mut operations: BTreeMap<(String, String), (BTreeSet<String>, bool)> = BTreeMap::new();
+    let (mut in_paths, mut path, mut current) = (false, String::new(), None);
+    for line in spec.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_paths = line == "paths:";
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        if let Some(p) = line
+            .strip_prefix("  /")
+            .and_then(|rest| rest.strip_suffix(':'))
+        {
+            path = format!("/{p}");
+        } else if let Some(method) = line
+            .strip_prefix("    ")
+            .and_then(|rest| rest.strip_suffix(':'))
+            .filter(|m| ["get", "put", "post", "delete"].contains(m))
+        {
+            current = Some((method.to_uppercase(), path.clone()));
+        } else if let Some(operation) = &current {
+            let entry = operations.entry(operation.clone()).or_default();
+            if line == "      security: []" {
+                entry.1 = true;
+            } else if let Some(code) = line
+                .strip_prefix("        '")
+                .and_then(|rest| rest.strip_suffix("':"))
+            {
+                entry.0.insert(code.to_owned());
+            }
+        }
+    }
+    operations
+}
+
+#[test]
+fn the_spec_documents_what_each_route_needs_of_a_key() {
+    let documented = spec_responses();
+    for route in dendrite::http::routes() {
+        let key = (route.method.to_string(), route.path.to_owned());
+        let (codes, open) = &documented[&key];
+        let has = |code: &str| codes.contains(code);
+        match route.need() {
+            Need::Nothing => assert!(*open && !has("401"), "{key:?} is open"),
+            Need::Read => assert!(
+                !*open && has("401") && !has("403") && has("421"),
+                "{key:?} needs any key: {codes:?}"
+            ),
+            Need::Write => assert!(
+                !*open && has("401") && has("403") && has("421"),
+                "{key:?} needs a read-write key: {codes:?}"
+            ),
+        }
+    }
 }
 
 #[test]

@@ -32,6 +32,10 @@ pub fn args(database: &Path) -> ServeArgs {
         shutdown_timeout: 10,
         max_database_size: None,
         memory_limit: None,
+        wal_autocheckpoint: None,
+        backup_dir: None,
+        backup_keep: 7,
+        access: Default::default(),
     }
 }
 
@@ -224,7 +228,9 @@ pub struct InProcess {
 impl InProcess {
     pub async fn on(url: &str) -> InProcess {
         use std::sync::Arc;
-        let db = dendrite::store::Database::open(url, None).await.unwrap();
+        let db = dendrite::store::Database::open(url, &Default::default())
+            .await
+            .unwrap();
         let spaces = Arc::new(dendrite::engine::Spaces::default());
         let health = Arc::new(dendrite::store::health::Health::default());
         let (writer, thread) = dendrite::store::writer::Writer::spawn(

@@ -49,7 +49,7 @@ async fn raw_exchange(app: &TestApp, request: &[u8], patience: Duration) -> (u16
 async fn an_oversized_declared_body_is_refused_before_it_is_sent() {
     let app = TestApp::spawn_configured(|settings| settings.body_timeout = 600).await;
     app.standard_space("s").await;
-    let request = b"POST /v1/spaces/s/patterns HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10000000000\r\n\r\n";
+    let request = b"POST /v1/spaces/s/patterns HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 10000000000\r\n\r\n";
     let (status, text) = raw_exchange(&app, request, Duration::from_secs(10)).await;
     assert_eq!(status, 413, "{text}");
     assert!(text.contains("application/problem+json"), "{text}");
@@ -64,7 +64,7 @@ async fn an_oversized_declared_body_is_refused_before_it_is_sent() {
 async fn a_body_that_stops_arriving_is_408_and_stores_nothing() {
     let app = TestApp::spawn_configured(|settings| settings.body_timeout = 1).await;
     app.standard_space("s").await;
-    let request = b"POST /v1/spaces/s/neurons/n/patterns HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"active\": [1, 2,";
+    let request = b"POST /v1/spaces/s/neurons/n/patterns HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"active\": [1, 2,";
     let (status, text) = raw_exchange(&app, request, Duration::from_secs(20)).await;
     assert_eq!(status, 408, "{text}");
     assert!(text.contains("application/problem+json"), "{text}");

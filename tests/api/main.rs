@@ -1,5 +1,7 @@
 //! The service over HTTP: one test binary (it links once), a real server per test on port 0.
 
+mod access;
+mod backups;
 mod connections;
 mod contract;
 mod errors;

@@ -404,13 +404,18 @@ impl WriterTask {
         }
     }
 
-    /// Runs `body` in one transaction on the writer's connection, reporting the outcome to
-    /// [`Health`].
+    /// Runs `body` in one transaction on the writer's connection, counted in the write sequence
+    /// (so a backup says which writes it holds), reporting the outcome to [`Health`].
     async fn commit<T>(
         &mut self,
         body: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, WriteError> {
-        match self.connection.transaction(body).await {
+        let counted = async |connection: &mut SqliteConnection| {
+            let value = body(&mut *connection).await?;
+            sql::count_write(connection).await?;
+            Ok(value)
+        };
+        match self.connection.transaction(counted).await {
             Ok(value) => {
                 self.health.storage_ok();
                 Ok(value)
@@ -674,7 +679,7 @@ mod tests {
     {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let db = Database::open(&url, None).await.unwrap();
+        let db = Database::open(&url, &Default::default()).await.unwrap();
         let health = Arc::new(Health::default());
         let (writer, thread) = Writer::spawn(
             db.write_connection(),

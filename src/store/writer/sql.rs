@@ -10,6 +10,14 @@ use std::collections::HashMap;
 /// Rows per INSERT statement: 6 bound values each stays well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
+/// Counts one more committed write, inside the transaction that commits it.
+pub(super) async fn count_write(connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE write_sequence SET last = last + 1 WHERE id = 1")
+        .execute(connection)
+        .await
+        .map(drop)
+}
+
 /// A new space's parameters.
 pub(super) async fn insert_space(
     connection: &mut SqliteConnection,

@@ -1,0 +1,234 @@
+//! Online backups: a consistent copy of the whole database while the service keeps serving.
+//!
+//! SQLite's `VACUUM INTO` writes the database as one read transaction sees it. Under WAL the
+//! writer goes on meanwhile, and the copy holds exactly the writes committed before its snapshot
+//! began: never half of one. The copy is written under a temporary name, fsynced, renamed, and its
+//! folder fsynced, so a crash never leaves a file that looks complete and is not. After each new
+//! backup the oldest beyond `keep` are removed. A backup is restored by starting a server on it.
+
+use super::Database;
+use super::health::StorageError;
+use serde::Serialize;
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use std::path::{Path, PathBuf};
+
+/// Backup files are `dendrite-<UTC time>.db`: names sort as their times do.
+const PREFIX: &str = "dendrite-";
+const SUFFIX: &str = ".db";
+
+/// Where backups go and how many are kept.
+#[derive(Debug)]
+pub struct Backups {
+    dir: Option<PathBuf>,
+    keep: usize,
+    /// One backup at a time: a second would only double the disk traffic.
+    running: tokio::sync::Mutex<()>,
+}
+
+/// A backup just written.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BackupReport {
+    /// The file's name in the backup folder.
+    pub name: String,
+    pub bytes: u64,
+    /// Patterns the backup holds.
+    pub patterns: u64,
+    /// The number of the last write it holds (writes are numbered from 1 as they commit).
+    pub last_write: u64,
+}
+
+/// A backup in the folder.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BackupFile {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// Why no backup was made. Nothing is left behind when one fails.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(
+        "the database is in memory and no --backup-dir is set: there is nowhere to write a backup"
+    )]
+    NoFolder,
+    #[error("a backup is already being written; wait for it")]
+    Running,
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+}
+
+impl Backups {
+    /// Backups of the database at `url` into `dir`, or a `backups` folder beside the database
+    /// file when `dir` is `None`; the newest `keep` are kept.
+    pub fn new(url: &str, dir: Option<PathBuf>, keep: usize) -> Backups {
+        let beside_database = || {
+            let file = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))?;
+            let file = file.split('?').next().unwrap_or(file);
+            if file.is_empty() || file.contains(":memory:") {
+                return None;
+            }
+            let parent = Path::new(file).parent().unwrap_or(Path::new(""));
+            Some(parent.join("backups"))
+        };
+        Backups {
+            dir: dir.or_else(beside_database),
+            keep: keep.max(1),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Writes a backup of `db` and prunes the oldest past `keep`.
+    pub async fn create(&self, db: &Database) -> Result<BackupReport, BackupError> {
+        let dir = self.dir.as_ref().ok_or(BackupError::NoFolder)?;
+        let _running = self.running.try_lock().map_err(|_| BackupError::Running)?;
+        tokio::fs::create_dir_all(dir).await.map_err(io_fault)?;
+        let stamp: String = sqlx::query_scalar("SELECT strftime('%Y-%m-%dT%H-%M-%fZ', 'now')")
+            .fetch_one(&db.pool)
+            .await
+            .map_err(StorageError::from)?;
+        let name = format!("{PREFIX}{stamp}{SUFFIX}");
+        let partial = dir.join(format!(".{name}.partial"));
+        let outcome = write_backup(db, &partial, &dir.join(&name)).await;
+        if outcome.is_err() {
+            let _ = tokio::fs::remove_file(&partial).await;
+        }
+        let (patterns, last_write, bytes) = outcome?;
+        self.prune(dir).await;
+        Ok(BackupReport {
+            name,
+            bytes,
+            patterns,
+            last_write,
+        })
+    }
+
+    /// The backups in the folder, newest first.
+    pub async fn list(&self) -> Result<Vec<BackupFile>, BackupError> {
+        let Some(dir) = &self.dir else {
+            return Ok(Vec::new());
+        };
+        let mut files = match backup_files(dir).await {
+            Ok(files) => files,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(io_fault(error)),
+        };
+        files.reverse();
+        Ok(files)
+    }
+
+    /// Removes the oldest backups past `keep`. A failure here costs disk space, not a backup:
+    /// it is logged, and the next backup tries again.
+    async fn prune(&self, dir: &Path) {
+        let files = match backup_files(dir).await {
+            Ok(files) => files,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the backups to prune them");
+                return;
+            }
+        };
+        let excess = files.len().saturating_sub(self.keep);
+        for old in &files[..excess] {
+            if let Err(error) = tokio::fs::remove_file(dir.join(&old.name)).await {
+                tracing::warn!(%error, backup = %old.name, "cannot remove an old backup");
+            }
+        }
+    }
+}
+
+/// Copies the database into `partial`, reads what the copy holds, makes it durable and gives it
+/// its final name: (patterns, last write, bytes).
+async fn write_backup(
+    db: &Database,
+    partial: &Path,
+    complete: &Path,
+) -> Result<(u64, u64, u64), BackupError> {
+    let target = partial.to_str().ok_or_else(|| {
+        io_fault(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the backup folder's path is not UTF-8",
+        ))
+    })?;
+    sqlx::query("VACUUM INTO ?1")
+        .bind(target)
+        .execute(&db.pool)
+        .await
+        .map_err(StorageError::from)?;
+    let (patterns, last_write) = contents(partial).await.map_err(StorageError::from)?;
+    let (partial, complete) = (partial.to_owned(), complete.to_owned());
+    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let file = std::fs::File::open(&partial)?;
+        file.sync_all()?;
+        let bytes = file.metadata()?.len();
+        std::fs::rename(&partial, &complete)?;
+        if let Some(folder) = complete.parent() {
+            std::fs::File::open(folder)?.sync_all()?;
+        }
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| io_fault(std::io::Error::other(e)))?
+    .map_err(io_fault)?;
+    Ok((patterns, last_write, bytes))
+}
+
+/// (patterns, last write) of a database file, read on a read-only connection of its own.
+async fn contents(file: &Path) -> Result<(u64, u64), sqlx::Error> {
+    let options = SqliteConnectOptions::new().filename(file).read_only(true);
+    let mut connection = SqliteConnection::connect_with(&options).await?;
+    let patterns: i64 = sqlx::query_scalar("SELECT count(*) FROM patterns")
+        .fetch_one(&mut connection)
+        .await?;
+    let last_write: i64 = sqlx::query_scalar("SELECT last FROM write_sequence WHERE id = 1")
+        .fetch_one(&mut connection)
+        .await?;
+    connection.close().await?;
+    Ok((patterns as u64, last_write as u64))
+}
+
+/// The complete backups in `dir`, oldest first (partial files are skipped).
+async fn backup_files(dir: &Path) -> std::io::Result<Vec<BackupFile>> {
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    let mut files = Vec::new();
+    while let Some(entry) = entries.next_entry().await? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(PREFIX) && name.ends_with(SUFFIX) {
+            let bytes = entry.metadata().await?.len();
+            files.push(BackupFile { name, bytes });
+        }
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// A file-system failure, classified as a failed commit is (a full disk is "full").
+fn io_fault(error: std::io::Error) -> BackupError {
+    BackupError::Storage(StorageError::from(sqlx::Error::Io(error)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backups_go_beside_the_database_unless_a_folder_is_given() {
+        let beside = |url: &str| Backups::new(url, None, 7).dir;
+        assert_eq!(
+            beside("sqlite:///data/dendrite.db"),
+            Some(PathBuf::from("/data/backups"))
+        );
+        assert_eq!(
+            beside("sqlite://dendrite.db"),
+            Some(PathBuf::from("backups"))
+        );
+        assert_eq!(
+            beside("sqlite:///data/d.db?mode=rwc"),
+            Some(PathBuf::from("/data/backups"))
+        );
+        assert_eq!(beside("sqlite::memory:"), None);
+        let given = Backups::new("sqlite::memory:", Some("/b".into()), 0);
+        assert_eq!((given.dir, given.keep), (Some(PathBuf::from("/b")), 1));
+    }
+}

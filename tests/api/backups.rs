@@ -1,0 +1,331 @@
+//! Online backups: written while the service serves, listed, pruned, and restored by starting a
+//! server on the file.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+async fn backup(app: &TestApp) -> Value {
+    let response = app.post("/v1/admin/backup", &json!(null)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+/// Everything a client can read of space `s`: its report without the memory estimate, and each
+/// neuron's report.
+async fn state_of_space(app: &TestApp) -> Value {
+    let mut report: Value = app.get("/v1/spaces/s").await.json().await.unwrap();
+    report["counts"]
+        .as_object_mut()
+        .unwrap()
+        .remove("memory_bytes");
+    let neurons: Value = app
+        .get("/v1/spaces/s/neurons?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut reports = BTreeMap::new();
+    for neuron in neurons["neurons"].as_array().unwrap() {
+        let name = neuron["name"].as_str().unwrap().to_owned();
+        let path = format!("/v1/spaces/s/neurons/{name}?segments_limit=1000");
+        reports.insert(name, app.get(&path).await.json::<Value>().await.unwrap());
+    }
+    json!({"space": report, "neurons": reports})
+}
+
+#[tokio::test]
+async fn a_backup_holds_every_write_before_it_is_listed_pruned_and_restores_exactly() {
+    let app = TestApp::spawn_configured(|settings| settings.backup_keep = 2).await;
+    app.standard_space("s").await;
+    for i in 0..20 {
+        let response = app.store("s", &format!("n{}", i % 4), &cells(i, 40)).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    assert_eq!(
+        app.delete("/v1/spaces/s/neurons/n0/patterns/1")
+            .await
+            .status(),
+        204
+    );
+    let first = backup(&app).await;
+    let name = first["name"].as_str().unwrap().to_owned();
+    assert!(
+        name.starts_with("dendrite-") && name.ends_with(".db"),
+        "{name}"
+    );
+    assert_eq!(first["patterns"], 19);
+    // One write creating the space, twenty stores one at a time, one forget.
+    assert_eq!(first["last_write"], 22);
+    let folder = PathBuf::from(&app.database)
+        .parent()
+        .unwrap()
+        .join("backups");
+    let file = folder.join(&name);
+    assert_eq!(
+        first["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&file).unwrap().len()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Restoring is starting a server on the file: it answers exactly as the original.
+    let original = state_of_space(&app).await;
+    let queries: Vec<Value> = (0..20).map(app_query_body).collect();
+    let mut answers = Vec::new();
+    for q in &queries {
+        answers.push(
+            app.post("/v1/spaces/s/query", q)
+                .await
+                .json::<Value>()
+                .await
+                .unwrap(),
+        );
+    }
+    let copy = folder.join("restored.db");
+    std::fs::copy(&file, &copy).unwrap();
+    let restored = TestApp::spawn_on(&copy).await;
+    assert_eq!(state_of_space(&restored).await, original);
+    for (q, answer) in queries.iter().zip(&answers) {
+        let again: Value = restored
+            .post("/v1/spaces/s/query", q)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(&again, answer);
+    }
+    restored.stop().await;
+
+    // Two more: only the newest two are kept, listed newest first.
+    let second = backup(&app).await;
+    let third = backup(&app).await;
+    let listed: Value = app.get("/v1/admin/backups").await.json().await.unwrap();
+    let names: Vec<&str> = listed["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            third["name"].as_str().unwrap(),
+            second["name"].as_str().unwrap()
+        ]
+    );
+    assert!(!file.exists(), "the oldest was pruned");
+    app.stop().await;
+}
+
+/// The noisy copy of a stored pattern that query `i` asks for.
+fn app_query_body(i: u64) -> Value {
+    let stored = cells(i, 40);
+    let fresh: Vec<u32> = cells(1000 + i, 60)
+        .into_iter()
+        .filter(|c| !stored.contains(c))
+        .take(8)
+        .collect();
+    let mut active: Vec<u32> = stored[..32].iter().copied().chain(fresh).collect();
+    active.sort_unstable();
+    json!({ "active": active })
+}
+
+/// One write of the load, with when it was sent and when it was answered.
+#[derive(Clone, Debug)]
+struct Write {
+    neuron: String,
+    id: String,
+    forget: bool,
+    sent: Instant,
+    answered: Instant,
+    /// The stored pattern as the store answered it.
+    stored: Value,
+}
+
+#[tokio::test]
+async fn a_backup_under_load_holds_the_writes_acknowledged_before_it_and_nothing_torn() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    let base = app.base.clone();
+    let started = Instant::now();
+    let stop_at = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut clients = Vec::new();
+    for client in 0..16u64 {
+        let (base, stop) = (base.clone(), std::sync::Arc::clone(&stop_at));
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let neuron = format!("c{client}");
+            let mut writes = Vec::new();
+            let stopped = stop.notified();
+            tokio::pin!(stopped);
+            for i in 0u64.. {
+                let id = format!("p{i}");
+                let active = cells(client * 10_000 + i, 40);
+                let url = format!("{base}/v1/spaces/s/neurons/{neuron}/patterns");
+                let sent = Instant::now();
+                let response = tokio::select! {
+                    response = http.post(&url).json(&json!({"active": active, "id": id})).send() => response.unwrap(),
+                    () = &mut stopped => break,
+                };
+                assert_eq!(response.status(), StatusCode::CREATED);
+                let stored: Value = response.json().await.unwrap();
+                writes.push(Write {
+                    neuron: neuron.clone(),
+                    id: id.clone(),
+                    forget: false,
+                    sent,
+                    answered: Instant::now(),
+                    stored,
+                });
+                if i % 3 == 2 {
+                    let victim = format!("p{}", i - 1);
+                    let url = format!("{base}/v1/spaces/s/neurons/{neuron}/patterns/{victim}");
+                    let sent = Instant::now();
+                    let response = http.delete(&url).send().await.unwrap();
+                    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+                    writes.push(Write {
+                        neuron: neuron.clone(),
+                        id: victim,
+                        forget: true,
+                        sent,
+                        answered: Instant::now(),
+                        stored: Value::Null,
+                    });
+                }
+            }
+            writes
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let backup_sent = Instant::now();
+    let report = backup(&app).await;
+    let backup_answered = Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop_at.notify_waiters();
+    let mut writes = Vec::new();
+    for client in clients {
+        writes.extend(client.await.unwrap());
+    }
+    assert!(started.elapsed().as_secs() < 60);
+
+    // What each pattern must be in the backup: certainly there, certainly not, or either.
+    let before = |w: &Write| w.answered < backup_sent;
+    let after = |w: &Write| w.sent > backup_answered;
+    let mut stores: BTreeMap<(String, String), Write> = BTreeMap::new();
+    let mut forgets: BTreeMap<(String, String), Write> = BTreeMap::new();
+    for w in &writes {
+        let key = (w.neuron.clone(), w.id.clone());
+        if w.forget {
+            forgets.insert(key, w.clone());
+        } else {
+            stores.insert(key, w.clone());
+        }
+    }
+    let folder = PathBuf::from(&app.database)
+        .parent()
+        .unwrap()
+        .join("backups");
+    let copy = folder.join("restored.db");
+    std::fs::copy(folder.join(report["name"].as_str().unwrap()), &copy).unwrap();
+    let restored = TestApp::spawn_on(&copy).await;
+    let (mut certain, mut either) = (0, 0);
+    let mut present = 0;
+    for (key, store) in &stores {
+        let forget = forgets.get(key);
+        let path = format!("/v1/spaces/s/neurons/{}/patterns/{}", key.0, key.1);
+        let response = restored.get(&path).await;
+        let found = response.status() == StatusCode::OK;
+        if found {
+            present += 1;
+            // Whole: the same bits and synapses the store answered with.
+            let pattern: Value = response.json().await.unwrap();
+            assert_eq!(pattern["active"], store.stored["active"], "{key:?}");
+            assert_eq!(pattern["synapses"], store.stored["synapses"], "{key:?}");
+            assert_eq!(pattern["segment"], store.stored["segment"], "{key:?}");
+        }
+        let must_be_there = before(store) && forget.is_none_or(&after);
+        let must_be_gone = after(store) || forget.is_some_and(&before);
+        if must_be_there {
+            assert!(found, "{key:?} was acknowledged before the backup began");
+            certain += 1;
+        } else if must_be_gone {
+            assert!(
+                !found,
+                "{key:?} was written after the backup or forgotten before it"
+            );
+            certain += 1;
+        } else {
+            either += 1;
+        }
+    }
+    let stats: Value = restored.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(
+        report["patterns"], stats["patterns"],
+        "the report counts what the file holds"
+    );
+    assert!(present > 0);
+    assert!(
+        certain > 100,
+        "the load wrote too little to test: {certain} certain, {either} either"
+    );
+
+    // The restored segments are what a replay of its rows gives: a restart changes nothing.
+    let state = state_of_space(&restored).await;
+    let dir = restored.stop().await;
+    assert!(dir.is_none());
+    let replayed = TestApp::spawn_on(&copy).await;
+    assert_eq!(state_of_space(&replayed).await, state);
+    replayed.stop().await;
+
+    // A backup taken when the load has stopped (and a store abandoned by its client as it
+    // stopped has been committed) answers every query as the original does.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let quiet = backup(&app).await;
+    let quiet_copy = folder.join("quiet.db");
+    std::fs::copy(folder.join(quiet["name"].as_str().unwrap()), &quiet_copy).unwrap();
+    let restored = TestApp::spawn_on(&quiet_copy).await;
+    assert_eq!(state_of_space(&restored).await, state_of_space(&app).await);
+    for client in 0..16u64 {
+        let body = json!({"active": cells(client * 10_000 + 3, 40)});
+        let original: Value = app
+            .post("/v1/spaces/s/query", &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let copy: Value = restored
+            .post("/v1/spaces/s/query", &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(copy, original);
+    }
+    restored.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_in_memory_database_has_nowhere_to_back_up_to() {
+    let app = TestApp::spawn_configured(|settings| {
+        settings.database_url = "sqlite::memory:".into();
+    })
+    .await;
+    let response = app.post("/v1/admin/backup", &json!(null)).await;
+    let body = problem(response, StatusCode::CONFLICT).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("--backup-dir"),
+        "{body}"
+    );
+    let listed: Value = app.get("/v1/admin/backups").await.json().await.unwrap();
+    assert_eq!(listed["backups"], json!([]));
+    app.stop().await;
+}
