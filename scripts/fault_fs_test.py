@@ -350,18 +350,50 @@ def inside(options):
                      f"Retry-After", detail)
         print(f"  refusal statuses: {sorted(set(r[1] for r in refusals))}")
         reads_work(checks, port, model, "disk full")
+        # A backup is a write too: refused like one, and it leaves no file behind.
+        backups = os.path.join(directory, "backups")
+        status, headers, body = call(port, "POST", "/v1/admin/backup", timeout=30.0)
+        problems = refusal_problems(status, headers)
+        checks.check(status == 507 and not problems, "disk full: a backup is refused with 507 problem+json",
+                     f"status {status}: {'; '.join(problems)} {body}")
+        left = os.listdir(backups) if os.path.isdir(backups) else []
+        checks.check(not left, "disk full: the refused backup left no file behind", f"found {left}")
         readiness(503, "still degraded before freeing space: /readyz answers 503", 0.0)
         checks.check(server.alive(), "disk full: the server process is still running")
 
         print("3. space freed")
         os.remove(filler)
         wait_recovered(checks, server, model, "after freeing space", options.recover_seconds)
+        status, _, body = call(port, "POST", "/v1/admin/backup", timeout=30.0)
+        complete = isinstance(body, dict) and os.path.isfile(os.path.join(backups, str(body.get("name"))))
+        checks.check(status == 201 and complete, "after freeing space: a backup is written (201, file present)",
+                     f"status {status}: {body}")
+        if complete:
+            # Its room is needed by the rest of the scenario.
+            os.remove(os.path.join(backups, body["name"]))
         for key in rng.sample(model.present(), 5):
             answer = forget_one(port, model, key)
             checks.check(answer is not None and answer[0] == 204, "after freeing space: a forget answers 204",
                          f"answered {answer[0] if answer else 'nothing'}")
 
         print("4. read-only filesystem")
+        # The backup folder can be made read-only on its own: a fresh read-only tmpfs over it
+        # (no file is open there, so this mount works where the database's remount cannot).
+        os.makedirs(backups, exist_ok=True)
+        code, message = run_mount("-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", backups)
+        if checks.check(code == 0, "a read-only tmpfs mounts over the backup folder", message):
+            try:
+                status, headers, body = call(port, "POST", "/v1/admin/backup", timeout=30.0)
+                problems = refusal_problems(status, headers)
+                checks.check(status == 503 and not problems,
+                             "read-only backup folder: a backup is refused with 503 problem+json",
+                             f"status {status}: {'; '.join(problems)} {body}")
+                status = call(port, "POST", f"/v1/spaces/{SPACE}/query", {"active": [1, 2, 3]})[0]
+                checks.check(status == 200, "read-only backup folder: the service goes on serving",
+                             f"a query answered {status}")
+            finally:
+                unmounted = subprocess.run(["umount", backups], capture_output=True, text=True, timeout=20)
+                checks.check(unmounted.returncode == 0, "the read-only backup folder unmounts", unmounted.stderr)
         code, message = 1, ""
         for _ in range(10):
             code, message = run_mount("-o", "remount,ro", directory)

@@ -772,3 +772,45 @@ fn a_stores_estimated_cost_covers_what_it_adds_and_forgotten_memory_is_reused() 
         assert!(peaks[1] <= peaks[0], "{peaks:?}");
     }
 }
+
+/// A restart or a restored backup creates neurons in another order than the original did; every
+/// answer must still be the same to the last digit (a sum over neurons in slot order was not).
+#[test]
+fn answers_do_not_depend_on_the_order_neurons_were_created() {
+    let mut rng = Rng::new(21);
+    // Neurons with 1 to 40 patterns, so their false-match probabilities differ widely.
+    let neurons: Vec<(String, Vec<Pattern>)> = (0..300)
+        .map(|n| {
+            let count = 1 + (n * 17) % 40;
+            let patterns = (0..count)
+                .map(|_| pattern(&rng.distinct_below(2048, 40), 2048))
+                .collect();
+            (format!("n{n}"), patterns)
+        })
+        .collect();
+    let (mut forward, mut backward) = (space(standard_spec()), space(standard_spec()));
+    for (neuron, patterns) in &neurons {
+        for p in patterns {
+            store(&mut forward, neuron, p, None).unwrap();
+        }
+    }
+    for (neuron, patterns) in neurons.iter().rev() {
+        for p in patterns {
+            store(&mut backward, neuron, p, None).unwrap();
+        }
+    }
+    for (neuron, patterns) in neurons.iter().take(40) {
+        let input = pattern(&noisy(&mut rng, 2048, patterns[0].cells(), 8), 2048);
+        for threshold in [None, Some(8)] {
+            let q = Query {
+                threshold,
+                ..query(input.clone())
+            };
+            assert_eq!(
+                forward.recognize(&q).unwrap(),
+                backward.recognize(&q).unwrap(),
+                "{neuron}"
+            );
+        }
+    }
+}

@@ -231,4 +231,23 @@ mod tests {
         let given = Backups::new("sqlite::memory:", Some("/b".into()), 0);
         assert_eq!((given.dir, given.keep), (Some(PathBuf::from("/b")), 1));
     }
+
+    #[tokio::test]
+    async fn a_second_backup_while_one_runs_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("d.db").display());
+        let db = Database::open(&url, &Default::default()).await.unwrap();
+        let backups = Backups::new(&url, None, 7);
+        let running = backups.running.try_lock().unwrap();
+        assert!(matches!(
+            backups.create(&db).await,
+            Err(BackupError::Running)
+        ));
+        assert!(!dir.path().join("backups").exists());
+        drop(running);
+        let report = backups.create(&db).await.unwrap();
+        assert_eq!((report.patterns, report.last_write), (0, 0));
+        assert_eq!(backups.list().await.unwrap().len(), 1);
+        db.close().await;
+    }
 }

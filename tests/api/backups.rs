@@ -329,3 +329,28 @@ async fn an_in_memory_database_has_nowhere_to_back_up_to() {
     assert_eq!(listed["backups"], json!([]));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_backup_folder_that_cannot_be_made_is_503_and_the_service_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_folder = dir.path().join("a-file");
+    std::fs::write(&not_a_folder, "in the way").unwrap();
+    let app = TestApp::spawn_configured(|settings| {
+        settings.backup_dir = Some(not_a_folder.clone());
+    })
+    .await;
+    app.standard_space("s").await;
+    let response = app.post("/v1/admin/backup", &json!(null)).await;
+    let body = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(body["type"], "urn:dendrite:problem:storage-unavailable");
+    assert_eq!(
+        app.store("s", "n", &cells(1, 40)).await.status(),
+        StatusCode::CREATED,
+        "writes go on"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&not_a_folder).unwrap(),
+        "in the way"
+    );
+    app.stop().await;
+}

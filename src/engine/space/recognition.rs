@@ -177,8 +177,12 @@ impl Space {
         if let Some(ln) = cached {
             return ln;
         }
+        // Summed in name order, not slot order: slots depend on the order neurons were created,
+        // which a restart (or a restored backup) does not repeat, and a floating-point sum in
+        // another order may differ in its last digit.
         let mut sum = LogSum::default();
-        for (slot, neuron) in self.neurons.iter() {
+        for &slot in self.neuron_slots.values() {
+            let neuron = self.neurons.get(slot);
             let p = if nominal {
                 neuron.false_match
             } else {
