@@ -25,7 +25,6 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyDeadlineLayer;
-use tower_http::trace::TraceLayer;
 
 pub struct Application {
     listener: TcpListener,
@@ -69,12 +68,17 @@ impl Application {
         );
         let state = AppState::new(spaces, writer, db.clone(), health, args.request_timeout())
             .with_keys(keys)
-            .with_backups(backups);
+            .with_backups(backups)
+            .with_open_metrics(args.access.metrics_without_key);
+        let observers = (Arc::clone(&state.metrics), Arc::clone(&state.activity));
         let hosts = Arc::new(AllowedHosts::new(&args.listen, &args.access.allowed_hosts));
         let keys = Arc::clone(&state.keys);
         let router = http::router(state).layer(
             tower::ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http())
+                .layer(axum::middleware::from_fn_with_state(
+                    observers,
+                    http::metrics::observe,
+                ))
                 // On every answer, errors included: browsers must not sniff a type or cache one.
                 .layer(SetResponseHeaderLayer::overriding(
                     header::X_CONTENT_TYPE_OPTIONS,

@@ -114,6 +114,10 @@ pub struct AccessArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// Let Prometheus scrape /metrics without a key while keys are set (it holds counts and
+    /// durations, never patterns). By default /metrics needs a key like every read.
+    #[arg(long, env = "DENDRITE_METRICS_WITHOUT_KEY", default_value_t = false)]
+    pub metrics_without_key: bool,
 }
 
 impl AccessArgs {

@@ -5,10 +5,12 @@
 //! can hold it against `openapi.yaml` in both directions.
 
 pub mod access;
+pub mod activity;
 mod admin;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod metrics;
 mod neurons;
 mod recognition;
 pub mod serve;
@@ -49,6 +51,12 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Where backups go.
     pub backups: Arc<Backups>,
+    /// The Prometheus recorder of this service.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Requests served and their latencies, for `/v1/stats`.
+    pub activity: Arc<activity::Activity>,
+    /// Whether `/metrics` answers without a key while keys are set.
+    pub open_metrics: bool,
 }
 
 impl AppState {
@@ -69,6 +77,17 @@ impl AppState {
             started: Instant::now(),
             keys: Arc::new(Keys::default()),
             backups: Arc::new(Backups::new("sqlite::memory:", None, 1)),
+            metrics: Arc::new(metrics::Metrics::default()),
+            activity: Arc::new(activity::Activity::default()),
+            open_metrics: false,
+        }
+    }
+
+    /// The same state, with `/metrics` open to scrapers without a key when `open` is set.
+    pub fn with_open_metrics(self, open: bool) -> AppState {
+        AppState {
+            open_metrics: open,
+            ..self
         }
     }
 
@@ -192,10 +211,15 @@ pub fn routes() -> Vec<Route> {
 pub fn router(state: AppState) -> Router {
     let read_timeout = state.read_timeout;
     let keys = Arc::clone(&state.keys);
+    let open_metrics = state.open_metrics;
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| {
-            let need = r.need();
+            let need = if open_metrics && r.path == "/metrics" {
+                Need::Nothing
+            } else {
+                r.need()
+            };
             let handler = if r.is_read() {
                 r.handler.layer(axum::middleware::from_fn_with_state(
                     read_timeout,
@@ -211,6 +235,7 @@ pub fn router(state: AppState) -> Router {
             ));
             router.route(r.path, handler)
         })
+        .route_layer(axum::middleware::from_fn(metrics::tag_route))
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.yaml") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

@@ -80,6 +80,7 @@ async fn store(
         id: parse_id(body.id.as_deref())?,
     };
     let mut stored = state.writer.store(space, vec![request]).await?;
+    state.activity.stored(1);
     let Stored { pattern, created } = stored.remove(0);
     Ok((
         if created {
@@ -163,6 +164,7 @@ async fn store_batch(
             Some(index) => ApiError::from(error).at_index(index),
             None => ApiError::from(error),
         })?;
+    state.activity.stored(stored.len() as u64);
     let results = stored
         .into_iter()
         .map(|Stored { pattern, created }| BatchResult { created, pattern })

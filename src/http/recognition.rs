@@ -67,6 +67,7 @@ async fn query(
             Ok::<_, ApiError>(space.recognize(&body.parse(space)?)?)
         })
         .await??;
+    state.activity.answered(1, answer.matches.len() as u64);
     Ok(Json(answer))
 }
 
@@ -109,6 +110,8 @@ async fn query_batch(
             .await??;
         results.extend(slice);
     }
+    let matches = results.iter().map(|r| r.matches.len() as u64).sum();
+    state.activity.answered(results.len() as u64, matches);
     Ok(Json(QueryBatchAnswer { results }))
 }
 

@@ -1,10 +1,11 @@
 //! Liveness, readiness, the spec, service statistics and the theory's what-if analysis.
 
+use super::activity::ActivityReport;
 use super::error::ApiError;
-use super::extract::{Json, Query};
-use super::{AppState, Route, route};
+use super::extract::{Json, Path, Query};
+use super::{AppState, ReadCost, Route, route};
 use crate::analysis::{self, Analysis};
-use crate::engine::Space;
+use crate::engine::{Counts, FillReport, Space};
 use axum::extract::State;
 use axum::http::{Method, header};
 use axum::response::IntoResponse;
@@ -20,6 +21,8 @@ pub(super) fn routes() -> Vec<Route> {
         route(Method::GET, "/readyz", readyz),
         route(Method::GET, "/openapi.yaml", openapi),
         route(Method::GET, "/v1/stats", stats),
+        route(Method::GET, "/v1/spaces/{space}/stats", space_stats),
+        route(Method::GET, "/metrics", super::metrics::scrape),
         route(Method::GET, "/v1/theory", theory),
     ]
 }
@@ -46,8 +49,29 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
 }
 
+/// A space's part of the statistics.
+#[derive(Serialize)]
+struct SpaceStats {
+    name: String,
+    #[serde(flatten)]
+    counts: Counts,
+    #[serde(flatten)]
+    fill: FillReport,
+}
+
+impl SpaceStats {
+    fn of(space: &Space) -> SpaceStats {
+        SpaceStats {
+            name: space.name().to_string(),
+            counts: space.counts(),
+            fill: space.fill(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Stats {
+    version: &'static str,
     spaces: u64,
     neurons: u64,
     segments: u64,
@@ -56,25 +80,53 @@ struct Stats {
     /// The memory the engine takes, estimated; writes are refused before it passes the limit.
     memory_bytes: u64,
     memory_limit: Option<u64>,
+    mean_patterns_per_segment: f64,
+    max_patterns_per_segment: u32,
+    segments_at_capacity: u64,
     /// Write transactions committed since start.
     commits: u64,
     /// Writes those transactions carried (a pattern, a forget, a deletion...).
     writes_committed: u64,
     /// Group commit's effect: above 1 when concurrent writes shared a commit.
     writes_per_commit: f64,
+    /// Write commands waiting for the writer.
+    writer_queue_depth: usize,
+    /// The database file with its write-ahead log; null for an in-memory database.
+    database_bytes: Option<u64>,
     uptime_seconds: f64,
+    #[serde(flatten)]
+    activity: ActivityReport,
+    /// Each space's part, by name.
+    by_space: Vec<SpaceStats>,
 }
 
+/// Cheap enough to poll every second under load: every number is kept as it changes, and a space
+/// is read with one short read lock (or on a blocking thread while its writer holds it).
 async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let (commits, writes_committed) = state.writer.stats().snapshot();
-    let mut stats = Stats {
-        spaces: 0,
-        neurons: 0,
-        segments: 0,
-        patterns: 0,
-        synapses: 0,
-        memory_bytes: 0,
+    let by_space = state.read_every_space(SpaceStats::of).await?;
+    let total = |f: fn(&SpaceStats) -> u64| by_space.iter().map(f).sum::<u64>();
+    let (patterns, segments) = (total(|s| s.counts.patterns), total(|s| s.counts.segments));
+    Ok(Json(Stats {
+        version: env!("CARGO_PKG_VERSION"),
+        spaces: by_space.len() as u64,
+        neurons: total(|s| s.counts.neurons),
+        segments,
+        patterns,
+        synapses: total(|s| s.counts.synapses),
+        memory_bytes: total(|s| s.counts.memory_bytes),
         memory_limit: state.writer.memory_limit(),
+        mean_patterns_per_segment: if segments == 0 {
+            0.0
+        } else {
+            patterns as f64 / segments as f64
+        },
+        max_patterns_per_segment: by_space
+            .iter()
+            .map(|s| s.fill.max_patterns_per_segment)
+            .max()
+            .unwrap_or(0),
+        segments_at_capacity: total(|s| s.fill.segments_at_capacity),
         commits,
         writes_committed,
         writes_per_commit: if commits == 0 {
@@ -82,17 +134,24 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
         } else {
             writes_committed as f64 / commits as f64
         },
+        writer_queue_depth: state.writer.queue_depth(),
+        database_bytes: state.db.file_bytes().await,
         uptime_seconds: state.started.elapsed().as_secs_f64(),
-    };
-    for counts in state.read_every_space(Space::counts).await? {
-        stats.spaces += 1;
-        stats.neurons += counts.neurons;
-        stats.segments += counts.segments;
-        stats.patterns += counts.patterns;
-        stats.synapses += counts.synapses;
-        stats.memory_bytes += counts.memory_bytes;
-    }
-    Ok(Json(stats))
+        activity: state.activity.report(),
+        by_space,
+    }))
+}
+
+/// One space's part of `/v1/stats`.
+async fn space_stats(
+    State(state): State<AppState>,
+    Path(space): Path<String>,
+) -> Result<Json<SpaceStats>, ApiError> {
+    Ok(Json(
+        state
+            .read_space(&space, ReadCost::Fixed, SpaceStats::of)
+            .await?,
+    ))
 }
 
 /// Exactly what `dendrite theory` prints, for the same parameters.

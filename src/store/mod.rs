@@ -125,6 +125,20 @@ impl Database {
         WriteConnection::new(self.options.clone())
     }
 
+    /// Bytes the database takes on disk: its file and its write-ahead log; `None` in memory.
+    pub async fn file_bytes(&self) -> Option<u64> {
+        let file = self.options.get_filename().to_owned();
+        if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
+            return None;
+        }
+        let mut wal = file.clone().into_os_string();
+        wal.push("-wal");
+        let size = |path: std::path::PathBuf| async move {
+            tokio::fs::metadata(&path).await.map_or(0, |m| m.len())
+        };
+        Some(size(file).await + size(wal.into()).await)
+    }
+
     /// Whether the database answers a query.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

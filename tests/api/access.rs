@@ -382,17 +382,19 @@ async fn cross_origin_access_is_closed_unless_origins_are_named() {
 /// The log lines the real binary writes up to "listening", with these extra settings.
 fn start_up_log(extra: &[&str]) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dendrite"))
-        .args(["serve", "--log-format", "json", "--database-url"])
-        .arg(format!("sqlite://{}", dir.path().join("d.db").display()))
-        .args(extra)
-        .env_remove("DENDRITE_API_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KilledOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_dendrite"))
+            .args(["serve", "--log-format", "json", "--database-url"])
+            .arg(format!("sqlite://{}", dir.path().join("d.db").display()))
+            .args(extra)
+            .env_remove("DENDRITE_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut events = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+    for line in BufReader::new(child.0.stdout.take().unwrap()).lines() {
         let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
         let listening = event["message"] == "listening";
         events.push(event);
@@ -400,8 +402,7 @@ fn start_up_log(extra: &[&str]) -> Vec<Value> {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     events
 }
 

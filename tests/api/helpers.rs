@@ -256,3 +256,13 @@ impl InProcess {
         }
     }
 }
+
+/// A child process (the real binary) killed when dropped, so a failing test leaves none behind.
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -11,6 +11,7 @@ mod helpers;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod patterns;
 mod persistence;
 mod queries;

@@ -44,6 +44,8 @@ impl Space {
         let neuron_slot = self.neuron_slot_or_create(&plan.neuron);
         let segment_slot = self.segment_slot_or_create(neuron_slot, plan.segment);
         let segment = self.segments.get_mut(segment_slot);
+        self.fill
+            .remove(segment.patterns.len(), segment.synapses.len());
         // One merge of two sorted lists: inserting cell by cell would shift the table once per
         // synapse, which dominated replaying millions of stores at start-up.
         let mut merged = Vec::with_capacity(segment.synapses.len() + plan.synapses.len());
@@ -70,6 +72,8 @@ impl Space {
         merged.extend(existing);
         segment.synapses = merged;
         segment.patterns.push(plan.id.clone());
+        self.fill
+            .add(segment.patterns.len(), segment.synapses.len());
         let synapse_count = segment.synapses.len() as u32;
         let false_match = self.false_match_for(synapse_count);
         self.segments.get_mut(segment_slot).false_match = false_match;
@@ -123,6 +127,8 @@ impl Space {
             .expect("segment of a stored pattern");
         let segment_slot = found.segments[at].1;
         let segment = self.segments.get_mut(segment_slot);
+        self.fill
+            .remove(segment.patterns.len(), segment.synapses.len());
         for cell in pattern.synapses.iter() {
             let i = segment
                 .synapses
@@ -135,6 +141,8 @@ impl Space {
             }
         }
         segment.patterns.retain(|stored| stored != id);
+        self.fill
+            .add(segment.patterns.len(), segment.synapses.len());
         if segment.patterns.is_empty() {
             debug_assert!(segment.synapses.is_empty());
             self.segments.remove(segment_slot);
@@ -158,6 +166,8 @@ impl Space {
         let removed = self.neurons.remove(slot);
         for (_, segment_slot) in removed.segments {
             let segment = self.segments.remove(segment_slot);
+            self.fill
+                .remove(segment.patterns.len(), segment.synapses.len());
             for (cell, _) in segment.synapses {
                 self.index.remove(cell, segment_slot);
             }

@@ -12,12 +12,14 @@
 //! in this folder.
 
 mod apply;
+mod fill;
 mod plan;
 mod recognition;
 mod report;
 mod slots;
 mod sorted;
 
+pub use fill::FillReport;
 pub use plan::{Planned, Planner, StorePlan, StoreRequest};
 pub use recognition::{DEFAULT_LIMIT, Match, Query, Recognition};
 pub use report::{Counts, NeuronReport, NeuronSummary, NoiseMiss, SegmentReport, SpaceReport};
@@ -115,6 +117,8 @@ pub struct Space {
     /// ln of the expected false matches of a query, by (input size, threshold); cleared by
     /// every write.
     expected_false_matches: RwLock<HashMap<(u64, u32), f64>>,
+    /// How full the segments are, kept as they change.
+    fill: fill::Fill,
     /// The theory for the parameters, computed once.
     theory: SpaceTheory,
 }
@@ -122,6 +126,11 @@ pub struct Space {
 impl Space {
     pub fn new(name: Name, params: SpaceParams) -> Space {
         let max_synapses_per_segment = largest_count_meeting_target(&params);
+        let fill = fill::Fill::new(
+            params.input_size,
+            params.synapses_per_pattern.min(params.active_bits),
+            max_synapses_per_segment,
+        );
         Space {
             name,
             max_synapses_per_segment,
@@ -138,6 +147,7 @@ impl Space {
             pattern_cells: 0,
             false_match_by_synapses: HashMap::new(),
             expected_false_matches: RwLock::default(),
+            fill,
             theory: SpaceTheory::of(&params),
             params,
         }

@@ -1,6 +1,6 @@
 //! Reports: what a neuron and a space hold, and what the theory says of them.
 
-use super::{PatternView, Space};
+use super::{FillReport, PatternView, Space};
 use crate::engine::EngineError;
 use crate::engine::params::{SpaceParams, SpaceTheory};
 use crate::engine::pattern::Name;
@@ -72,6 +72,36 @@ pub struct SpaceReport {
 }
 
 impl Space {
+    /// How full the segments are, in O(1).
+    pub fn fill(&self) -> FillReport {
+        self.fill.report(self.pattern_count, self.segment_count())
+    }
+
+    /// The same, counted segment by segment: what [`Space::fill`] keeps up to date.
+    #[cfg(test)]
+    pub(super) fn fill_recounted(&self) -> FillReport {
+        let (mut max, mut full) = (0, 0);
+        for (_, segment) in self.segments.iter() {
+            max = max.max(segment.patterns.len() as u32);
+            full += u64::from(self.fill.is_full(segment.synapses.len()));
+        }
+        let segments = self.segments.iter().count() as u64;
+        let patterns: u64 = self
+            .segments
+            .iter()
+            .map(|(_, s)| s.patterns.len() as u64)
+            .sum();
+        FillReport {
+            mean_patterns_per_segment: if segments == 0 {
+                0.0
+            } else {
+                patterns as f64 / segments as f64
+            },
+            max_patterns_per_segment: max,
+            segments_at_capacity: full,
+        }
+    }
+
     pub fn counts(&self) -> Counts {
         Counts {
             neurons: self.neuron_slots.len() as u64,

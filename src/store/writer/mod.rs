@@ -228,6 +228,11 @@ impl Writer {
         &self.stats
     }
 
+    /// Commands waiting in the writer's queue.
+    pub fn queue_depth(&self) -> usize {
+        self.commands.max_capacity() - self.commands.capacity()
+    }
+
     /// The engine's memory limit in bytes, if one is set.
     pub fn memory_limit(&self) -> Option<u64> {
         self.memory_limit

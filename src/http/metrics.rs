@@ -1,0 +1,223 @@
+//! What operators scrape: `GET /metrics` in the Prometheus text format, and one log line per
+//! request.
+//!
+//! Request durations go into a histogram labelled by route template, method and status (never by
+//! the raw path, whose names would make a series per neuron). The engine's size per space, the
+//! write path's counters, the writer's queue and the build are read when a scrape comes, so
+//! nothing is kept up to date between scrapes. Names follow Prometheus' rules: a `dendrite_`
+//! prefix, base units in the name, `_total` only on counters.
+//!
+//! Each service has a recorder of its own rather than the process-wide one, so services that
+//! share a process (the tests start many) keep their own numbers.
+
+use super::AppState;
+use super::activity::{self, Activity};
+use super::error::ApiError;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{Key, Label, Level, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use metrics_util::MetricKindMask;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const REQUEST_DURATION: &str = "dendrite_http_request_duration_seconds";
+
+/// Request-duration buckets, in seconds: from a cheap read (about 50 µs) to the read deadline.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
+];
+
+/// Gauges set at each scrape vanish this long after their last one: a deleted space's series
+/// disappear instead of showing its last size forever.
+const STALE_GAUGES: Duration = Duration::from_secs(5);
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// The service's recorder and what renders it.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &DURATION_BUCKETS)
+            .expect("the buckets are not empty")
+            .idle_timeout(MetricKindMask::GAUGE, Some(STALE_GAUGES))
+            .build_recorder();
+        let handle = recorder.handle();
+        let metrics = Metrics { recorder, handle };
+        metrics.describe();
+        metrics
+    }
+}
+
+impl Metrics {
+    fn describe(&self) {
+        let r = &self.recorder;
+        let text = |s: &'static str| SharedString::from(s);
+        r.describe_histogram(
+            REQUEST_DURATION.into(),
+            Some(Unit::Seconds),
+            text("Time from a request's head to its answer, by route template, method and status."),
+        );
+        for (name, help) in [
+            ("dendrite_space_neurons", "Neurons in the space."),
+            (
+                "dendrite_space_segments",
+                "Dendritic segments in the space.",
+            ),
+            ("dendrite_space_patterns", "Patterns stored in the space."),
+            ("dendrite_space_synapses", "Synapses in the space."),
+            (
+                "dendrite_space_memory_bytes",
+                "The engine's estimate of the memory the space takes.",
+            ),
+            (
+                "dendrite_writer_queue_depth",
+                "Write commands waiting for the writer.",
+            ),
+            (
+                "dendrite_build_info",
+                "Always 1; the labels say which build is running.",
+            ),
+        ] {
+            r.describe_gauge(name.into(), None, text(help));
+        }
+        r.describe_counter(
+            "dendrite_commits_total".into(),
+            None,
+            text("Write transactions committed since start."),
+        );
+        r.describe_counter(
+            "dendrite_writes_committed_total".into(),
+            None,
+            text("Writes committed since start; per commit, the ratio of the two counters' rates."),
+        );
+    }
+
+    /// Records one answered request.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let key = Key::from_parts(
+            REQUEST_DURATION,
+            vec![
+                Label::new("route", route.to_owned()),
+                Label::new("method", method.to_owned()),
+                Label::new("status", status.to_string()),
+            ],
+        );
+        self.recorder
+            .register_histogram(&key, &METADATA)
+            .record(took.as_secs_f64());
+    }
+
+    fn gauge(&self, name: &'static str, labels: Vec<Label>, value: f64) {
+        let key = Key::from_parts(name, labels);
+        self.recorder.register_gauge(&key, &METADATA).set(value);
+    }
+
+    fn counter(&self, name: &'static str, value: u64) {
+        let key = Key::from_static_name(name);
+        self.recorder
+            .register_counter(&key, &METADATA)
+            .absolute(value);
+    }
+
+    /// The text a scrape gets, with the gauges and counters read from `state` now.
+    async fn render(&self, state: &AppState) -> Result<String, ApiError> {
+        let spaces = state
+            .read_every_space(|space| (space.name().to_string(), space.counts()))
+            .await?;
+        for (name, counts) in spaces {
+            let label = || vec![Label::new("space", name.clone())];
+            self.gauge("dendrite_space_neurons", label(), counts.neurons as f64);
+            self.gauge("dendrite_space_segments", label(), counts.segments as f64);
+            self.gauge("dendrite_space_patterns", label(), counts.patterns as f64);
+            self.gauge("dendrite_space_synapses", label(), counts.synapses as f64);
+            self.gauge(
+                "dendrite_space_memory_bytes",
+                label(),
+                counts.memory_bytes as f64,
+            );
+        }
+        let (commits, writes) = state.writer.stats().snapshot();
+        self.counter("dendrite_commits_total", commits);
+        self.counter("dendrite_writes_committed_total", writes);
+        self.gauge(
+            "dendrite_writer_queue_depth",
+            Vec::new(),
+            state.writer.queue_depth() as f64,
+        );
+        self.gauge(
+            "dendrite_build_info",
+            vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        );
+        Ok(self.handle.render())
+    }
+}
+
+/// `GET /metrics`.
+pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = state.metrics.render(&state).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// Copies the route template the router matched onto the answer, for [`observe`], which runs
+/// outside the router (so that it also sees the answers given before routing: 421, 413).
+pub(super) async fn tag_route(request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(matched) = matched {
+        response.extensions_mut().insert(matched);
+    }
+    response
+}
+
+/// Times every request, records it, and logs one line: the route template (not the raw path,
+/// which names spaces and neurons), method, status and duration.
+pub async fn observe(
+    State((metrics, activity)): State<(Arc<Metrics>, Arc<Activity>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    metrics.observe_request(route, method.as_str(), status, took);
+    activity.request(activity::Kind::of(method.as_str(), route), status, took);
+    tracing::info!(
+        route = %route,
+        method = %method,
+        status,
+        duration_ms = took.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,251 @@
+//! `GET /metrics` moves with real requests and follows Prometheus' naming rules; every request
+//! is logged once with its route template.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+/// The value of the sample whose name is `name` and whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| {
+            let (series, _) = line.rsplit_once(' ').unwrap_or((line, ""));
+            let bare = series.split('{').next().unwrap_or(series);
+            bare == name && labels.iter().all(|label| series.contains(label))
+        })
+        .and_then(|line| line.rsplit_once(' '))
+        .map(|(_, value)| value.parse().unwrap())
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_move_with_real_requests_and_follow_the_naming_rules() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    for i in 0..3 {
+        assert_eq!(app.store("s", "n", &cells(i, 40)).await.status(), 201);
+    }
+    for _ in 0..2 {
+        app.query("s", &cells(0, 40)).await;
+    }
+    assert_eq!(app.get("/v1/nowhere").await.status(), 404);
+    let text = scrape(&app).await;
+
+    let requests = |route: &str, method: &str, status: &str| {
+        sample(
+            &text,
+            "dendrite_http_request_duration_seconds_count",
+            &[
+                &format!("route=\"{route}\""),
+                &format!("method=\"{method}\""),
+                &format!("status=\"{status}\""),
+            ],
+        )
+    };
+    assert_eq!(
+        requests("/v1/spaces/{space}/query", "POST", "200"),
+        Some(2.0)
+    );
+    assert_eq!(
+        requests(
+            "/v1/spaces/{space}/neurons/{neuron}/patterns",
+            "POST",
+            "201"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(requests("/v1/spaces/{space}", "PUT", "201"), Some(1.0));
+    assert_eq!(requests("unmatched", "GET", "404"), Some(1.0));
+    assert!(
+        !text.contains("/v1/spaces/s/"),
+        "a raw path is never a label"
+    );
+
+    let space = ["space=\"s\""];
+    assert_eq!(sample(&text, "dendrite_space_patterns", &space), Some(3.0));
+    assert_eq!(sample(&text, "dendrite_space_neurons", &space), Some(1.0));
+    assert!(sample(&text, "dendrite_space_synapses", &space).unwrap() >= 24.0);
+    assert!(sample(&text, "dendrite_space_memory_bytes", &space).unwrap() > 0.0);
+    // One commit made the space, one each store.
+    assert_eq!(sample(&text, "dendrite_commits_total", &[]), Some(4.0));
+    assert_eq!(
+        sample(&text, "dendrite_writes_committed_total", &[]),
+        Some(4.0)
+    );
+    assert_eq!(sample(&text, "dendrite_writer_queue_depth", &[]), Some(0.0));
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert_eq!(sample(&text, "dendrite_build_info", &[&version]), Some(1.0));
+
+    // Prometheus' rules: our prefix, `_total` on counters and only there.
+    let mut kinds = 0;
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut words = line.split(' ').skip(2);
+        let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+        assert!(name.starts_with("dendrite_"), "{line}");
+        assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
+        kinds += 1;
+    }
+    assert!(kinds >= 9, "{text}");
+
+    // More stores move the counters and the gauges at the next scrape.
+    app.store("s", "m", &cells(7, 40)).await;
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "dendrite_space_patterns", &space), Some(4.0));
+    assert_eq!(sample(&text, "dendrite_space_neurons", &space), Some(2.0));
+    assert_eq!(
+        sample(&text, "dendrite_writes_committed_total", &[]),
+        Some(5.0)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_need_a_key_when_keys_are_set_unless_opened_to_scrapers() {
+    let key = "metrics-key-0123456789";
+    let app = TestApp::spawn_configured(|s| s.access.read_only_api_key = Some(key.into())).await;
+    problem(app.get("/metrics").await, StatusCode::UNAUTHORIZED).await;
+    let with_key = app
+        .client
+        .get(app.url("/metrics"))
+        .header("api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_key.status(), StatusCode::OK);
+    app.stop().await;
+
+    let open = TestApp::spawn_configured(|s| {
+        s.access.read_only_api_key = Some(key.into());
+        s.access.metrics_without_key = true;
+    })
+    .await;
+    assert_eq!(open.get("/metrics").await.status(), StatusCode::OK);
+    problem(open.get("/v1/stats").await, StatusCode::UNAUTHORIZED).await;
+    open.stop().await;
+}
+
+#[test]
+fn every_request_is_logged_once_with_its_route_template_at_the_default_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = KilledOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_dendrite"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", dir.path().join("d.db").display()))
+            .env_remove("DENDRITE_LOG_LEVEL")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let address = loop {
+        let event: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        if event["message"] == "listening" {
+            break event["address"].as_str().unwrap().to_owned();
+        }
+    };
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET /v1/spaces/missing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let logged: Value = loop {
+        let event: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        if event["message"] == "request" {
+            break event;
+        }
+    };
+    drop(child);
+    assert_eq!(logged["level"], "INFO");
+    assert_eq!(logged["route"], "/v1/spaces/{space}");
+    assert_eq!(logged["method"], "GET");
+    assert_eq!(logged["status"], 404);
+    assert!(logged["duration_ms"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn stats_move_with_real_requests() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    for (neuron, seed) in [("n", 1), ("n", 2), ("n", 3), ("m", 4)] {
+        assert_eq!(app.store("s", neuron, &cells(seed, 40)).await.status(), 201);
+    }
+    let found = app.query("s", &cells(1, 40)).await;
+    app.query("s", &cells(99, 40)).await;
+    let batch =
+        serde_json::json!({"queries": [{"active": cells(2, 40)}, {"active": cells(98, 40)}]});
+    assert_eq!(
+        app.post("/v1/spaces/s/query/batch", &batch).await.status(),
+        200
+    );
+    assert_eq!(app.get("/v1/spaces/nowhere").await.status(), 404);
+
+    let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(stats["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        (stats["spaces"].as_u64(), stats["patterns"].as_u64()),
+        (Some(1), Some(4))
+    );
+    assert_eq!(stats["queries"], 4, "two single queries and a batch of two");
+    assert!(
+        stats["matches"].as_u64().unwrap() >= found["matches"].as_array().unwrap().len() as u64
+    );
+    assert_eq!(stats["stores"], 4);
+    assert_eq!(stats["errors_by_status"], serde_json::json!({"404": 1}));
+    assert_eq!(stats["query_latency"]["count"], 3, "requests, not queries");
+    assert_eq!(stats["store_latency"]["count"], 4);
+    for window in ["query_latency", "store_latency"] {
+        let (p50, p99) = (
+            stats[window]["p50_ms"].as_f64().unwrap(),
+            stats[window]["p99_ms"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p50 <= p99, "{window}: {p50} {p99}");
+    }
+    assert_eq!(stats["writer_queue_depth"], 0);
+    assert!(stats["database_bytes"].as_u64().unwrap() > 0);
+    let segments = stats["segments"].as_u64().unwrap();
+    assert_eq!(
+        stats["mean_patterns_per_segment"].as_f64().unwrap(),
+        4.0 / segments as f64
+    );
+    assert!(
+        stats["max_patterns_per_segment"].as_u64().unwrap() >= 3,
+        "n's three on one segment"
+    );
+
+    let space = &stats["by_space"][0];
+    assert_eq!(
+        (space["name"].as_str(), space["patterns"].as_u64()),
+        (Some("s"), Some(4))
+    );
+    let alone: Value = app.get("/v1/spaces/s/stats").await.json().await.unwrap();
+    assert_eq!(&alone, space);
+    problem(
+        app.get("/v1/spaces/nowhere/stats").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    app.stop().await;
+}
