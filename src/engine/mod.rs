@@ -28,9 +28,9 @@ pub use params::{MAX_SEGMENTS_LIMIT, SpaceParams, SpaceSpec, SpaceTheory};
 pub use pattern::{CellIndex, Name, NameError, Pattern, PatternError};
 pub use shared::{SharedSpace, SpaceLock, Spaces};
 pub use space::{
-    Counts, DEFAULT_LIMIT, FillReport, Match, MemoryUse, NeuronReport, NeuronSummary, NoiseMiss,
-    PatternView, Planned, Planner, Query, Recognition, SegmentReport, Space, SpaceReport,
-    StorePlan, StoreRequest,
+    Calibration, CalibrationLine, Calibrator, Counts, DEFAULT_LIMIT, FillReport, Match, MemoryUse,
+    NeuronReport, NeuronSummary, NoiseMiss, PatternView, Planned, Planner, Query, Recognition,
+    SegmentReport, Space, SpaceReport, StorePlan, StoreRequest,
 };
 
 /// A small space for the unit tests of the layers above the engine: 64 input bits, 8 active,

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod activity;
 mod admin;
+mod calibration;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -19,7 +20,7 @@ mod system;
 
 pub use system::OPENAPI;
 
-use crate::engine::{Name, SharedSpace, Space, Spaces};
+use crate::engine::{Calibration, Name, SharedSpace, Space, Spaces};
 use crate::store::Database;
 use crate::store::backup::Backups;
 use crate::store::health::Health;
@@ -30,7 +31,8 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use error::ApiError;
-use std::sync::{Arc, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
@@ -55,6 +57,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Requests served and their latencies, for `/v1/stats`.
     pub activity: Arc<activity::Activity>,
+    /// The last calibration of each space.
+    pub calibrations: Arc<Mutex<HashMap<Name, Calibration>>>,
     /// Whether `/metrics` answers without a key while keys are set.
     pub open_metrics: bool,
 }
@@ -79,6 +83,7 @@ impl AppState {
             backups: Arc::new(Backups::new("sqlite::memory:", None, 1)),
             metrics: Arc::new(metrics::Metrics::default()),
             activity: Arc::new(activity::Activity::default()),
+            calibrations: Arc::default(),
             open_metrics: false,
         }
     }
@@ -164,6 +169,7 @@ impl Route {
         self.method == Method::GET
             || self.path.ends_with("/query")
             || self.path.ends_with("/query/batch")
+            || self.path.ends_with("/calibrate")
     }
 
     /// The key the route needs when keys are set: none for the probes and the API's
@@ -200,6 +206,7 @@ pub fn routes() -> Vec<Route> {
         neurons::routes(),
         recognition::routes(),
         admin::routes(),
+        calibration::routes(),
     ]
     .into_iter()
     .flatten()

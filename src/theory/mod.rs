@@ -90,6 +90,36 @@ pub fn largest_satisfying(good: u64, bad: u64, holds: impl Fn(u64) -> bool) -> u
     good
 }
 
+/// The Wilson score interval for a rate of `events` in `trials`, at the two-sided confidence
+/// whose normal quantile is `z` (3.2905 for 99.9%): where the true rate lies, given what was seen.
+/// Unlike the plain normal interval it stays inside [0, 1] and is sensible at 0 events.
+///
+/// # Panics
+/// When `events > trials` or `trials` is 0.
+pub fn wilson_interval(events: u64, trials: u64, z: f64) -> (f64, f64) {
+    assert!(
+        trials > 0 && events <= trials,
+        "{events} events in {trials} trials"
+    );
+    let (n, p) = (trials as f64, events as f64 / trials as f64);
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    // At 0 (or all) events the bound is exactly 0 (or 1); the formula's rounding would leave a
+    // trace above 0 that a prediction of exactly 0 falls below.
+    let low = if events == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let high = if events == trials {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    (low, high)
+}
+
 /// log10 of the number of distinct patterns of `a` active bits out of `n`: log10 C(n, a) (SP Eq. 1).
 pub fn log10_distinct_patterns(n: u64, a: u64) -> f64 {
     ln_binomial(n, a) / LN_10
@@ -304,6 +334,21 @@ mod tests {
         assert_eq!(noise_bits(0.1, 5), 1, "0.5 rounds up");
         assert_eq!(noise_bits(0.0, 40), 0);
         assert_eq!(noise_bits(1.0, 40), 40);
+    }
+
+    #[test]
+    fn the_wilson_interval_matches_published_values_and_holds_its_events() {
+        // 95% (z = 1.96) for 10 of 100: 0.0552 to 0.1744 (Newcombe 1998, method 3).
+        let (low, high) = wilson_interval(10, 100, 1.959964);
+        assert!(
+            (low - 0.0552).abs() < 5e-4 && (high - 0.1744).abs() < 5e-4,
+            "{low} {high}"
+        );
+        let (low, high) = wilson_interval(0, 1000, 3.2905);
+        assert_eq!(low, 0.0);
+        assert!(high > 0.0 && high < 0.02, "{high}");
+        let (low, high) = wilson_interval(1000, 1000, 3.2905);
+        assert!(low > 0.98 && high == 1.0);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod access;
 mod backups;
+mod calibration;
 mod connections;
 mod contract;
 mod errors;

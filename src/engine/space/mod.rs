@@ -12,6 +12,7 @@
 //! in this folder.
 
 mod apply;
+mod calibration;
 mod fill;
 mod plan;
 mod recognition;
@@ -19,6 +20,7 @@ mod report;
 mod slots;
 mod sorted;
 
+pub use calibration::{Calibration, CalibrationLine, Calibrator};
 pub use fill::FillReport;
 pub use plan::{Planned, Planner, StorePlan, StoreRequest};
 pub use recognition::{DEFAULT_LIMIT, Match, Query, Recognition};

@@ -223,7 +223,7 @@ impl Space {
     }
 
     /// A neuron's false-match probability for random inputs of `active` bits at `theta`.
-    fn neuron_false_match_at(
+    pub(super) fn neuron_false_match_at(
         &self,
         slot: NeuronSlot,
         active: u64,

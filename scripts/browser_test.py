@@ -1,0 +1,628 @@
+#!/usr/bin/env python3
+"""The dashboard in a real browser, against a real server.
+
+    scripts/browser_test.py BINARY [--out target/dashboard]
+
+Starts BINARY on a free port with a fresh database, makes a small space (2048 input bits, 40
+active) with 20 patterns on 5 neurons and runs a few queries, then opens the dashboard (`GET /`)
+in Debian's Chromium through Playwright and checks that
+
+  - the service's totals and the spaces table show the 20 patterns, and the version;
+  - the charts drew: each is a uPlot <canvas> of non-zero size;
+  - choosing the space lists its 5 neurons with their false-match probabilities, draws the
+    theory's three curves, and shows the calibration part (a 404 there is "none yet");
+  - the query box shows a problem+json error readably (a repeated index: 422), and a stored
+    pattern pasted into it is matched to the neuron that holds it;
+  - at 390x844 (a phone) the page does not scroll sideways;
+  - with an API key set, the page asks for it, and works once it is entered;
+  - no script error and no Content-Security-Policy violation happened;
+
+and saves screenshots at 1280x800 and 390x844 under --out. It exits non-zero with one line naming
+the first failed check, and is bounded in time; the servers are stopped however it ends.
+
+What it needs and does not find it installs: Debian's `chromium` with apt-get (as root), and
+Playwright for Python with pip into the test venv at target/test-venv (made with `python3 -m venv`
+if missing). Playwright never downloads a browser of its own: it drives Debian's Chromium.
+
+While the binary does not serve the dashboard yet (`GET /` answers 404), the page is served by a
+small proxy here instead: the static files from src/http/dashboard with the same
+Content-Security-Policy, and /v1/* passed to the server. A NOTE says so when that happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / "target" / "test-venv"
+DASHBOARD = ROOT / "src" / "http" / "dashboard"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The whole run after the installs, and the longest any one browser wait may take.
+TIME_LIMIT_S = 240
+WAIT_MS = 20_000
+CSP = "default-src 'self'"
+SPACE = "browser"
+NEURONS = ["door", "window", "hall", "kitchen", "garage"]
+PATTERNS = 20
+API_KEY = "browser-test-key-0123456789abcdef"
+
+# The files the dashboard is served as, by URL.
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/dashboard/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/dashboard/style.css": ("style.css", "text/css; charset=utf-8"),
+    "/dashboard/uplot.iife.min.js": ("uplot.iife.min.js", "text/javascript; charset=utf-8"),
+    "/dashboard/uplot.min.css": ("uplot.min.css", "text/css; charset=utf-8"),
+}
+
+
+class Failure(Exception):
+    """A check that did not hold."""
+
+
+def say(message: str) -> None:
+    print(f"browser test: {message}", flush=True)
+
+
+# ------------------------------------------------------------------ what it needs
+
+
+def ensure_chromium() -> str:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        say("installing Debian's chromium with apt-get")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if done.returncode != 0:
+                raise Failure(f"`{' '.join(command)}` failed: {done.stderr.strip()[-500:]}")
+        found = shutil.which("chromium")
+        if found:
+            return found
+    raise Failure(
+        "Debian's chromium is not installed and this run cannot install it "
+        "(it needs root and apt-get): install it with `sudo apt-get install chromium`"
+    )
+
+
+def in_venv() -> bool:
+    try:
+        return Path(sys.prefix).resolve() == VENV.resolve()
+    except OSError:
+        return False
+
+
+def ensure_playwright() -> None:
+    """Makes `playwright` importable: installs it into the test venv and re-runs there if needed."""
+    try:
+        import playwright.sync_api  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+    venv_python = VENV / "bin" / "python"
+    if not venv_python.exists():
+        say(f"creating the test venv at {VENV}")
+        if subprocess.run([sys.executable, "-m", "venv", str(VENV)]).returncode != 0:
+            raise Failure(f"could not make the venv {VENV} (Debian/Ubuntu: apt-get install python3-venv)")
+    probe = subprocess.run([str(venv_python), "-c", "import playwright.sync_api"], capture_output=True)
+    if probe.returncode != 0:
+        say(f"installing playwright into {VENV} (no browser download: it drives Debian's chromium)")
+        env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
+        done = subprocess.run(
+            [str(venv_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "playwright"],
+            env=env,
+        )
+        if done.returncode != 0:
+            raise Failure("pip could not install playwright into the test venv")
+    if in_venv():
+        import importlib
+
+        importlib.invalidate_caches()
+        import playwright.sync_api  # noqa: F401
+
+        return
+    # Run again under the venv's Python, where Playwright now is.
+    sys.stdout.flush()
+    os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+# ------------------------------------------------------------------ the server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base: str, method: str, path: str, body=None, key: str | None = None, timeout: float = 15):
+    """One request: (status, parsed JSON or None, headers)."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"accept": "application/json"}
+    if body is not None:
+        headers["content-type"] = "application/json"
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            raw, status, got = answer.read(), answer.status, answer.headers
+    except urllib.error.HTTPError as error:
+        raw, status, got = error.read(), error.code, error.headers
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = None
+    return status, parsed, got
+
+
+class Server:
+    """BINARY serve on a free port with a database in `folder`; stop() ends it."""
+
+    def __init__(self, binary: str, folder: Path, extra: list[str] | None = None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = folder / "server.log"
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [
+                binary, "serve",
+                "--listen", f"127.0.0.1:{self.port}",
+                "--database-url", f"sqlite://{folder}/d.db",
+                "--log-level", "warn",
+                *(extra or []),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise Failure(f"the server stopped at start-up (exit {self.process.returncode}); its log:\n{self.tail()}")
+            try:
+                if call(self.base, "GET", "/readyz", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise Failure(f"the server on {self.base} did not get ready in 30 s; its log:\n{self.tail()}")
+
+    def tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.log.close()
+
+
+# ------------------------------------------------------------------ the stand-in for `GET /`
+
+
+def start_proxy(upstream: str) -> tuple[ThreadingHTTPServer, str]:
+    """Serves the dashboard's files as the binary will, and passes /v1/* to `upstream`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # quiet
+            pass
+
+        def send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.send_header("content-security-policy", CSP)
+            self.send_header("x-content-type-options", "nosniff")
+            self.send_header("cache-control", "no-store")
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def forward(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization", "accept")}
+            request = urllib.request.Request(upstream + self.path, data=body, method=self.command, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    status, raw, got = answer.status, answer.read(), answer.headers
+            except urllib.error.HTTPError as error:
+                status, raw, got = error.code, error.read(), error.headers
+            extra = {"www-authenticate": got["www-authenticate"]} if got.get("www-authenticate") else {}
+            self.send(status, raw, got.get("content-type", "application/octet-stream"), extra)
+
+        def handle_any(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path.startswith("/v1/") or path == "/openapi.yaml":
+                self.forward()
+            elif self.command == "GET" and path in STATIC:
+                name, content_type = STATIC[path]
+                self.send(200, (DASHBOARD / name).read_bytes(), content_type)
+            else:
+                problem = {"type": "urn:dendrite:problem:not-found", "title": "Not found", "status": 404, "detail": "no such file"}
+                self.send(404, json.dumps(problem).encode(), "application/problem+json")
+
+        do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    return proxy, f"http://127.0.0.1:{proxy.server_address[1]}"
+
+
+def page_url(server: Server, proxies: list, served: bool | None = None) -> str:
+    """Where the dashboard is: the server itself, or the proxy while it does not serve `GET /`.
+
+    `served` is what an earlier server of the same binary showed; None checks this one."""
+    status, _, headers = call(server.base, "GET", "/")
+    if status == 200 and "text/html" in (headers.get("content-type") or ""):
+        if not headers.get("content-security-policy"):
+            say("NOTE: GET / answers without a Content-Security-Policy header")
+        return server.base
+    if served:
+        raise Failure(
+            f"GET / answered {status} on the server with an API key: the page must load without a key "
+            "to be able to ask for one"
+        )
+    if status != 404:
+        raise Failure(f"GET / answered {status} ({headers.get('content-type')}), neither the page nor 404")
+    if served is None:
+        say(
+            "NOTE: this binary does not serve the dashboard yet (GET / is 404); serving "
+            "src/http/dashboard through a local proxy to it instead"
+        )
+    proxy, base = start_proxy(server.base)
+    proxies.append(proxy)
+    return base
+
+
+# ------------------------------------------------------------------ the data
+
+
+def seed(base: str) -> dict:
+    """The space, 20 patterns on 5 neurons and 3 queries; returns what the page should show."""
+    status, body, _ = call(base, "PUT", f"/v1/spaces/{SPACE}", {"input_size": 2048, "active_bits": 40})
+    if status != 201:
+        raise Failure(f"creating the space answered {status}: {body}")
+    rng = random.Random(20261127)
+    stored = []
+    for i in range(PATTERNS):
+        neuron = NEURONS[i % len(NEURONS)]
+        active = sorted(rng.sample(range(2048), 40))
+        pattern_id = f"{neuron}-{i // len(NEURONS)}"
+        status, body, _ = call(base, "POST", f"/v1/spaces/{SPACE}/neurons/{neuron}/patterns", {"id": pattern_id, "active": active})
+        if status != 201:
+            raise Failure(f"storing {pattern_id} answered {status}: {body}")
+        stored.append((neuron, pattern_id, active))
+    for neuron, _, active in stored[:3]:
+        noisy = sorted(set(active[8:]) | set(rng.sample(range(2048), 8)))
+        status, body, _ = call(base, "POST", f"/v1/spaces/{SPACE}/query", {"active": noisy})
+        if status != 200:
+            raise Failure(f"a query answered {status}: {body}")
+    neuron, pattern_id, active = stored[7]
+    status, body, _ = call(base, "POST", f"/v1/spaces/{SPACE}/query", {"active": active})
+    if status != 200 or not body["matches"] or body["matches"][0]["neuron"] != neuron:
+        raise Failure(f"the API itself does not match {pattern_id} to {neuron} first: {status} {body}")
+    status, stats, _ = call(base, "GET", "/v1/stats")
+    if status != 200:
+        raise Failure(f"GET /v1/stats answered {status}")
+    return {"neuron": neuron, "pattern": pattern_id, "active": active, "version": stats["version"]}
+
+
+# ------------------------------------------------------------------ the browser
+
+
+class Watch:
+    """Script errors and CSP violations on a page; console 404s of fetches are expected."""
+
+    def __init__(self, page, label: str):
+        self.problems: list[str] = []
+        page.on("pageerror", lambda error: self.problems.append(f"{label}: script error: {error}"))
+        page.on("console", self.console)
+        self.label = label
+
+    def console(self, message) -> None:
+        text = message.text
+        if message.type == "error" and ("Content Security Policy" in text or "Refused to" in text):
+            self.problems.append(f"{self.label}: {text}")
+
+    def check(self) -> None:
+        if self.problems:
+            raise Failure("; ".join(self.problems[:5]))
+
+
+def text_of(page, selector: str) -> str:
+    return (page.locator(selector).first.text_content(timeout=WAIT_MS) or "").strip()
+
+
+def wait_text(page, selector: str, wanted: str, what: str) -> None:
+    try:
+        page.wait_for_function(
+            "([s, w]) => { const e = document.querySelector(s); return e && e.textContent.trim() === w; }",
+            arg=[selector, wanted],
+            timeout=WAIT_MS,
+        )
+    except Exception:
+        got = page.evaluate("(s) => { const e = document.querySelector(s); return e ? e.textContent.trim() : null; }", selector)
+        raise Failure(f"{what}: expected {wanted!r} in {selector}, found {got!r}") from None
+
+
+def canvas_size(page, selector: str) -> tuple[float, float]:
+    box = page.evaluate(
+        "(s) => { const c = document.querySelector(s); if (!c) return null;"
+        " const r = c.getBoundingClientRect(); return [r.width, r.height, c.width, c.height]; }",
+        selector,
+    )
+    if not box:
+        raise Failure(f"no chart canvas at {selector}")
+    if min(box) <= 0:
+        raise Failure(f"the chart canvas at {selector} has no size: {box}")
+    return box[0], box[1]
+
+
+def wait_canvas(page, selector: str, what: str) -> None:
+    try:
+        page.wait_for_function(
+            "(s) => { const c = document.querySelector(s); if (!c) return false;"
+            " const r = c.getBoundingClientRect(); return r.width > 0 && r.height > 0 && c.width > 0 && c.height > 0; }",
+            arg=selector,
+            timeout=WAIT_MS,
+        )
+    except Exception:
+        raise Failure(f"{what}: no drawn chart canvas at {selector}") from None
+    canvas_size(page, selector)
+
+
+def check_space(page, expected: dict) -> None:
+    """The space's parts after choosing it: neurons, theory curves, calibration, query."""
+    try:
+        page.wait_for_function(
+            "(n) => { const rows = document.querySelectorAll('#neurons-table tbody tr');"
+            " return rows.length === n && Array.from(rows).every(r => !r.textContent.includes('…')); }",
+            arg=len(NEURONS),
+            timeout=WAIT_MS,
+        )
+    except Exception:
+        rows = page.locator("#neurons-table tbody tr").count()
+        raise Failure(f"the neurons table should list {len(NEURONS)} neurons with their reports; it has {rows} rows") from None
+    listed = sorted(page.locator("#neurons-table tbody tr th").all_text_contents())
+    if [n.strip() for n in listed] != sorted(NEURONS):
+        raise Failure(f"the neurons table lists {listed}, not {sorted(NEURONS)}")
+    if "×" not in text_of(page, "#neurons-table tbody tr td.num:nth-of-type(4)"):
+        raise Failure("a neuron's false-match probability is not shown as a power of ten")
+    wait_canvas(page, "#chart-neurons canvas", "the neurons' false-match chart")
+    for chart in ("theta", "union", "miss"):
+        wait_canvas(page, f"#chart-{chart} canvas", f"the theory's {chart} curve")
+    problem = page.locator("#theory-problem")
+    if problem.is_visible():
+        raise Failure(f"the theory part shows an error: {problem.text_content()}")
+    try:
+        page.wait_for_function(
+            "() => { const s = document.getElementById('calibration-state').textContent;"
+            " return document.getElementById('calibration-result').hidden === false"
+            " || (s !== '' && s !== 'loading…') || !document.getElementById('calibration-problem').hidden; }",
+            timeout=WAIT_MS,
+        )
+    except Exception:
+        raise Failure("the calibration part never finished loading") from None
+    say(f"calibration part shows: {text_of(page, '#calibration-state') or 'a table'}")
+
+    # A problem+json answer, shown readably: a repeated index is 422.
+    page.fill("#query-active", "5, 5")
+    page.click("#query-run")
+    page.locator("#query-problem").wait_for(state="visible", timeout=WAIT_MS)
+    shown = text_of(page, "#query-problem")
+    if "422" not in shown or "twice" not in shown:
+        raise Failure(f"a 422 answer is not shown with its title and detail: {shown!r}")
+
+    page.fill("#query-active", ", ".join(map(str, expected["active"])))
+    page.fill("#query-threshold", "")
+    page.click("#query-run")
+    try:
+        page.wait_for_function(
+            "() => document.querySelectorAll('#query-table tbody tr').length > 0 && !document.getElementById('query-result').hidden",
+            timeout=WAIT_MS,
+        )
+    except Exception:
+        raise Failure(f"the query of {expected['pattern']} showed no matches table") from None
+    if page.locator("#query-problem").is_visible():
+        raise Failure(f"the query shows an error: {text_of(page, '#query-problem')}")
+    first = text_of(page, "#query-table tbody tr td.neuron")
+    if first != expected["neuron"]:
+        raise Failure(f"the query of {expected['pattern']} should match {expected['neuron']} first; the table names {first!r}")
+    p_value = text_of(page, "#query-table tbody tr td:nth-child(6)")
+    if "×" not in p_value:
+        raise Failure(f"the match's p-value is not shown as a power of ten: {p_value!r}")
+
+
+def run_browser(chromium: str, url: str, keyed_url: str, expected: dict, out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            # The desktop.
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            watch = Watch(page, "1280x800")
+            page.goto(url + "/", wait_until="load")
+            wait_text(page, "#stat-patterns", str(PATTERNS), "the service's pattern count")
+            wait_text(page, f'#spaces-table tbody tr[data-space="{SPACE}"] td.patterns', str(PATTERNS), "the space's pattern count")
+            wait_text(page, "#version", f"version {expected['version']}", "the version")
+            say(f"counts show {PATTERNS} patterns, version {expected['version']}")
+            wait_canvas(page, "#chart-rates canvas", "the request-rate chart")
+            wait_canvas(page, "#chart-latency canvas", "the latency chart")
+            say("rate and latency charts drew (canvas of non-zero size)")
+            page.select_option("#space-select", SPACE)
+            check_space(page, expected)
+            say(f"space chosen: {len(NEURONS)} neurons, 3 theory curves; the query matched {expected['neuron']}")
+            page.wait_for_timeout(2500)  # a second poll, so the rate chart has a point
+            watch.check()
+            shot = out / "dashboard-1280x800.png"
+            page.screenshot(path=str(shot), full_page=True)
+            say(f"screenshot {shot}")
+            context.close()
+
+            # A phone: the space from the address, nothing wider than the screen.
+            context = browser.new_context(
+                viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+            )
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            watch = Watch(page, "390x844")
+            page.goto(url + f"/#space={SPACE}", wait_until="load")
+            wait_text(page, "#stat-patterns", str(PATTERNS), "the phone's pattern count")
+            if page.locator("#space-select").input_value() != SPACE:
+                page.wait_for_function(f"() => document.getElementById('space-select').value === '{SPACE}'", timeout=WAIT_MS)
+            check_space(page, expected)
+            wide = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+            if wide[0] > wide[1] + 1:
+                raise Failure(f"at 390x844 the page is {wide[0]} px wide for a {wide[1]} px screen: it scrolls sideways")
+            width, _ = canvas_size(page, "#chart-theta canvas")
+            if width > 390:
+                raise Failure(f"at 390x844 a chart is {width} px wide")
+            watch.check()
+            shot = out / "dashboard-390x844.png"
+            page.screenshot(path=str(shot), full_page=True)
+            say(f"phone layout fits 390 px; screenshot {shot}")
+            context.close()
+
+            # A service with keys: the page asks for one, keeps it in sessionStorage, then works.
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            watch = Watch(page, "keyed")
+            page.goto(keyed_url + "/", wait_until="load")
+            page.locator("#key-form").wait_for(state="visible", timeout=WAIT_MS)
+            page.fill("#key-input", API_KEY)
+            page.click("#key-form button[type=submit]")
+            wait_text(page, "#stat-spaces", "0", "the keyed service's space count")
+            if page.locator("#key-form").is_visible():
+                raise Failure("the key box stayed open after a good key")
+            kept = page.evaluate("() => sessionStorage.getItem('dendrite.apiKey')")
+            if kept != API_KEY:
+                raise Failure("the key is not kept in sessionStorage")
+            watch.check()
+            say("with --api-key: the page asked for the key and used it")
+            context.close()
+        except Failure:
+            try:
+                for ctx in browser.contexts:
+                    for pg in ctx.pages:
+                        pg.screenshot(path=str(out / "failure.png"), full_page=True)
+                        say(f"the page as it was: {out / 'failure.png'}")
+            except Exception:
+                pass
+            raise
+        finally:
+            browser.close()
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("binary", help="the dendrite binary, e.g. target/release/dendrite")
+    parser.add_argument("--out", default=str(ROOT / "target" / "dashboard"), help="where the screenshots go")
+    args = parser.parse_args()
+    binary = os.path.abspath(args.binary)
+    if not os.access(binary, os.X_OK):
+        raise Failure(f"{args.binary} is not an executable (cargo build --release first)")
+    for name, _ in STATIC.values():
+        if not (DASHBOARD / name).is_file():
+            raise Failure(f"{DASHBOARD / name} is missing")
+
+    chromium = ensure_chromium()
+    ensure_playwright()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    servers: list[Server] = []
+    proxies: list[ThreadingHTTPServer] = []
+
+    def stop_all() -> None:
+        for proxy in proxies:
+            proxy.shutdown()
+        for server in servers:
+            server.stop()
+
+    def too_long() -> None:
+        print(f"browser test: FAILED: it ran past its {TIME_LIMIT_S} s limit", file=sys.stderr, flush=True)
+        for server in servers:
+            try:
+                server.process.kill()
+            except OSError:
+                pass
+        os._exit(1)
+
+    watchdog = threading.Timer(TIME_LIMIT_S, too_long)
+    watchdog.daemon = True
+    watchdog.start()
+    with tempfile.TemporaryDirectory(prefix="dendrite-browser-") as folder:
+        try:
+            plain = Path(folder) / "open"
+            keyed = Path(folder) / "keyed"
+            plain.mkdir()
+            keyed.mkdir()
+            servers.append(Server(binary, plain))
+            expected = seed(servers[0].base)
+            say(f"server {servers[0].base}: space {SPACE!r}, {PATTERNS} patterns on {len(NEURONS)} neurons, 4 queries")
+            url = page_url(servers[0], proxies)
+            servers.append(Server(binary, keyed, ["--api-key", API_KEY]))
+            keyed_url = page_url(servers[1], proxies, served=url == servers[0].base)
+            run_browser(chromium, url, keyed_url, expected, out)
+        finally:
+            stop_all()
+            watchdog.cancel()
+    say("passed")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Failure as failure:
+        print(f"browser test: FAILED: {failure}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
