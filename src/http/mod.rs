@@ -8,6 +8,7 @@ pub mod access;
 pub mod activity;
 mod admin;
 mod calibration;
+mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -172,10 +173,14 @@ impl Route {
             || self.path.ends_with("/calibrate")
     }
 
-    /// The key the route needs when keys are set: none for the probes and the API's
-    /// description, a read-write key for administration and every write, any key otherwise.
+    /// The key the route needs when keys are set: none for the probes, the API's description
+    /// and the dashboard's files (which hold no data), a read-write key for administration and
+    /// every write, any key otherwise.
     pub fn need(&self) -> Need {
-        if matches!(self.path, "/healthz" | "/readyz" | "/openapi.yaml") {
+        if matches!(
+            self.path,
+            "/healthz" | "/readyz" | "/openapi.yaml" | "/" | "/dashboard/{file}"
+        ) {
             Need::Nothing
         } else if self.path.starts_with("/v1/admin/") || !self.is_read() {
             Need::Write
@@ -207,6 +212,7 @@ pub fn routes() -> Vec<Route> {
         recognition::routes(),
         admin::routes(),
         calibration::routes(),
+        dashboard::routes(),
     ]
     .into_iter()
     .flatten()

@@ -249,3 +249,45 @@ async fn stats_move_with_real_requests() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_is_served_from_the_binary_without_a_key_under_a_strict_policy() {
+    let app =
+        TestApp::spawn_configured(|s| s.access.api_key = Some("dashboard-key-0123456789".into()))
+            .await;
+    let page = app.get("/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.starts_with("default-src 'self'"), "{policy}");
+    let html = page.text().await.unwrap();
+    for file in ["app.js", "style.css", "uplot.iife.min.js", "uplot.min.css"] {
+        assert!(
+            html.contains(&format!("/dashboard/{file}")),
+            "the page loads {file}"
+        );
+        let asset = app.get(&format!("/dashboard/{file}")).await;
+        assert_eq!(asset.status(), StatusCode::OK, "{file}");
+        assert!(asset.text().await.unwrap().len() > 100, "{file}");
+    }
+    assert!(
+        !html.contains("<script>") && !html.contains(" style="),
+        "no inline code"
+    );
+    problem(
+        app.get("/dashboard/secret.txt").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    // The data behind it still needs the key.
+    problem(app.get("/v1/stats").await, StatusCode::UNAUTHORIZED).await;
+    app.stop().await;
+}
