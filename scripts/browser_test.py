@@ -10,7 +10,8 @@ in Debian's Chromium through Playwright and checks that
   - the service's totals and the spaces table show the 20 patterns, and the version;
   - the charts drew: each is a uPlot <canvas> of non-zero size;
   - choosing the space lists its 5 neurons with their false-match probabilities, draws the
-    theory's three curves, and shows the calibration part (a 404 there is "none yet");
+    theory's three curves, and shows the calibration part (a 404 there is "none yet"); "Run
+    calibration" gives a table with a verdict on each line;
   - the query box shows a problem+json error readably (a repeated index: 422), and a stored
     pattern pasted into it is matched to the neuron that holds it;
   - at 390x844 (a phone) the page does not scroll sideways;
@@ -24,9 +25,10 @@ What it needs and does not find it installs: Debian's `chromium` with apt-get (a
 Playwright for Python with pip into the test venv at target/test-venv (made with `python3 -m venv`
 if missing). Playwright never downloads a browser of its own: it drives Debian's Chromium.
 
-While the binary does not serve the dashboard yet (`GET /` answers 404), the page is served by a
-small proxy here instead: the static files from src/http/dashboard with the same
-Content-Security-Policy, and /v1/* passed to the server. A NOTE says so when that happens.
+The binary must serve the page (`GET /`, with its Content-Security-Policy). For working on the
+page, `--files` serves it through a small local proxy instead (the static files from
+src/http/dashboard with the same policy, /v1/* passed to the server), so the files in the work
+tree can be tried without a rebuild (the binary holds the copies it was built with).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ CHROMIUM_ARGS = [
 # The whole run after the installs, and the longest any one browser wait may take.
 TIME_LIMIT_S = 240
 WAIT_MS = 20_000
-CSP = "default-src 'self'"
+# The policy the binary serves the page with (src/http/dashboard.rs), for the proxy to do the same.
+CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 SPACE = "browser"
 NEURONS = ["door", "window", "hall", "kitchen", "garage"]
 PATTERNS = 20
@@ -76,6 +79,7 @@ STATIC = {
     "/dashboard/style.css": ("style.css", "text/css; charset=utf-8"),
     "/dashboard/uplot.iife.min.js": ("uplot.iife.min.js", "text/javascript; charset=utf-8"),
     "/dashboard/uplot.min.css": ("uplot.min.css", "text/css; charset=utf-8"),
+    "/dashboard/uplot.LICENSE": ("uplot.LICENSE", "text/plain; charset=utf-8"),
 }
 
 
@@ -282,36 +286,42 @@ def start_proxy(upstream: str) -> tuple[ThreadingHTTPServer, str]:
 
         do_GET = do_POST = do_PUT = do_DELETE = handle_any
 
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    proxy.daemon_threads = True
+    class Proxy(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            # A browser that closes a connection mid-answer (a page left) is no failure.
+            if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                super().handle_error(request, client_address)
+
+    proxy = Proxy(("127.0.0.1", 0), Handler)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     return proxy, f"http://127.0.0.1:{proxy.server_address[1]}"
 
 
-def page_url(server: Server, proxies: list, served: bool | None = None) -> str:
+def page_url(server: Server, proxies: list, served: bool | None = None, files: bool = False) -> str:
     """Where the dashboard is: the server itself, or the proxy while it does not serve `GET /`.
 
-    `served` is what an earlier server of the same binary showed; None checks this one."""
+    `served` is what an earlier server of the same binary showed; None checks this one. `files`
+    takes the proxy, with the work tree's files, whatever the server does."""
+    if files:
+        proxy, base = start_proxy(server.base)
+        proxies.append(proxy)
+        return base
     status, _, headers = call(server.base, "GET", "/")
     if status == 200 and "text/html" in (headers.get("content-type") or ""):
-        if not headers.get("content-security-policy"):
-            say("NOTE: GET / answers without a Content-Security-Policy header")
+        if not (headers.get("content-security-policy") or "").startswith("default-src 'self'"):
+            raise Failure("GET / answers without its Content-Security-Policy (default-src 'self')")
         return server.base
     if served:
         raise Failure(
             f"GET / answered {status} on the server with an API key: the page must load without a key "
             "to be able to ask for one"
         )
-    if status != 404:
-        raise Failure(f"GET / answered {status} ({headers.get('content-type')}), neither the page nor 404")
-    if served is None:
-        say(
-            "NOTE: this binary does not serve the dashboard yet (GET / is 404); serving "
-            "src/http/dashboard through a local proxy to it instead"
-        )
-    proxy, base = start_proxy(server.base)
-    proxies.append(proxy)
-    return base
+    raise Failure(
+        f"GET / answered {status} ({headers.get('content-type')}): the binary must serve the dashboard "
+        "(--files tries the work tree's files through a local proxy instead)"
+    )
 
 
 # ------------------------------------------------------------------ the data
@@ -344,7 +354,7 @@ def seed(base: str) -> dict:
     status, stats, _ = call(base, "GET", "/v1/stats")
     if status != 200:
         raise Failure(f"GET /v1/stats answered {status}")
-    return {"neuron": neuron, "pattern": pattern_id, "active": active, "version": stats["version"]}
+    return {"neuron": neuron, "pattern": pattern_id, "active": active, "version": stats.get("version")}
 
 
 # ------------------------------------------------------------------ the browser
@@ -411,7 +421,29 @@ def wait_canvas(page, selector: str, what: str) -> None:
     canvas_size(page, selector)
 
 
-def check_space(page, expected: dict) -> None:
+def run_calibration(page) -> None:
+    """Runs a calibration from the page: a table with a verdict on each line, or, on a service
+    without calibration (404), a readable message."""
+    page.click("#calibrate-run")
+    try:
+        page.wait_for_function(
+            "() => !document.getElementById('calibrate-run').disabled"
+            " && (!document.getElementById('calibration-result').hidden"
+            " || !document.getElementById('calibration-problem').hidden)",
+            timeout=60_000,
+        )
+    except Exception:
+        raise Failure("Run calibration did not finish in 60 s") from None
+    if page.locator("#calibration-problem").is_visible():
+        shown = text_of(page, "#calibration-problem")
+        raise Failure(f"Run calibration shows an error: {shown!r}")
+    verdicts = page.locator("#calibration-table tbody tr .verdict").all_text_contents()
+    if not verdicts or any(v not in ("consistent", "optimistic", "pessimistic") for v in verdicts):
+        raise Failure(f"the calibration table's verdicts are {verdicts!r}")
+    say(f"calibration ran: {len(verdicts)} lines, verdicts {', '.join(sorted(set(verdicts)))}")
+
+
+def check_space(page, expected: dict, calibrate: bool = False) -> None:
     """The space's parts after choosing it: neurons, theory curves, calibration, query."""
     try:
         page.wait_for_function(
@@ -426,7 +458,7 @@ def check_space(page, expected: dict) -> None:
     listed = sorted(page.locator("#neurons-table tbody tr th").all_text_contents())
     if [n.strip() for n in listed] != sorted(NEURONS):
         raise Failure(f"the neurons table lists {listed}, not {sorted(NEURONS)}")
-    if "×" not in text_of(page, "#neurons-table tbody tr td.num:nth-of-type(4)"):
+    if "×" not in text_of(page, "#neurons-table tbody tr td.false-match"):
         raise Failure("a neuron's false-match probability is not shown as a power of ten")
     wait_canvas(page, "#chart-neurons canvas", "the neurons' false-match chart")
     for chart in ("theta", "union", "miss"):
@@ -444,6 +476,8 @@ def check_space(page, expected: dict) -> None:
     except Exception:
         raise Failure("the calibration part never finished loading") from None
     say(f"calibration part shows: {text_of(page, '#calibration-state') or 'a table'}")
+    if calibrate:
+        run_calibration(page)
 
     # A problem+json answer, shown readably: a repeated index is 422.
     page.fill("#query-active", "5, 5")
@@ -468,7 +502,7 @@ def check_space(page, expected: dict) -> None:
     first = text_of(page, "#query-table tbody tr td.neuron")
     if first != expected["neuron"]:
         raise Failure(f"the query of {expected['pattern']} should match {expected['neuron']} first; the table names {first!r}")
-    p_value = text_of(page, "#query-table tbody tr td:nth-child(6)")
+    p_value = text_of(page, "#query-table tbody tr td.p-value")
     if "×" not in p_value:
         raise Failure(f"the match's p-value is not shown as a power of ten: {p_value!r}")
 
@@ -487,13 +521,16 @@ def run_browser(chromium: str, url: str, keyed_url: str, expected: dict, out: Pa
             page.goto(url + "/", wait_until="load")
             wait_text(page, "#stat-patterns", str(PATTERNS), "the service's pattern count")
             wait_text(page, f'#spaces-table tbody tr[data-space="{SPACE}"] td.patterns', str(PATTERNS), "the space's pattern count")
-            wait_text(page, "#version", f"version {expected['version']}", "the version")
-            say(f"counts show {PATTERNS} patterns, version {expected['version']}")
+            if expected["version"]:
+                wait_text(page, "#version", f"version {expected['version']}", "the version")
+                say(f"counts show {PATTERNS} patterns, version {expected['version']}")
+            else:
+                raise Failure("/v1/stats has no version for the page to show")
             wait_canvas(page, "#chart-rates canvas", "the request-rate chart")
             wait_canvas(page, "#chart-latency canvas", "the latency chart")
             say("rate and latency charts drew (canvas of non-zero size)")
             page.select_option("#space-select", SPACE)
-            check_space(page, expected)
+            check_space(page, expected, calibrate=True)
             say(f"space chosen: {len(NEURONS)} neurons, 3 theory curves; the query matched {expected['neuron']}")
             page.wait_for_timeout(2500)  # a second poll, so the rate chart has a point
             watch.check()
@@ -564,6 +601,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("binary", help="the dendrite binary, e.g. target/release/dendrite")
     parser.add_argument("--out", default=str(ROOT / "target" / "dashboard"), help="where the screenshots go")
+    parser.add_argument(
+        "--files", action="store_true",
+        help="serve src/http/dashboard from the work tree through a local proxy, not the binary's copy",
+    )
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
     if not os.access(binary, os.X_OK):
@@ -607,9 +648,11 @@ def main() -> int:
             servers.append(Server(binary, plain))
             expected = seed(servers[0].base)
             say(f"server {servers[0].base}: space {SPACE!r}, {PATTERNS} patterns on {len(NEURONS)} neurons, 4 queries")
-            url = page_url(servers[0], proxies)
+            url = page_url(servers[0], proxies, files=args.files)
+            if args.files:
+                say("serving the work tree's src/http/dashboard through a local proxy (--files)")
             servers.append(Server(binary, keyed, ["--api-key", API_KEY]))
-            keyed_url = page_url(servers[1], proxies, served=url == servers[0].base)
+            keyed_url = page_url(servers[1], proxies, served=url == servers[0].base, files=args.files)
             run_browser(chromium, url, keyed_url, expected, out)
         finally:
             stop_all()
@@ -626,3 +669,9 @@ if __name__ == "__main__":
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:  # a bug here or an answer of an unexpected shape
+        import traceback
+
+        traceback.print_exc()
+        print(f"browser test: FAILED: unexpected {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)

@@ -45,6 +45,7 @@
       // Storage refused (a private mode): the key then lasts until the page is closed.
     }
     memoryKey = key;
+    $('key-clear').hidden = !key;
   }
 
   let memoryKey = storedKey();
@@ -113,7 +114,10 @@
     if (x == null || !isFinite(x)) return '–';
     if (x === 0) return '0';
     const abs = Math.abs(x);
-    if (abs >= 1e6 || abs < 1e-3) return x.toExponential(Math.max(0, (digits || 3) - 1));
+    if (abs >= 1e6 || abs < 1e-3) {
+      const { mantissa, exponent } = splitLog10(Math.log10(abs));
+      return (x < 0 ? '-' : '') + Number(mantissa.toPrecision(digits || 3)) + '×10' + superscript(exponent);
+    }
     return String(Number(x.toPrecision(digits || 3)));
   }
 
@@ -264,11 +268,15 @@
     if (state.space) selectSpace(state.space, true);
   });
 
-  $('key-forget').addEventListener('click', () => {
+  function forgetKey() {
     storeKey('');
     $('key-input').value = '';
     pollNow();
-  });
+  }
+
+  $('key-forget').addEventListener('click', forgetKey);
+  $('key-clear').addEventListener('click', forgetKey);
+  $('key-clear').hidden = !memoryKey;
 
   // ---------------------------------------------------------------- charts
 
@@ -300,7 +308,7 @@
   }
 
   function chartHeight(container) {
-    return container.clientWidth < 480 ? 180 : 220;
+    return container.clientWidth < 480 ? 200 : 240;
   }
 
   // One uPlot chart in a container, resized with it; `build` gives the options for a width.
@@ -392,6 +400,16 @@
   const legend = (format) => (u, v) => (u.cursor.idx == null ? '–' : format(v));
   const probLegend = legend((v) => (v == null ? '0' : probText(v)));
 
+  // Clock times on the service charts' x axis: a tick every minute or more, labelled HH:MM.
+  const clock = (t, seconds) => new Date(t * 1000).toLocaleTimeString([], seconds
+    ? { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false }
+    : { hour: '2-digit', minute: '2-digit', hour12: false });
+  const timeAxis = (colors) => axis(colors, {
+    incrs: [60, 120, 300, 600],
+    values: (u, splits) => splits.map((t) => clock(t, false)),
+  });
+  const timeSeries = { label: 'time', value: (u, v) => (v == null ? '–' : clock(v, true)) };
+
   // The service charts show the last HISTORY_SECONDS, ending at the latest poll.
   const timeWindow = () => {
     const last = samples.t.length ? samples.t[samples.t.length - 1] : Date.now() / 1000;
@@ -413,21 +431,21 @@
     rateChart.set({
       scales: { x: { time: true, range: timeWindow }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       series: [
-        {},
+        timeSeries,
         { label: 'queries/s', stroke: colors.c1, width: 2, value: legend((v) => (v == null ? '–' : fmtNum(v))) },
         { label: 'stores/s', stroke: colors.c2, width: 2, value: legend((v) => (v == null ? '–' : fmtNum(v))) },
       ],
-      axes: [axis(colors), axis(colors, { size: fitSize(40), values: (u, s) => s.map((v) => fmtNum(v)) })],
+      axes: [timeAxis(colors), axis(colors, { size: fitSize(40), values: (u, s) => s.map((v) => fmtNum(v)) })],
     }, [[], [], []]);
     latencyChart = new ChartSlot($('chart-latency'));
     latencyChart.set({
       scales: { x: { time: true, range: timeWindow }, y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.1)] } },
       series: [
-        {},
+        timeSeries,
         { label: 'query p99', stroke: colors.c1, width: 2, points: { show: true, size: 4 }, value: legend(fmtMs) },
         { label: 'store p99', stroke: colors.c2, width: 2, points: { show: true, size: 4 }, value: legend(fmtMs) },
       ],
-      axes: [axis(colors), axis(colors, { size: fitSize(40), values: (u, s) => s.map((v) => fmtNum(v)) })],
+      axes: [timeAxis(colors), axis(colors, { size: fitSize(40), values: (u, s) => s.map((v) => fmtNum(v)) })],
     }, [[], [], []]);
   }
 
@@ -456,7 +474,7 @@
   }
 
   function showStats(stats) {
-    $('version').textContent = 'version ' + stats.version;
+    $('version').textContent = stats.version ? 'version ' + stats.version : 'version unknown';
     $('stat-spaces').textContent = fmtInt(stats.spaces);
     $('stat-neurons').textContent = fmtInt(stats.neurons);
     $('stat-segments').textContent = fmtInt(stats.segments);
@@ -679,15 +697,15 @@
         fill.append(el('meter', { min: '0', max: String(capacity), value: String(Math.min(perSegment, capacity)), 'aria-label': 'patterns per segment' }));
       }
       fill.append(el('span', { text: fmtNum(perSegment) + (capacity > 0 ? ' / ' + capacity : '') }));
-      const falseMatch = td('…', 'num');
+      const falseMatch = td('…', 'num false-match');
       const room = td('…', 'num');
       const open = el('button', { type: 'button', className: 'link', text: n.name, onclick: () => showNeuron(n.name, generation) });
       body.append(el('tr', { 'data-neuron': n.name },
         el('th', { scope: 'row' }, open),
+        falseMatch,
+        td(fill),
         td(fmtInt(n.patterns), 'num'),
         td(fmtInt(n.segments), 'num'),
-        td(fill),
-        falseMatch,
         room));
       cells.push({ falseMatch, room });
     }
@@ -833,14 +851,22 @@
   const missChart = () => (charts.miss = charts.miss || new ChartSlot($('chart-miss')));
   const charts = {};
 
-  async function curve(xs, paramsFor, pick, generation) {
+  // The curve's y for each x (null where the probability is exactly 0). With `upTo`, x values
+  // past the first one the service refuses (400: past its cost limit) are not asked for, and
+  // `curve.limit` says where that was.
+  async function curve(xs, paramsFor, pick, generation, upTo) {
     const ys = xs.map(() => null);
     let done = 0;
     let firstError = null;
+    let refused = Infinity;
     await eachLimited(xs, THEORY_CONCURRENCY, async (x, i) => {
       try {
+        if (upTo && x > refused) return;
         const answer = await theoryPoint(paramsFor(x));
-        if (answer.failed) return;
+        if (answer.failed) {
+          refused = Math.min(refused, x);
+          return;
+        }
         ys[i] = pick(answer);
       } catch (err) {
         firstError = firstError || err;
@@ -850,7 +876,7 @@
       }
     }, () => generation !== state.generation || firstError != null);
     if (firstError) throw firstError;
-    return ys;
+    return { ys, refused };
   }
 
   async function drawTheory(report, generation) {
@@ -871,7 +897,7 @@
     try {
       // (a) θ = 1..s, at most MAX_CURVE_POINTS of them, the space's θ among them.
       const thetas = spread(1, s, MAX_CURVE_POINTS, [theta]);
-      const fm = await curve(thetas, (t) => ({ n, a, s, theta: t, patterns: 1 }), (r) => lg(r.segment_false_match), generation);
+      const fm = (await curve(thetas, (t) => ({ n, a, s, theta: t, patterns: 1 }), (r) => lg(r.segment_false_match), generation)).ys;
       if (stale()) return;
       thetaChart().set({
         scales: { x: { time: false } },
@@ -885,9 +911,17 @@
 
       // (b) M = 1..2×capacity (at most MAX_CURVE_POINTS, within M·min(s, a) ≤ 50000).
       const maxM = Math.max(2, Math.min(2 * Math.max(capacity, 1), Math.floor(50000 / sampled)));
-      const ms = spread(1, maxM, MAX_CURVE_POINTS, capacity ? [capacity] : []);
-      const union = await curve(ms, (m) => ({ n, a, s, theta, patterns: m }), (r) => lg(r.union_false_match), generation);
+      let ms = spread(1, maxM, MAX_CURVE_POINTS, capacity ? [capacity] : []);
+      const unionCurve = await curve(ms, (m) => ({ n, a, s, theta, patterns: m }), (r) => lg(r.union_false_match), generation, true);
       if (stale()) return;
+      let union = unionCurve.ys;
+      let unionNote = '';
+      if (unionCurve.refused !== Infinity) {
+        const kept = ms.filter((m) => m < unionCurve.refused).length;
+        ms = ms.slice(0, Math.max(kept, 1));
+        union = union.slice(0, ms.length);
+        unionNote = 'The curve of M stops at M = ' + ms[ms.length - 1] + ': past it the exact union model is beyond /v1/theory\'s cost limit. ';
+      }
       unionChart().set({
         scales: { x: { time: false } },
         series: [
@@ -902,7 +936,7 @@
       // (c) v = 0..a noise bits, about MISS_POINTS of them, at the space's θ.
       const noise20 = Math.round(0.2 * a);
       const vs = spread(0, a, MISS_POINTS + 1, [noise20, Math.max(0, s - theta), Math.max(0, s - theta + 1)]);
-      const miss = await curve(vs, (v) => ({ n, a, s, theta, noise_bits: v }), (r) => lg(r.false_miss), generation);
+      const miss = (await curve(vs, (v) => ({ n, a, s, theta, noise_bits: v }), (r) => lg(r.false_miss), generation)).ys;
       if (stale()) return;
       missChart().set({
         scales: { x: { time: false } },
@@ -913,7 +947,7 @@
         axes: [axis(colors, { label: 'noise bits v' }), log10Axis(colors)],
         plugins: [markersPlugin([{ x: noise20, label: '20%', color: colors.c3 }])],
       }, [vs, miss]);
-      $('theory-progress').textContent = '';
+      $('theory-progress').textContent = unionNote;
     } catch (err) {
       if (stale()) return;
       $('theory-progress').textContent = '';
@@ -970,11 +1004,11 @@
     for (const m of answer.matches) {
       body.append(el('tr', null,
         td(m.neuron, 'neuron'),
-        td(String(m.segment), 'num'),
+        td(probNode(m.p_value), 'num p-value'),
         td(fmtInt(m.overlap), 'num'),
         td(m.pattern == null ? '–' : m.pattern),
         td(m.pattern_overlap == null ? '–' : fmtInt(m.pattern_overlap), 'num'),
-        td(probNode(m.p_value), 'num'),
+        td(String(m.segment), 'num'),
         td(probNode(m.neuron_false_match), 'num')));
     }
     const summary = $('query-summary');
@@ -1047,21 +1081,23 @@
     for (const line of answer.lines || []) {
       const verdict = String(line.verdict || '');
       const interval = Array.isArray(line.interval) ? fmtNum(line.interval[0]) + ' – ' + fmtNum(line.interval[1]) : '–';
-      body.append(el('tr', null,
-        td(line.check),
-        td(line.description, 'desc'),
-        td(fmtInt(line.trials), 'num'),
-        td(fmtInt(line.events), 'num'),
+      const check = el('td', { className: 'desc' },
+        el('strong', { text: line.check }),
+        line.description ? el('div', { className: 'hint', text: line.description }) : null);
+      body.append(el('tr', { 'data-verdict': verdict },
+        check,
+        td(el('span', { className: 'verdict verdict-' + verdict.replace(/[^a-z]/g, ''), text: verdict })),
         td(fmtNum(line.observed_rate), 'num'),
         td(interval, 'num'),
         td(fmtNum(line.predicted_rate), 'num'),
-        td(el('span', { className: 'verdict verdict-' + verdict.replace(/[^a-z]/g, ''), text: verdict })),
-        td(line.factor == null ? '–' : fmtNum(line.factor), 'num')));
+        td(line.factor == null ? '–' : fmtNum(line.factor), 'num'),
+        td(fmtInt(line.events) + ' / ' + fmtInt(line.trials), 'num')));
     }
     const summary = $('calibration-summary');
-    const sample = answer.sample;
-    summary.textContent = 'Space ' + answer.space
-      + (sample == null ? '' : '; sample: ' + (typeof sample === 'object' ? JSON.stringify(sample) : String(sample)));
+    const parts = [];
+    if (answer.sample != null) parts.push(fmtInt(answer.sample) + ' stored patterns sampled');
+    if (answer.random_inputs != null) parts.push(fmtInt(answer.random_inputs) + ' random inputs');
+    summary.textContent = 'Space ' + answer.space + (parts.length ? ': ' + parts.join(', ') : '') + '.';
     $('calibration-result').hidden = false;
   }
 
