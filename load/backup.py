@@ -45,7 +45,6 @@ The clients are Python threads in one process: their own overhead is part of the
 it is the same in all three intervals. Traffic goes only to 127.0.0.1; the script stops by itself,
 stops the servers it started and removes its temporary directory (unless --keep).
 """
-import http.client
 import json
 import os
 import random
@@ -68,63 +67,23 @@ IDLE_RUNS = 3
 WINDOW = 2.0  # seconds of the "before" and "after" intervals
 SAMPLE = 200
 QUERY_POOL = 4000
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
-class Client:
-    """One keep-alive HTTP connection to 127.0.0.1:`port` that sends the API key; one thread's.
+def connect(port, key, timeout):
+    """A harness.Connection that sends `Authorization: Bearer <key>` with every request.
 
-    A request that fails on a reused connection before any answer (the server closed an idle
-    keep-alive connection) is sent once more on a fresh one; every other failure raises NoAnswer.
-    Use a fresh Client for a request that must never be sent twice (a backup)."""
+    It sends a request once more on a fresh connection only when it failed on a reused one (a
+    stale keep-alive connection): the first request on a new Connection is never sent twice, so a
+    backup gets a Connection of its own (see backup())."""
+    return harness.Connection(port, timeout, headers={"authorization": f"Bearer {key}"})
 
-    def __init__(self, port, key, timeout):
-        self.port, self.key, self.timeout = port, key, timeout
-        self.conn = None
-        self.used = False
 
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
-
-    def call(self, method, path, body=None, key=True):
-        """(status, raw body bytes). `body`: bytes, JSON-able or None. key=False sends no key."""
-        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-        headers = {}
-        if data is not None:
-            headers["content-type"] = "application/json"
-        if key:
-            headers["authorization"] = f"Bearer {self.key}"
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-                self.used = False
-            reused = self.used
-            try:
-                self.conn.request(method, path, body=data, headers=headers)
-                response = self.conn.getresponse()
-                raw = response.read()
-            except _STALE as error:
-                self.close()
-                if reused and attempt == 1:
-                    continue
-                raise NoAnswer(f"{type(error).__name__}: {error}") from None
-            except (OSError, http.client.HTTPException) as error:  # includes timeouts
-                self.close()
-                raise NoAnswer(f"{type(error).__name__}: {error}") from None
-            self.used = True
-            if response.will_close:
-                self.close()
-            return response.status, raw
-        raise AssertionError("unreachable")
-
-    def json(self, method, path, body=None, expect=(200,)):
-        """The decoded answer of a request that must answer one of `expect`; RuntimeError otherwise."""
-        status, raw = self.call(method, path, body)
-        if status not in expect:
-            raise RuntimeError(f"{method} {path} answered {status}: {raw[:300]!r}")
-        return json.loads(raw) if raw else None
+def expect_json(connection, method, path, body=None, expect=(200,)):
+    """The decoded answer of a request that must answer one of `expect`; RuntimeError otherwise."""
+    status, raw = connection.call(method, path, body)
+    if status not in expect:
+        raise RuntimeError(f"{method} {path} answered {status}: {raw[:300]!r}")
+    return json.loads(raw) if raw else None
 
 
 class Record:
@@ -139,7 +98,7 @@ class Record:
 
 def storer(index, port, key, timeout, neurons, seed, stop, record):
     rng = random.Random(seed)
-    client = Client(port, key, timeout)
+    client = connect(port, key, timeout)
     sequence = 0
     try:
         while not stop.is_set():
@@ -165,7 +124,7 @@ def storer(index, port, key, timeout, neurons, seed, stop, record):
 
 def querier(port, key, timeout, pool, seed, stop, record):
     rng = random.Random(seed)
-    client = Client(port, key, timeout)
+    client = connect(port, key, timeout)
     try:
         while not stop.is_set():
             body = pool[rng.randrange(len(pool))]
@@ -185,8 +144,9 @@ def querier(port, key, timeout, pool, seed, stop, record):
 
 
 def backup(port, key, timeout):
-    """(seconds, answer) of one POST /v1/admin/backup on a fresh connection; RuntimeError unless 201."""
-    client = Client(port, key, timeout)
+    """(seconds, answer) of one POST /v1/admin/backup on a fresh connection (so that it is never sent
+    twice); RuntimeError unless 201."""
+    client = connect(port, key, timeout)
     try:
         started = time.perf_counter()
         status, raw = client.call("POST", "/v1/admin/backup")
@@ -286,21 +246,22 @@ def main():
 
         ready = server.start(60.0)
         port = server.port
-        setup = Client(port, key, options.timeout)
-        status, _ = setup.call("GET", "/v1/stats", key=False)
+        setup = connect(port, key, options.timeout)
+        with harness.Connection(port, options.timeout) as keyless:  # sends no key
+            status, _ = keyless.call("GET", "/v1/stats")
         if status != 401:
             failures.append(f"GET /v1/stats without the key answered {status}, not 401")
-        setup.json("PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS, expect=(201,))
+        expect_json(setup, "PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS, expect=(201,))
 
         # 1. The standard workload through the batch endpoint.
         started = time.perf_counter()
         for first, body in zip(range(0, len(stores), BATCH), bodies):
-            answer = setup.json("POST", f"/v1/spaces/{SPACE}/patterns", body)
+            answer = expect_json(setup, "POST", f"/v1/spaces/{SPACE}/patterns", body)
             expected = min(BATCH, len(stores) - first)
             if len(answer.get("results", [])) != expected:
                 raise RuntimeError(f"a batch of {expected} answered {len(answer.get('results', []))} results")
         load_seconds = time.perf_counter() - started
-        loaded = setup.json("GET", "/v1/stats")["patterns"]
+        loaded = expect_json(setup, "GET", "/v1/stats")["patterns"]
         print(f"server ready in {ready:.2f} s; stored {loaded:,} patterns in {load_seconds:.1f} s "
               f"({total / load_seconds:,.0f}/s)")
         if loaded != total:
@@ -326,7 +287,7 @@ def main():
                 args = (querier, (port, key, options.timeout, pool, options.seed * 1000 + index, stop, record))
             records.append(record)
             threads.append(threading.Thread(target=args[0], args=args[1], daemon=True))
-        window_stats = setup.json("GET", "/v1/stats")
+        window_stats = expect_json(setup, "GET", "/v1/stats")
         begun = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -383,7 +344,7 @@ def main():
                     ("during", during, answered_in(sent, answered), answered - sent),
                     ("after", after, answered_in(answered, answered + WINDOW), WINDOW)]
 
-        final_stats = setup.json("GET", "/v1/stats")
+        final_stats = expect_json(setup, "GET", "/v1/stats")
         setup.close()
         status = server.stop(timeout=30)
         if status != 0:
@@ -393,8 +354,8 @@ def main():
         os.makedirs(os.path.dirname(restored.database))
         shutil.copyfile(os.path.join(backup_dir, loaded_answer["name"]), restored.database)
         restore_ready = restored.start(120.0)
-        check = Client(restored.port, key, options.timeout)
-        restored_patterns = check.json("GET", "/v1/stats")["patterns"]
+        check = connect(restored.port, key, options.timeout)
+        restored_patterns = expect_json(check, "GET", "/v1/stats")["patterns"]
         if restored_patterns != loaded_answer["patterns"]:
             failures.append(f"the restored server counts {restored_patterns:,} patterns, the backup "
                             f"{loaded_answer['patterns']:,}")

@@ -69,12 +69,17 @@ def decode(raw, limit=None):
 class Connection:
     """One keep-alive HTTP connection to 127.0.0.1:`port`, owned by one thread.
 
+    `headers`: extra request headers sent with every request (e.g. {"authorization": "Bearer KEY"}).
+
     A request that fails on a reused connection before any answer (a stale keep-alive connection)
     is sent once more on a fresh one and counted in `reconnects`. Every other failure raises
-    NoAnswer at once; its `sent` is False only when nothing can have reached the server."""
+    NoAnswer at once; its `sent` is False only when nothing can have reached the server. The first
+    request on a new Connection is never sent twice: use a fresh one for a request that must not be
+    repeated (say, a backup)."""
 
-    def __init__(self, port, timeout):
+    def __init__(self, port, timeout, headers=None):
         self.port, self.timeout = port, timeout
+        self.headers = dict(headers or {})
         self.conn = None
         self.used = False
         self.reconnects = 0
@@ -94,6 +99,7 @@ class Connection:
         """Sends one request (`body`: JSON-able, bytes or None); returns an Answer or raises NoAnswer."""
         data = encode(body)
         headers = {"content-type": "application/json"} if data is not None else {}
+        headers.update(self.headers)
         may_have_left = False  # an earlier attempt may have reached the server
         for attempt in (1, 2):
             if self.conn is None:

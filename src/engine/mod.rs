@@ -37,13 +37,21 @@ pub use space::{
 /// threshold 4, any false-match rate allowed.
 #[cfg(test)]
 pub(crate) fn tiny_space(name: &str) -> Space {
-    let params = SpaceParams::new(&SpaceSpec {
-        input_size: 64,
-        active_bits: 8,
-        threshold: Some(4),
-        max_false_match: Some(1.0),
-        ..SpaceSpec::default()
-    })
-    .expect("valid parameters");
+    space_for_tests(
+        name,
+        SpaceSpec {
+            input_size: 64,
+            active_bits: 8,
+            threshold: Some(4),
+            max_false_match: Some(1.0),
+            ..SpaceSpec::default()
+        },
+    )
+}
+
+/// An empty space with these parameters, for unit tests.
+#[cfg(test)]
+pub(crate) fn space_for_tests(name: &str, spec: SpaceSpec) -> Space {
+    let params = SpaceParams::new(&spec).expect("valid parameters");
     Space::new(Name::parse(name).expect("a valid name"), params)
 }

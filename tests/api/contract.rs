@@ -5,41 +5,13 @@ use crate::helpers::*;
 use dendrite::http::access::Need;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// (METHOD, path) for every operation under `paths:` in the spec, read from its indentation: paths
-/// at two spaces, methods at four.
+/// (METHOD, path) for every operation under `paths:` in the spec.
 fn spec_operations() -> BTreeSet<(String, String)> {
-    let spec = dendrite::http::OPENAPI;
-    let mut operations = BTreeSet::new();
-    let mut in_paths = false;
-    let mut path = None;
-    for line in spec.lines() {
-        if !line.starts_with(' ') && !line.is_empty() {
-            in_paths = line == "paths:";
-            continue;
-        }
-        if !in_paths {
-            continue;
-        }
-        if let Some(p) = line
-            .strip_prefix("  /")
-            .and_then(|rest| rest.strip_suffix(':'))
-        {
-            path = Some(format!("/{p}"));
-        } else if let Some(method) = line
-            .strip_prefix("    ")
-            .and_then(|rest| rest.strip_suffix(':'))
-            && ["get", "put", "post", "delete", "patch", "head", "options"].contains(&method)
-        {
-            operations.insert((
-                method.to_uppercase(),
-                path.clone().expect("a method under a path"),
-            ));
-        }
-    }
-    operations
+    spec_responses().into_keys().collect()
 }
 
-/// For every operation: the status codes it documents (quoted keys at eight spaces under its
+/// For every operation under `paths:`, read from the spec's indentation (paths at two spaces,
+/// methods at four): the status codes it documents (quoted keys at eight spaces under its
 /// `responses:`) and whether it opts out of the keys (`security: []`).
 fn spec_responses() -> BTreeMap<(String, String), (BTreeSet<String>, bool)> {
     let spec = dendrite::http::OPENAPI;
@@ -61,9 +33,11 @@ fn spec_responses() -> BTreeMap<(String, String), (BTreeSet<String>, bool)> {
         } else if let Some(method) = line
             .strip_prefix("    ")
             .and_then(|rest| rest.strip_suffix(':'))
-            .filter(|m| ["get", "put", "post", "delete"].contains(m))
+            .filter(|m| ["get", "put", "post", "delete", "patch", "head", "options"].contains(m))
         {
-            current = Some((method.to_uppercase(), path.clone()));
+            let operation = (method.to_uppercase(), path.clone());
+            operations.entry(operation.clone()).or_default();
+            current = Some(operation);
         } else if let Some(operation) = &current {
             let entry = operations.entry(operation.clone()).or_default();
             if line == "      security: []" {

@@ -296,18 +296,19 @@ fn with_noise(rng: &mut Rng, n: u32, cells: &[CellIndex], replaced: usize) -> Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Planned, SpaceParams, SpaceSpec, StoreRequest};
+    use crate::engine::{Planned, SpaceSpec, StoreRequest, space_for_tests};
 
     fn space_with(patterns: impl Fn(usize, &mut Rng) -> Vec<u32>) -> Space {
-        let params = SpaceParams::new(&SpaceSpec {
-            input_size: 2048,
-            active_bits: 40,
-            synapses_per_pattern: Some(24),
-            threshold: Some(12),
-            ..SpaceSpec::default()
-        })
-        .unwrap();
-        let mut space = Space::new(Name::parse("c").unwrap(), params);
+        let mut space = space_for_tests(
+            "c",
+            SpaceSpec {
+                input_size: 2048,
+                active_bits: 40,
+                synapses_per_pattern: Some(24),
+                threshold: Some(12),
+                ..SpaceSpec::default()
+            },
+        );
         let mut rng = Rng::new(8);
         for i in 0..400 {
             let cells = patterns(i, &mut rng);

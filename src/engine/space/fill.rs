@@ -99,22 +99,23 @@ impl Fill {
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::{Name, Pattern, Planned, Space, SpaceParams, SpaceSpec, StoreRequest};
+    use crate::engine::{Name, Pattern, Planned, SpaceSpec, StoreRequest, space_for_tests};
     use crate::rng::Rng;
 
     /// Random stores, forgets and neuron deletions: the kept counts always equal a recount.
     #[test]
     fn the_kept_counts_equal_a_recount_through_stores_forgets_and_deletions() {
         // 64 bits, 8 active, threshold 4: segments fill after a few patterns at this target.
-        let params = SpaceParams::new(&SpaceSpec {
-            input_size: 64,
-            active_bits: 8,
-            threshold: Some(4),
-            max_false_match: Some(0.05),
-            ..SpaceSpec::default()
-        })
-        .unwrap();
-        let mut space = Space::new(Name::parse("fill").unwrap(), params);
+        let mut space = space_for_tests(
+            "fill",
+            SpaceSpec {
+                input_size: 64,
+                active_bits: 8,
+                threshold: Some(4),
+                max_false_match: Some(0.05),
+                ..SpaceSpec::default()
+            },
+        );
         let mut rng = Rng::new(5);
         let mut stored: Vec<(Name, Name)> = Vec::new();
         let mut full_seen = false;
