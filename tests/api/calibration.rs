@@ -114,6 +114,7 @@ async fn a_calibration_s_size_is_bounded_and_checked() {
         (json!({"sample": 0}), "sample"),
         (json!({"sample": 2001}), "sample"),
         (json!({"random_inputs": 10001}), "random_inputs"),
+        (json!({"bogus": 1}), "bogus"),
     ] {
         let answer = problem(
             app.post("/v1/spaces/s/calibrate", &body).await,

@@ -117,19 +117,24 @@ impl Calibrator {
     /// random inputs, seeded by `seed`.
     pub fn new(space: &Space, sample: usize, random_inputs: u64, seed: u64) -> Calibrator {
         let mut rng = Rng::new(seed);
-        let all: Vec<(Name, Name)> = space
+        // Reservoir sampling: one pass over the stored patterns, cloning only the ids kept, so
+        // a space of millions of patterns costs no copy of them all.
+        let mut kept: Vec<(Name, Name)> = Vec::with_capacity(sample);
+        let stored = space
             .neurons
             .iter()
-            .flat_map(|(_, neuron)| {
-                neuron
-                    .patterns
-                    .keys()
-                    .map(|id| (neuron.name.clone(), id.clone()))
-            })
-            .collect();
-        let mut sample = rng.choose(&(0..all.len()).collect::<Vec<_>>(), sample.min(all.len()));
-        sample.sort_unstable();
-        let sample: Vec<(Name, Name)> = sample.into_iter().map(|i| all[i].clone()).collect();
+            .flat_map(|(_, neuron)| neuron.patterns.keys().map(move |id| (neuron, id)));
+        for (seen, (neuron, id)) in stored.enumerate() {
+            if kept.len() < sample {
+                kept.push((neuron.name.clone(), id.clone()));
+            } else {
+                let at = rng.below(seen as u64 + 1) as usize;
+                if at < sample {
+                    kept[at] = (neuron.name.clone(), id.clone());
+                }
+            }
+        }
+        let sample = kept;
         Calibrator {
             space: space.name.clone(),
             rng,
@@ -155,8 +160,18 @@ impl Calibrator {
     /// Does up to `work` recognitions against `space`; true when nothing is left.
     pub fn step(&mut self, space: &Space, work: u64) -> bool {
         let mut done = 0;
+        // The expected false matches of a random input: the same for every input of this step.
+        let expected: f64 = if self.random_left > 0 {
+            space
+                .neurons
+                .iter()
+                .map(|(_, neuron)| neuron.false_match.value())
+                .sum()
+        } else {
+            0.0
+        };
         while done < work && self.random_left > 0 {
-            self.ask_random(space);
+            self.ask_random(space, expected);
             self.random_left -= 1;
             done += 1;
         }
@@ -176,7 +191,7 @@ impl Calibrator {
     }
 
     /// One random input of the space's nominal size: every neuron it matches is a false match.
-    fn ask_random(&mut self, space: &Space) {
+    fn ask_random(&mut self, space: &Space, expected: f64) {
         let params = &space.params;
         let input = self
             .rng
@@ -184,12 +199,7 @@ impl Calibrator {
         let active = Pattern::from_sorted(input, params.input_size).expect("distinct, in range");
         let neurons = space.neuron_slots.len() as u64;
         let matched = matching_neurons(space, &active).len() as u64;
-        let predicted: f64 = space
-            .neurons
-            .iter()
-            .map(|(_, neuron)| neuron.false_match.value())
-            .sum();
-        self.random.add(neurons, matched, predicted);
+        self.random.add(neurons, matched, expected);
         self.random_inputs += 1;
     }
 
