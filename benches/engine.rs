@@ -7,10 +7,9 @@
 
 #![allow(unsafe_code)] // the counting allocator below
 
+use dendrite::bench::{learn, queries, standard_space, store_requests};
 use dendrite::engine::plain::PlainIndex;
-use dendrite::engine::{
-    Name, Pattern, Planned, Query, Space, SpaceParams, SpaceSpec, StoreRequest,
-};
+use dendrite::engine::{Query, SpaceParams};
 use dendrite::workload::{Workload, WorkloadSpec};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -47,51 +46,6 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-fn spec() -> SpaceSpec {
-    SpaceSpec {
-        input_size: 2048,
-        active_bits: 40,
-        synapses_per_pattern: Some(24),
-        threshold: Some(12),
-        max_false_match: Some(1e-6),
-        ..SpaceSpec::default()
-    }
-}
-
-fn requests(workload: &Workload) -> Vec<StoreRequest> {
-    workload
-        .stores
-        .iter()
-        .map(|s| StoreRequest {
-            neuron: Name::parse(&s.neuron).unwrap(),
-            active: Pattern::parse(
-                &s.active.iter().map(|&c| i64::from(c)).collect::<Vec<_>>(),
-                2048,
-            )
-            .unwrap(),
-            id: None,
-        })
-        .collect()
-}
-
-/// Stores every request one at a time, as the service's writer does.
-fn learn(requests: &[StoreRequest]) -> Space {
-    let mut space = Space::new(
-        Name::parse("bench").unwrap(),
-        SpaceParams::new(&spec()).unwrap(),
-    );
-    for request in requests {
-        if let Planned::New(plan) = space
-            .plan_store(std::slice::from_ref(request))
-            .unwrap()
-            .remove(0)
-        {
-            space.apply_store(&plan);
-        }
-    }
-    space
-}
-
 fn run(
     label: &str,
     workload_spec: WorkloadSpec,
@@ -100,20 +54,10 @@ fn run(
     plain_queries: usize,
 ) {
     let workload = Workload::generate(&workload_spec);
-    let requests = requests(&workload);
-    let queries: Vec<Query> = workload
-        .queries
-        .iter()
-        .map(|q| Query {
-            active: Pattern::parse(
-                &q.active.iter().map(|&c| i64::from(c)).collect::<Vec<_>>(),
-                2048,
-            )
-            .unwrap(),
-            threshold: None,
-            limit: 10,
-        })
-        .collect();
+    let params = SpaceParams::new(&standard_space()).unwrap();
+    let requests = store_requests(&workload.stores, workload_spec.n).unwrap();
+    let queries: Vec<Query> = queries(&workload.queries, workload_spec.n).unwrap();
+    let learn = |requests| learn(params.clone(), requests);
 
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let space = learn(&requests);

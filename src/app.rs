@@ -6,7 +6,7 @@
 //! and closes the database.
 
 use crate::config::ServeArgs;
-use crate::engine::Spaces;
+use crate::engine::{Kernel, Spaces};
 use crate::http::access::{self, AllowedHosts};
 use crate::http::serve::ConnectionLimits;
 use crate::http::{self, AppState};
@@ -45,6 +45,12 @@ impl Application {
             .load(&spaces)
             .await
             .context("cannot load the stored spaces")?;
+        tracing::info!(
+            kernel = %Kernel::detected(),
+            threads = rayon::current_num_threads(),
+            "recognition counts with the {} kernel",
+            Kernel::detected()
+        );
         tracing::info!(
             spaces = loaded.spaces,
             neurons = loaded.neurons,

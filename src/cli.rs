@@ -1,10 +1,11 @@
 //! The command line: `dendrite serve` (the default) runs the service, `dendrite theory` prints the
-//! what-if analysis.
+//! what-if analysis, `dendrite bench` measures the engine on this machine.
 //!
 //! Parsing stops at the edge: flags become an [`analysis::Request`], and every consistency rule
 //! lives there, shared with the HTTP endpoint. Errors are one line on stderr and exit status 2.
 
 use crate::analysis::{self, Analysis};
+use crate::bench;
 use crate::config::ServeArgs;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print every quantity of the theory (Ahmad & Hawkins 2016) for one set of parameters, as JSON.
     Theory(analysis::Request),
+    /// Run the engine on the standard workload (or a larger or given one) in-process and print
+    /// its speed and memory as one JSON object: to size hardware.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs `dendrite theory`: the analysis as one JSON line on stdout, or a one-line error and 2.
@@ -41,6 +45,23 @@ pub fn run_theory(request: &analysis::Request) -> ExitCode {
         Err(error) => {
             eprintln!("error: invalid parameter {error}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs `dendrite bench`: one JSON line on stdout, or a one-line error and 1.
+pub fn run_bench(args: &bench::BenchArgs) -> ExitCode {
+    match bench::run(args) {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("a report always serialises")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

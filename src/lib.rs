@@ -1,4 +1,6 @@
-#![forbid(unsafe_code)]
+// Denied, not forbidden: the dense index's counting kernels (engine/index/kernel.rs) call
+// CPU-specific code, which needs `unsafe`, and allow it there alone.
+#![deny(unsafe_code)]
 //! dendrite: a pattern memory whose neurons learn unions of sparse distributed representations on
 //! dendritic segments, and answer every recognition with the theory's error probabilities.
 //!
@@ -11,6 +13,7 @@
 //! - [`json`], the JSON form of the theory's numbers.
 //! - [`engine`], the pattern memory engine (pure: no HTTP, SQL or async).
 //! - [`workload`], the standard benchmark workload.
+//! - [`bench`](mod@bench), `dendrite bench`: the engine's speed and memory on this machine.
 //! - [`cli`], the command line.
 //! - [`store`], durable state in SQLite and the write path (group commit).
 //! - [`http`], the REST API.
@@ -20,6 +23,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;

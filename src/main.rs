@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Theory(args)) => cli::run_theory(&args),
+        Some(Command::Bench(args)) => cli::run_bench(&args),
         Some(Command::Serve(args)) => cli::run_serve(&args),
         None => cli::run_serve(&cli::default_serve_args()),
     }

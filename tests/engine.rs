@@ -640,7 +640,16 @@ fn agrees_with_the_oracle(
             threshold,
             limit: 100,
         };
-        prop_assert_eq!(s.recognize(&q), plain.recognize(&s, &q));
+        let expected = plain.recognize(&s, &q);
+        prop_assert_eq!(s.recognize(&q), expected.clone());
+        if expect_dense {
+            // Every counting kernel this CPU has, forced in turn.
+            for kernel in Kernel::available() {
+                s.use_kernel(kernel);
+                prop_assert_eq!(s.recognize(&q), expected.clone(), "kernel {}", kernel);
+            }
+            s.use_kernel(Kernel::detected());
+        }
     }
     Ok(())
 }

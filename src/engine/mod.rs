@@ -9,7 +9,8 @@
 //! - `pattern`: validated names and patterns.
 //! - `params`: a space's parameters, their defaults and the theory's summary of them.
 //! - `space`: [`Space`], its neurons and segments; planning, applying, reports and recognition.
-//! - `index`: the inverted index from input bit to segments, in two layouts.
+//! - `index`: the inverted index from input bit to segments, in two layouts, and the counting
+//!   kernels of the dense one ([`Kernel`]), chosen at run time.
 //! - `shared`: spaces behind their locks, by name.
 //! - [`plain`]: the obviously correct recogniser the index is tested against.
 //!
@@ -24,6 +25,7 @@ mod shared;
 mod space;
 
 pub use error::EngineError;
+pub use index::Kernel;
 pub use params::{MAX_SEGMENTS_LIMIT, SpaceParams, SpaceSpec, SpaceTheory};
 pub use pattern::{CellIndex, Name, NameError, Pattern, PatternError};
 pub use shared::{SharedSpace, SpaceLock, Spaces};

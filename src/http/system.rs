@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::{AppState, ReadCost, Route, route};
 use crate::analysis::{self, Analysis};
-use crate::engine::{Counts, FillReport, Space};
+use crate::engine::{Counts, FillReport, Kernel, Space};
 use axum::extract::State;
 use axum::http::{Method, header};
 use axum::response::IntoResponse;
@@ -72,6 +72,8 @@ impl SpaceStats {
 #[derive(Serialize)]
 struct Stats {
     version: &'static str,
+    /// The counting kernel dense spaces use (the fastest this CPU has).
+    kernel: &'static str,
     spaces: u64,
     neurons: u64,
     segments: u64,
@@ -109,6 +111,7 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let (patterns, segments) = (total(|s| s.counts.patterns), total(|s| s.counts.segments));
     Ok(Json(Stats {
         version: env!("CARGO_PKG_VERSION"),
+        kernel: Kernel::detected().name(),
         spaces: by_space.len() as u64,
         neurons: total(|s| s.counts.neurons),
         segments,

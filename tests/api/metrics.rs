@@ -205,6 +205,11 @@ async fn stats_move_with_real_requests() {
     let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
     assert_eq!(stats["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
+        stats["kernel"],
+        dendrite::engine::Kernel::detected().name(),
+        "the kernel in use is the fastest this CPU supports"
+    );
+    assert_eq!(
         (stats["spaces"].as_u64(), stats["patterns"].as_u64()),
         (Some(1), Some(4))
     );

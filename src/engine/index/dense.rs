@@ -8,11 +8,15 @@
 //! operations. A posting costs a scattered increment; here one word operation serves 64 segments.
 //! The postings index stays the choice for sparse spaces, where rows would be mostly zeros.
 
+use super::kernel::{BLOCK, Kernel, Row, ZERO_ROW};
 use super::{Overlaps, SegmentSlot};
 use crate::engine::pattern::CellIndex;
+use rayon::prelude::*;
 
-/// Words of each row counted together: the bit planes of a block stay in the L1 cache.
-const BLOCK: usize = 32;
+/// Blocks (of 2048 segment slots each) from which one recognition is split across the threads of
+/// rayon's pool, one run of blocks per task. Below it a query takes a few microseconds on one
+/// core, less than handing the work around would cost.
+const PARALLEL_FROM_BLOCKS: usize = 16;
 
 /// One row of bits per input bit; bit `slot` of row `cell` is set when segment `slot` has a
 /// synapse on `cell`.
@@ -24,7 +28,7 @@ const BLOCK: usize = 32;
 #[derive(Clone, Debug)]
 pub struct DenseMatrix {
     input_size: usize,
-    blocks: Vec<Box<[[u64; BLOCK]]>>,
+    blocks: Vec<Box<[Row]>>,
 }
 
 impl DenseMatrix {
@@ -73,7 +77,7 @@ impl DenseMatrix {
 
     /// A block: its rows, and its pointer in the list of blocks.
     fn block_bytes(&self) -> usize {
-        self.input_size * size_of::<[u64; BLOCK]>() + size_of::<Box<[[u64; BLOCK]]>>()
+        self.input_size * size_of::<Row>() + size_of::<Box<[Row]>>()
     }
 
     /// The bytes to allocate before `slot` can be set: its block, unless it is there already.
@@ -87,155 +91,46 @@ impl DenseMatrix {
     }
 
     /// Every segment among the first `slots` whose overlap with `input` reaches `theta`, as
-    /// (slot, overlap) in slot order, and how many segments the input touched.
-    pub fn overlaps_reaching(&self, input: &[CellIndex], theta: u32, slots: usize) -> Overlaps {
-        let mut overlaps = Overlaps::default();
+    /// (slot, overlap) in slot order, and how many segments the input touched, counted by
+    /// `kernel`. A space of many blocks is counted in runs of blocks on rayon's threads (run a
+    /// call inside a one-thread pool to keep it on one core).
+    pub fn overlaps_reaching(
+        &self,
+        input: &[CellIndex],
+        theta: u32,
+        slots: usize,
+        kernel: Kernel,
+    ) -> Overlaps {
         let words = slots.div_ceil(64);
-        let mut rows: Vec<&[u64; BLOCK]> = Vec::with_capacity(input.len());
-        for (b, block) in self.blocks.iter().enumerate() {
-            let start = b * BLOCK;
-            if start >= words {
-                break;
+        let blocks = &self.blocks[..words.div_ceil(BLOCK).min(self.blocks.len())];
+        let count = |first_block: usize, run: &[Box<[Row]>]| {
+            let mut overlaps = Overlaps::default();
+            let mut rows: Vec<&Row> = Vec::with_capacity(input.len().next_multiple_of(8));
+            for (b, block) in (first_block..).zip(run) {
+                rows.clear();
+                rows.extend(input.iter().map(|&cell| &block[cell as usize]));
+                rows.resize(rows.len().next_multiple_of(8), &ZERO_ROW);
+                // Words past `slots` are zero: counted, but never selected.
+                let block_words = (words - b * BLOCK).min(BLOCK).next_multiple_of(8);
+                kernel.count_block(&rows, block_words, b * BLOCK * 64, theta, &mut overlaps);
             }
-            rows.clear();
-            rows.extend(input.iter().map(|&cell| &block[cell as usize]));
-            // Words past `slots` in the last block are zero: counted, but never selected.
-            BitSlicedCounts::of(&rows, BLOCK.min(words - start)).select(
-                start,
-                theta,
-                &mut overlaps,
-            );
+            overlaps
+        };
+        if blocks.len() < PARALLEL_FROM_BLOCKS {
+            return count(0, blocks);
+        }
+        let run = blocks.len().div_ceil(rayon::current_num_threads());
+        let parts: Vec<Overlaps> = blocks
+            .par_chunks(run)
+            .enumerate()
+            .map(|(i, part)| count(i * run, part))
+            .collect();
+        let mut overlaps = Overlaps::default();
+        for part in parts {
+            overlaps.reaching.extend(part.reaching);
+            overlaps.touched += part.touched;
         }
         overlaps
-    }
-}
-
-/// Bit planes enough for any count: the dense layout serves inputs of at most 2^16 bits.
-const MAX_PLANES: usize = 18;
-
-/// The per-segment counts of one block, in binary: plane k holds bit k of 64 counts per word.
-/// Fixed arrays: counting allocates nothing.
-struct BitSlicedCounts {
-    planes: [[u64; BLOCK]; MAX_PLANES],
-    used: usize,
-    width: usize,
-}
-
-/// A carry-save adder over a block: adds `b` and `c` to `low`, leaving the sum bits in `low` and
-/// the carries (worth twice as much) in `high`. Five word operations count three inputs.
-fn csa(high: &mut [u64; BLOCK], low: &mut [u64; BLOCK], b: &[u64; BLOCK], c: &[u64; BLOCK]) {
-    for w in 0..BLOCK {
-        let u = low[w] ^ b[w];
-        high[w] = (low[w] & b[w]) | (u & c[w]);
-        low[w] = u ^ c[w];
-    }
-}
-
-impl BitSlicedCounts {
-    /// Sums the rows (each `width` words) with a Harley–Seal tree of carry-save adders: sixteen
-    /// rows at a time reduce to one word of sixteens, which ripple into the higher planes. That is
-    /// about five word operations per row, against two dozen for adding rows one by one.
-    fn of(rows: &[&[u64; BLOCK]], width: usize) -> BitSlicedCounts {
-        let zero = [0u64; BLOCK];
-        let row = |i: usize| rows.get(i).copied().unwrap_or(&zero);
-        let (mut ones, mut twos, mut fours, mut eights) =
-            ([0u64; BLOCK], [0u64; BLOCK], [0u64; BLOCK], [0u64; BLOCK]);
-        let (mut twos_a, mut twos_b, mut fours_a, mut fours_b) =
-            ([0u64; BLOCK], [0u64; BLOCK], [0u64; BLOCK], [0u64; BLOCK]);
-        let (mut eights_a, mut eights_b, mut sixteens) =
-            ([0u64; BLOCK], [0u64; BLOCK], [0u64; BLOCK]);
-        // Planes for 16, 32, 64, ...: enough for every count up to the number of rows.
-        let mut high = [[0u64; BLOCK]; MAX_PLANES - 4];
-        let mut high_used = 0;
-        for group in (0..rows.len()).step_by(16) {
-            let r = |k: usize| row(group + k);
-            // Eight rows make one word of eights; a group of at most eight (the tail) stops there
-            // and adds it to the eights plane, instead of padding sixteen rows with zeros.
-            csa(&mut twos_a, &mut ones, r(0), r(1));
-            csa(&mut twos_b, &mut ones, r(2), r(3));
-            csa(&mut fours_a, &mut twos, &twos_a, &twos_b);
-            csa(&mut twos_a, &mut ones, r(4), r(5));
-            csa(&mut twos_b, &mut ones, r(6), r(7));
-            csa(&mut fours_b, &mut twos, &twos_a, &twos_b);
-            csa(&mut eights_a, &mut fours, &fours_a, &fours_b);
-            if rows.len() - group <= 8 {
-                for w in 0..BLOCK {
-                    sixteens[w] = eights[w] & eights_a[w];
-                    eights[w] ^= eights_a[w];
-                }
-            } else {
-                csa(&mut twos_a, &mut ones, r(8), r(9));
-                csa(&mut twos_b, &mut ones, r(10), r(11));
-                csa(&mut fours_a, &mut twos, &twos_a, &twos_b);
-                csa(&mut twos_a, &mut ones, r(12), r(13));
-                csa(&mut twos_b, &mut ones, r(14), r(15));
-                csa(&mut fours_b, &mut twos, &twos_a, &twos_b);
-                csa(&mut eights_b, &mut fours, &fours_a, &fours_b);
-                csa(&mut sixteens, &mut eights, &eights_a, &eights_b);
-            }
-            // Add the sixteens into the higher planes, carrying upwards.
-            let mut carry = sixteens;
-            for plane in high[..high_used].iter_mut() {
-                let mut any = 0;
-                for w in 0..BLOCK {
-                    let next = plane[w] & carry[w];
-                    plane[w] ^= carry[w];
-                    carry[w] = next;
-                    any |= next;
-                }
-                if any == 0 {
-                    break;
-                }
-            }
-            if carry.iter().any(|&w| w != 0) {
-                high[high_used] = carry;
-                high_used += 1;
-            }
-        }
-        let mut planes = [[0u64; BLOCK]; MAX_PLANES];
-        planes[..4].copy_from_slice(&[ones, twos, fours, eights]);
-        planes[4..4 + high_used].copy_from_slice(&high[..high_used]);
-        BitSlicedCounts {
-            planes,
-            used: 4 + high_used,
-            width,
-        }
-    }
-
-    /// Appends the segments whose count reaches `theta` and counts the segments touched.
-    fn select(&self, start: usize, theta: u32, overlaps: &mut Overlaps) {
-        let planes = self.used;
-        let used = &self.planes[..planes];
-        for w in 0..self.width {
-            let touched = used.iter().fold(0, |any, plane| any | plane[w]);
-            overlaps.touched += u64::from(touched.count_ones());
-            // count >= theta  ⇔  count − theta does not borrow; the borrow is computed plane by
-            // plane, from the lowest bit, for 64 segments at once.
-            let mut borrow = 0u64;
-            for (k, plane) in used.iter().enumerate() {
-                borrow = if (theta >> k) & 1 == 1 {
-                    !plane[w] | borrow
-                } else {
-                    !plane[w] & borrow
-                };
-            }
-            if planes < 32 && theta >> planes != 0 {
-                borrow = !0; // theta needs more bits than any count has
-            }
-            let mut reaching = !borrow & touched;
-            while reaching != 0 {
-                let bit = reaching.trailing_zeros() as usize;
-                reaching &= reaching - 1;
-                let count = used
-                    .iter()
-                    .enumerate()
-                    .map(|(k, plane)| (((plane[w] >> bit) & 1) as u32) << k)
-                    .sum();
-                overlaps
-                    .reaching
-                    .push((((start + w) * 64 + bit) as SegmentSlot, count));
-            }
-        }
     }
 }
 
@@ -243,6 +138,7 @@ impl BitSlicedCounts {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+    use proptest::prelude::*;
 
     /// The obvious count: for each slot, how many input cells have its bit set.
     fn plain(matrix: &DenseMatrix, input: &[CellIndex], theta: u32, slots: usize) -> Overlaps {
@@ -257,8 +153,33 @@ mod tests {
         Overlaps::from_counts(&counts, theta)
     }
 
+    fn random_matrix(rng: &mut Rng, n: u32, slots: usize, density_percent: u64) -> DenseMatrix {
+        let mut matrix = DenseMatrix::new(n);
+        for slot in 0..slots {
+            for cell in 0..n {
+                if rng.below(100) < density_percent {
+                    matrix.set(cell, slot as SegmentSlot);
+                }
+            }
+        }
+        matrix
+    }
+
+    /// Asserts that every kernel this CPU supports counts as the plain loop does.
+    fn assert_every_kernel_agrees(matrix: &DenseMatrix, input: &[u32], theta: u32, slots: usize) {
+        let expected = plain(matrix, input, theta, slots);
+        for kernel in Kernel::available() {
+            assert_eq!(
+                matrix.overlaps_reaching(input, theta, slots, kernel),
+                expected,
+                "kernel {kernel}, {} input bits, theta {theta}, {slots} slots",
+                input.len()
+            );
+        }
+    }
+
     #[test]
-    fn bit_sliced_counts_agree_with_plain_counting() {
+    fn every_kernel_counts_as_the_plain_loop_does() {
         let mut rng = Rng::new(9);
         for &(n, slots, density_percent) in &[
             (64u32, 10usize, 50u64),
@@ -266,30 +187,56 @@ mod tests {
             (2048, 700, 5),
             (40, 130, 90),
         ] {
-            let mut matrix = DenseMatrix::new(n);
-            for slot in 0..slots {
-                for cell in 0..n {
-                    if rng.below(100) < density_percent {
-                        matrix.set(cell, slot as SegmentSlot);
-                    }
-                }
-            }
+            let mut matrix = random_matrix(&mut rng, n, slots, density_percent);
             for size in [1u32, 7, n / 2, n] {
                 let input = rng.distinct_below(n, size);
                 for theta in [1u32, 2, 5, size / 3 + 1, size, size + 1] {
-                    assert_eq!(
-                        matrix.overlaps_reaching(&input, theta, slots),
-                        plain(&matrix, &input, theta, slots),
-                        "n={n} slots={slots} size={size} theta={theta}"
-                    );
+                    assert_every_kernel_agrees(&matrix, &input, theta, slots);
                 }
             }
             matrix.clear(0, 0);
             let input: Vec<u32> = (0..n).collect();
-            assert_eq!(
-                matrix.overlaps_reaching(&input, 1, slots),
-                plain(&matrix, &input, 1, slots)
-            );
+            assert_every_kernel_agrees(&matrix, &input, 1, slots);
+        }
+    }
+
+    #[test]
+    fn a_space_of_many_blocks_is_counted_in_parallel_runs_as_in_one() {
+        let mut rng = Rng::new(4);
+        let slots = (PARALLEL_FROM_BLOCKS + 3) * BLOCK * 64 + 17;
+        let matrix = random_matrix(&mut rng, 48, slots, 30);
+        let input = rng.distinct_below(48, 24);
+        assert_every_kernel_agrees(&matrix, &input, 10, slots);
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let sequential =
+            one_thread.install(|| matrix.overlaps_reaching(&input, 10, slots, Kernel::detected()));
+        assert_eq!(sequential, plain(&matrix, &input, 10, slots));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Random spaces: ragged last blocks (any slot count), inputs of any size up to the
+        /// whole space, thresholds from 1 to just past the input's size.
+        #[test]
+        fn kernels_agree_with_the_plain_loop_on_random_spaces(
+            n in 1u32..400,
+            slots in 1usize..5000,
+            density_percent in 0u64..100,
+            size_percent in 0u32..=100,
+            below_size in 0u32..4,
+            seed: u64,
+        ) {
+            let mut rng = Rng::new(seed);
+            let matrix = random_matrix(&mut rng, n, slots, density_percent);
+            let size = (n * size_percent / 100).max(1);
+            let input = rng.distinct_below(n, size);
+            let theta = (size + 1).saturating_sub(below_size).max(1);
+            assert_every_kernel_agrees(&matrix, &input, theta, slots);
+            assert_every_kernel_agrees(&matrix, &input, 1, slots);
         }
     }
 }

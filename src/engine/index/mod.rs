@@ -8,10 +8,12 @@
 //! cover a sizeable fraction of the input, where it is both smaller and several times faster.
 
 mod dense;
+mod kernel;
 mod postings;
 
 use super::pattern::CellIndex;
 use dense::DenseMatrix;
+pub use kernel::Kernel;
 use postings::Postings;
 
 /// A segment's place in the space's segment table; reused after the segment disappears.
@@ -34,6 +36,8 @@ const DENSE_BITS_PER_SYNAPSE: u64 = 256;
 pub struct InvertedIndex {
     layout: Layout,
     len: usize,
+    /// The kernel the dense layout counts with.
+    kernel: Kernel,
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +71,7 @@ impl InvertedIndex {
         InvertedIndex {
             layout: Layout::Postings(Postings::default()),
             len: 0,
+            kernel: Kernel::detected(),
         }
     }
 
@@ -74,7 +79,18 @@ impl InvertedIndex {
         InvertedIndex {
             layout: Layout::Dense(DenseMatrix::new(input_size)),
             len: 0,
+            kernel: Kernel::detected(),
         }
+    }
+
+    /// Counts with `kernel` from now on (the fastest the CPU has, unless told otherwise).
+    pub fn use_kernel(&mut self, kernel: Kernel) {
+        self.kernel = kernel;
+    }
+
+    /// The kernel recognition counts with: the dense layout's, or none for postings.
+    pub fn kernel(&self) -> Option<Kernel> {
+        self.is_dense().then_some(self.kernel)
     }
 
     pub fn is_dense(&self) -> bool {
@@ -107,7 +123,7 @@ impl InvertedIndex {
     pub fn overlaps_reaching(&self, input: &[CellIndex], theta: u32, slots: usize) -> Overlaps {
         match &self.layout {
             Layout::Postings(postings) => postings.overlaps_reaching(input, theta, slots),
-            Layout::Dense(matrix) => matrix.overlaps_reaching(input, theta, slots),
+            Layout::Dense(matrix) => matrix.overlaps_reaching(input, theta, slots, self.kernel),
         }
     }
 

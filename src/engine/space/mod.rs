@@ -26,7 +26,7 @@ pub use plan::{Planned, Planner, StorePlan, StoreRequest};
 pub use recognition::{DEFAULT_LIMIT, Match, Query, Recognition};
 pub use report::{Counts, NeuronReport, NeuronSummary, NoiseMiss, SegmentReport, SpaceReport};
 
-use super::index::{InvertedIndex, SegmentSlot};
+use super::index::{InvertedIndex, Kernel, SegmentSlot};
 use super::params::{SpaceParams, SpaceTheory};
 use super::pattern::{CellIndex, Name, Pattern};
 use crate::theory::{self, Probability};
@@ -179,7 +179,7 @@ impl Space {
 
     /// Each segment slot's synapses, by slot (`None` for a free slot): what the plain oracle
     /// builds its bitmaps from, independently of the index.
-    pub(in crate::engine) fn synapses_by_slot(&self) -> Vec<Option<Vec<CellIndex>>> {
+    pub fn synapses_by_slot(&self) -> Vec<Option<Vec<CellIndex>>> {
         self.segments
             .by_slot()
             .map(|segment| Some(segment?.synapses.iter().map(|&(cell, _)| cell).collect()))
@@ -261,6 +261,17 @@ impl Space {
     /// Whether recognition counts with the dense bit matrix (true) or with postings.
     pub fn is_dense(&self) -> bool {
         self.index.is_dense()
+    }
+
+    /// The counting kernel recognition uses (dense spaces), or `None` (postings).
+    pub fn kernel(&self) -> Option<Kernel> {
+        self.index.kernel()
+    }
+
+    /// Counts with `kernel` instead of the fastest this CPU has: to compare kernels, or to test
+    /// each one.
+    pub fn use_kernel(&mut self, kernel: Kernel) {
+        self.index.use_kernel(kernel);
     }
 
     /// The number of synapses in the space.
