@@ -63,7 +63,7 @@ def stop(server):
     server.wait(timeout=60)
 
 
-def store_batches(stores, space="bench", batch=5000):
+def store_batches(stores, space="bench", batch=1000):
     """Stores in batches; the rate counts only the requests (bodies are encoded beforehand and
     answers are read but not decoded, so Python's JSON speed does not enter the figure)."""
     bodies = [json.dumps({"patterns": [{"neuron": n, "active": a} for n, a in stores[i:i + batch]]}).encode()
@@ -93,6 +93,7 @@ def wrk(path, duration, connections, script=None, script_args=()):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk phase")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (one wrk thread)")
     parser.add_argument("--startup", action="store_true", help="also time start-up with 1,000,000 patterns")
     options = parser.parse_args()
     if not shutil.which("wrk"):
@@ -110,15 +111,15 @@ def main():
         call("PUT", "/v1/spaces/bench", SPACE)
         call("PUT", "/v1/spaces/load", SPACE)
         batch_rate = store_batches(stores)
-        print(f"batch store: {batch_rate:,.0f} patterns/s ({len(stores):,} patterns in batches of 5000)")
+        print(f"batch store: {batch_rate:,.0f} patterns/s ({len(stores):,} patterns in batches of 1000, one client)")
         found = sum(
             any(m["neuron"] == source for m in call("POST", "/v1/spaces/bench/query", {"active": active})[1]["matches"])
             for active, source in queries[:1000:2])
         print(f"recognition check: {found}/500 noisy queries found their neuron")
 
-        health, health_latency, _ = wrk("/healthz", options.duration, 64)
+        health, health_latency, _ = wrk("/healthz", options.duration, options.connections)
         query, query_latency, query_errors = wrk(
-            "/v1/spaces/bench/query", options.duration, 64, os.path.join(HERE, "query.lua"),
+            "/v1/spaces/bench/query", options.duration, options.connections, os.path.join(HERE, "query.lua"),
             [os.path.join(workdir, "queries.txt")])
         print(f"GET /healthz: {health:,.0f} req/s, p50 {health_latency['50']}, p99 {health_latency['99']}")
         print(f"POST query:   {query:,.0f} req/s, p50 {query_latency['50']}, p99 {query_latency['99']}, "

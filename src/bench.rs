@@ -320,7 +320,7 @@ pub fn learn(params: SpaceParams, requests: &[StoreRequest]) -> Space {
         if let Ok(mut planned) = planned
             && let Planned::New(plan) = planned.remove(0)
         {
-            space.apply_store(&plan);
+            space.apply_store(plan);
         }
     }
     space

@@ -43,7 +43,7 @@ fn store(
     };
     let planned = space.plan_store(&[request]).map_err(|(_, e)| e)?.remove(0);
     if let Planned::New(plan) = &planned {
-        space.apply_store(plan);
+        space.apply_store(plan.clone());
     }
     space.pattern(planned.neuron(), planned.id())
 }
@@ -539,7 +539,7 @@ fn queries_see_a_store_wholly_or_not_at_all() {
                         id: None,
                     };
                     if let Planned::New(plan) = s.plan_store(&[request]).unwrap().remove(0) {
-                        s.apply_store(&plan);
+                        s.apply_store(plan);
                     }
                 });
                 if i % 3 == 0 {
@@ -763,7 +763,7 @@ fn a_stores_estimated_cost_covers_what_it_adds_and_forgotten_memory_is_reused() 
                     panic!("a new pattern")
                 };
                 let (before, cost) = (s.estimated_bytes(), s.estimated_cost([plan]));
-                s.apply_store(plan);
+                s.apply_store(plan.clone());
                 let added = s.estimated_bytes() - before;
                 assert!(
                     added <= cost,

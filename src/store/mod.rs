@@ -14,8 +14,10 @@ use anyhow::Context;
 use connection::WriteConnection;
 use futures_util::TryStreamExt;
 use health::{Fault, StorageError};
+use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -186,12 +188,12 @@ impl Database {
                 let mut busy = Duration::ZERO;
                 while let Some(plans) = received.blocking_recv() {
                     let started = Instant::now();
-                    space.apply_stores(&plans);
+                    space.apply_stores(plans);
                     busy += started.elapsed();
                 }
                 (space, busy)
             });
-            let mut rows = sqlx::query_as::<_, PatternRow>(
+            let mut rows = sqlx::query(
                 "SELECT neuron, id, segment, active, synapses FROM patterns WHERE space = ?1 ORDER BY seq",
             )
             .bind(name.as_str())
@@ -200,8 +202,7 @@ impl Database {
             let mut last_neuron: Option<Name> = None;
             let decoded: anyhow::Result<()> = async {
                 while let Some(row) = rows.try_next().await? {
-                    let plan = row
-                        .plan(input_size, &mut last_neuron)
+                    let plan = stored_plan(&row, input_size, &mut last_neuron)
                         .with_context(|| format!("a stored pattern of space {name}"))?;
                     chunk.push(plan);
                     summary.patterns += 1;
@@ -263,35 +264,32 @@ impl SpaceRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct PatternRow {
-    neuron: String,
-    id: String,
-    segment: i64,
-    active: Vec<u8>,
-    synapses: Vec<u8>,
-}
-
-impl PatternRow {
-    /// The plan this row recorded. Rows come grouped by neuron more often than not, so the last
-    /// neuron's name is reused instead of parsed again.
-    fn plan(&self, input_size: u32, last_neuron: &mut Option<Name>) -> anyhow::Result<StorePlan> {
-        let neuron = match last_neuron {
-            Some(name) if name.as_str() == self.neuron => name.clone(),
-            _ => {
-                let name = Name::parse(&self.neuron)?;
-                *last_neuron = Some(name.clone());
-                name
-            }
-        };
-        Ok(StorePlan {
-            neuron,
-            id: Name::parse(&self.id)?,
-            active: Pattern::from_sorted(decode_cells(&self.active)?, input_size)?,
-            synapses: decode_cells(&self.synapses)?,
-            segment: u32::try_from(self.segment)?,
-        })
-    }
+/// The plan a `patterns` row (neuron, id, segment, active, synapses) recorded. Columns are read
+/// by position and borrowed from the row: start-up reads a million of them, and a name lookup
+/// and four allocations per row were a good part of its time. Rows come grouped by neuron more
+/// often than not, so the last neuron's name is reused instead of parsed again.
+fn stored_plan(
+    row: &SqliteRow,
+    input_size: u32,
+    last_neuron: &mut Option<Name>,
+) -> anyhow::Result<StorePlan> {
+    let neuron_name: &str = row.try_get(0)?;
+    let neuron = match last_neuron {
+        Some(name) if name.as_str() == neuron_name => name.clone(),
+        _ => {
+            let name = Name::parse(neuron_name)?;
+            *last_neuron = Some(name.clone());
+            name
+        }
+    };
+    let segment: i64 = row.try_get(2)?;
+    Ok(StorePlan {
+        neuron,
+        id: Name::parse(row.try_get(1)?)?,
+        active: Pattern::from_sorted(decode_cells(row.try_get(3)?)?, input_size)?,
+        synapses: decode_cells(row.try_get(4)?)?,
+        segment: u32::try_from(segment)?,
+    })
 }
 
 /// Plans handed to the loader thread at a time.

@@ -14,16 +14,18 @@ use std::sync::PoisonError;
 
 impl Space {
     /// Makes a planned store visible. Plans must be applied in the order they were made.
-    pub fn apply_store(&mut self, plan: &StorePlan) {
+    pub fn apply_store(&mut self, plan: StorePlan) {
         let slot = self.apply_store_quietly(plan);
         self.refresh_neuron(slot);
     }
 
     /// Applies plans in order, refreshing each touched neuron's probability once at the end
     /// (start-up replays millions of plans; a neuron's refresh costs one step per segment).
-    pub fn apply_stores(&mut self, plans: &[StorePlan]) {
-        let mut touched: Vec<NeuronSlot> =
-            plans.iter().map(|p| self.apply_store_quietly(p)).collect();
+    pub fn apply_stores(&mut self, plans: Vec<StorePlan>) {
+        let mut touched: Vec<NeuronSlot> = plans
+            .into_iter()
+            .map(|p| self.apply_store_quietly(p))
+            .collect();
         touched.sort_unstable();
         touched.dedup();
         for slot in touched {
@@ -40,7 +42,9 @@ impl Space {
         neuron.next_segment = neuron.next_segment.max(next_segment);
     }
 
-    fn apply_store_quietly(&mut self, plan: &StorePlan) -> NeuronSlot {
+    /// Takes the plan by value: its cells and id move into the tables instead of being copied
+    /// (start-up applies a million plans).
+    fn apply_store_quietly(&mut self, plan: StorePlan) -> NeuronSlot {
         let neuron_slot = self.neuron_slot_or_create(&plan.neuron);
         let segment_slot = self.segment_slot_or_create(neuron_slot, plan.segment);
         let segment = self.segments.get_mut(segment_slot);
@@ -81,19 +85,19 @@ impl Space {
         if let Ok(number) = plan.id.as_str().parse::<u64>() {
             neuron.next_pattern_number = neuron.next_pattern_number.max(number.saturating_add(1));
         }
+        self.pattern_count += 1;
+        self.pattern_cells += (plan.active.len() + plan.synapses.len()) as u64;
         neuron
             .by_content
             .insert(plan.active.clone(), plan.id.clone());
         neuron.patterns.insert(
-            plan.id.clone(),
+            plan.id,
             StoredPattern {
-                active: plan.active.clone(),
-                synapses: plan.synapses.clone().into_boxed_slice(),
+                active: plan.active,
+                synapses: plan.synapses.into_boxed_slice(),
                 segment: plan.segment,
             },
         );
-        self.pattern_count += 1;
-        self.pattern_cells += (plan.active.len() + plan.synapses.len()) as u64;
         neuron_slot
     }
 

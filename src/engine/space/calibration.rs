@@ -328,7 +328,7 @@ mod tests {
                 id: None,
             };
             if let Planned::New(plan) = space.plan_store(&[request]).unwrap().remove(0) {
-                space.apply_store(&plan);
+                space.apply_store(plan);
             }
         }
         space

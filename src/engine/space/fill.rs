@@ -136,8 +136,8 @@ mod tests {
                     if let Ok(mut plans) = space.plan_store(&[request])
                         && let Planned::New(plan) = plans.remove(0)
                     {
-                        space.apply_store(&plan);
-                        stored.push((plan.neuron, plan.id));
+                        stored.push((plan.neuron.clone(), plan.id.clone()));
+                        space.apply_store(plan);
                     }
                 }
                 7 | 8 if !stored.is_empty() => {

@@ -544,7 +544,7 @@ impl WriterTask {
                         Planned::Existing { .. } => None,
                     })
                     .collect();
-                space.apply_stores(&fresh);
+                space.apply_stores(fresh);
                 plans
                     .iter()
                     .map(|planned| {
