@@ -42,7 +42,9 @@ use tokio::sync::Semaphore;
 pub struct AppState {
     pub spaces: Arc<Spaces>,
     pub writer: Writer,
-    pub db: Database,
+    /// Shared, not copied: axum clones the state for every request, and the database handle
+    /// carries its connection settings (a map of pragmas).
+    pub db: Arc<Database>,
     /// Whether writes are failing, and why: what `/readyz` reports.
     pub health: Arc<Health>,
     pub cpu: CpuPool,
@@ -75,7 +77,7 @@ impl AppState {
         AppState {
             spaces,
             writer,
-            db,
+            db: Arc::new(db),
             health,
             cpu: CpuPool::for_this_machine(),
             read_timeout,
