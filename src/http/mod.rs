@@ -285,22 +285,30 @@ impl AppState {
     ) -> Result<T, ApiError> {
         let shared = self.space(&parse_name("space", raw)?)?;
         let cheap = cost == ReadCost::Fixed || shared.segment_count() <= INLINE_SEGMENTS;
-        if !cheap {
-            return self
-                .cpu
-                .run(move || read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
-                .await;
+        if cheap {
+            let locked = match try_read(&shared) {
+                // Unless recognition here would wait for rayon's threads (a space with many free
+                // segment slots), which may be busy with another space's large query.
+                Some(space) if cost == ReadCost::Fixed || !space.counts_in_parallel() => {
+                    return Ok(read(&space));
+                }
+                Some(_) => false,
+                None => true,
+            };
+            if locked {
+                // Cheap, but the writer holds the lock or waits for it: wait on a blocking
+                // thread, not on an async worker, and without a CPU worker's permit (long reads
+                // may hold them all).
+                return tokio::task::spawn_blocking(move || {
+                    read(&shared.read().unwrap_or_else(PoisonError::into_inner))
+                })
+                .await
+                .map_err(|e| ApiError::internal(format!("a read failed: {e}")));
+            }
         }
-        if let Some(space) = try_read(&shared) {
-            return Ok(read(&space));
-        }
-        // Cheap, but the writer holds the lock or waits for it: wait on a blocking thread, not on
-        // an async worker, and without a CPU worker's permit (long reads may hold them all).
-        tokio::task::spawn_blocking(move || {
-            read(&shared.read().unwrap_or_else(PoisonError::into_inner))
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("a read failed: {e}")))
+        self.cpu
+            .run(move || read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
+            .await
     }
 }
 
@@ -344,8 +352,9 @@ enum ReadCost {
 }
 
 /// Spaces with at most this many segments are read on the async worker: recognition then takes
-/// tens of microseconds (the standard workload has about 22,000 segments).
-const INLINE_SEGMENTS: u64 = 50_000;
+/// tens of microseconds (the standard workload has about 22,000 segments), on this thread alone
+/// (the dense index counts in parallel only from 32,768 segment slots).
+const INLINE_SEGMENTS: u64 = 30_000;
 
 /// The read lock if it is free now; poisoning is ignored, as everywhere.
 fn try_read(shared: &SharedSpace) -> Option<std::sync::RwLockReadGuard<'_, Space>> {

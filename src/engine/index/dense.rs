@@ -90,6 +90,11 @@ impl DenseMatrix {
         }
     }
 
+    /// Whether counting the first `slots` segment slots is split across rayon's threads.
+    pub fn counts_in_parallel(slots: usize) -> bool {
+        slots.div_ceil(64 * BLOCK) >= PARALLEL_FROM_BLOCKS
+    }
+
     /// Every segment among the first `slots` whose overlap with `input` reaches `theta`, as
     /// (slot, overlap) in slot order, and how many segments the input touched, counted by
     /// `kernel`. A space of many blocks is counted in runs of blocks on rayon's threads (run a
@@ -116,7 +121,7 @@ impl DenseMatrix {
             }
             overlaps
         };
-        if blocks.len() < PARALLEL_FROM_BLOCKS {
+        if !DenseMatrix::counts_in_parallel(slots) {
             return count(0, blocks);
         }
         let run = blocks.len().div_ceil(rayon::current_num_threads());

@@ -127,6 +127,12 @@ impl InvertedIndex {
         }
     }
 
+    /// Whether counting `slots` segment slots uses rayon's threads (a large dense space): a caller
+    /// that must not block on other threads' work (an async worker) should not count it.
+    pub fn counts_in_parallel(&self, slots: usize) -> bool {
+        self.is_dense() && DenseMatrix::counts_in_parallel(slots)
+    }
+
     /// The bytes the index takes, estimated in O(1) (postings: a slot number per synapse with
     /// room for growth, and a map entry per input bit in use; dense: its blocks, exactly).
     pub fn estimated_bytes(&self) -> u64 {

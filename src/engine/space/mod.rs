@@ -263,6 +263,11 @@ impl Space {
         self.index.is_dense()
     }
 
+    /// Whether a recognition here splits its counting across rayon's threads.
+    pub fn counts_in_parallel(&self) -> bool {
+        self.index.counts_in_parallel(self.segments.slot_count())
+    }
+
     /// The counting kernel recognition uses (dense spaces), or `None` (postings).
     pub fn kernel(&self) -> Option<Kernel> {
         self.index.kernel()
