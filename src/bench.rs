@@ -16,6 +16,9 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Times each measurement of recognition is taken.
+const PASSES: usize = 3;
+
 /// Queries answered, untimed, before any timing.
 const WARM_UP_QUERIES: usize = 1000;
 
@@ -64,11 +67,11 @@ pub struct BenchReport {
     pub threads: usize,
     /// Patterns learned per second, one at a time, as the service's writer applies them.
     pub learning_per_second: f64,
-    /// One thread answering the queries one after another.
+    /// One thread answering the queries one after another (the median of three passes).
     pub queries_per_second: f64,
     pub query_p50_us: f64,
     pub query_p99_us: f64,
-    /// Every thread answering its share of the queries at once.
+    /// Every thread answering its share of the queries at once (the median of three passes).
     pub queries_per_second_all_threads: f64,
     /// One query at a time, a large space's counting split across every thread.
     pub split_query_p50_us: f64,
@@ -133,11 +136,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
 
     // Warm the caches and the pools first, so the first queries timed are not the slowest.
     time_each(&space, &queries[..queries.len().min(WARM_UP_QUERIES)]);
+    // The three measurements take turns, PASSES times, so that a shared machine's drift hits
+    // them alike; rates are the median pass's, latencies the percentiles of every query timed.
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let single = one_thread.install(|| time_each(&space, &queries));
-    let split = time_each(&space, &queries);
     let threads = rayon::current_num_threads();
-    let all_threads = time_all_threads(&space, &queries, threads);
+    let (mut single, mut single_rates, mut split, mut all_threads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..PASSES {
+        let times = one_thread.install(|| time_each(&space, &queries));
+        single_rates.push(per_second(queries.len(), times.iter().sum()));
+        single.extend(times);
+        split.extend(time_each(&space, &queries));
+        all_threads.push(time_all_threads(&space, &queries, threads));
+    }
 
     let (mut noisy_found, mut noisy_queries, mut random_false_matches) = (0, 0, 0);
     for (query, item) in queries.iter().zip(&workload.queries) {
@@ -174,10 +185,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             .map_or("postings".to_string(), |k| k.name().to_string()),
         threads,
         learning_per_second: counts.patterns as f64 / learning.as_secs_f64(),
-        queries_per_second: per_second(queries.len(), single.iter().sum()),
+        queries_per_second: median(single_rates),
         query_p50_us: percentile_us(&single, 50),
         query_p99_us: percentile_us(&single, 99),
-        queries_per_second_all_threads: all_threads,
+        queries_per_second_all_threads: median(all_threads),
         split_query_p50_us: percentile_us(&split, 50),
         split_query_p99_us: percentile_us(&split, 99),
         bytes_per_synapse: per_synapse(resident_growth as f64),
@@ -352,6 +363,11 @@ fn time_all_threads(space: &Space, queries: &[Query], threads: usize) -> f64 {
         }
     });
     per_second(queries.len(), started.elapsed())
+}
+
+fn median(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
 }
 
 fn per_second(count: usize, took: Duration) -> f64 {
