@@ -170,7 +170,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         if synapses == 0 {
             0.0
         } else {
-            bytes / synapses as f64
+            rounded(bytes / synapses as f64, 2)
         }
     };
     Ok(BenchReport {
@@ -184,13 +184,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             .kernel()
             .map_or("postings".to_string(), |k| k.name().to_string()),
         threads,
-        learning_per_second: counts.patterns as f64 / learning.as_secs_f64(),
-        queries_per_second: median(single_rates),
-        query_p50_us: percentile_us(&single, 50),
-        query_p99_us: percentile_us(&single, 99),
-        queries_per_second_all_threads: median(all_threads),
-        split_query_p50_us: percentile_us(&split, 50),
-        split_query_p99_us: percentile_us(&split, 99),
+        learning_per_second: rounded(counts.patterns as f64 / learning.as_secs_f64(), 0),
+        queries_per_second: rounded(median(single_rates), 0),
+        query_p50_us: rounded(percentile_us(&single, 50), 1),
+        query_p99_us: rounded(percentile_us(&single, 99), 1),
+        queries_per_second_all_threads: rounded(median(all_threads), 0),
+        split_query_p50_us: rounded(percentile_us(&split, 50), 1),
+        split_query_p99_us: rounded(percentile_us(&split, 99), 1),
         bytes_per_synapse: per_synapse(resident_growth as f64),
         bytes_per_synapse_beyond_patterns: per_synapse(
             resident_growth.saturating_sub(pattern_bytes) as f64,
@@ -363,6 +363,13 @@ fn time_all_threads(space: &Space, queries: &[Query], threads: usize) -> f64 {
         }
     });
     per_second(queries.len(), started.elapsed())
+}
+
+/// `x` to `digits` decimals: a rate's fractions and a latency's nanoseconds are noise on a shared
+/// machine, and the report is read by people.
+fn rounded(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
 }
 
 fn median(mut rates: Vec<f64>) -> f64 {
