@@ -5,19 +5,17 @@
 //! [`writer`], which commits before it applies and answers only after the commit returns.
 
 pub mod backup;
+mod bulk;
 pub mod connection;
 pub mod health;
 pub mod writer;
 
-use crate::engine::{Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
+use crate::engine::{Name, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
 use anyhow::Context;
 use connection::WriteConnection;
-use futures_util::TryStreamExt;
 use health::{Fault, StorageError};
-use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -28,6 +26,8 @@ pub struct Database {
     /// Reads: loading at start-up and the readiness ping. Writes go through a [`WriteConnection`].
     pool: SqlitePool,
     options: SqliteConnectOptions,
+    /// `sqlite::memory:`: no file, and nothing stored before this process opened it.
+    in_memory: bool,
 }
 
 /// SQLite's page size for new databases: `max_database_size` counts in these.
@@ -101,7 +101,8 @@ impl Database {
         }
         // An in-memory database lives as long as one of its connections: the pool keeps one open
         // for good, and the writer's connection shares it (sqlx names it and shares its cache).
-        let connections = if url.contains(":memory:") { 1 } else { 2 };
+        let in_memory = url.contains(":memory:");
+        let connections = if in_memory { 1 } else { 2 };
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
             .min_connections(1)
@@ -114,7 +115,11 @@ impl Database {
             .run(&pool)
             .await
             .map_err(|error| migration_failed(url, error))?;
-        let database = Database { pool, options };
+        let database = Database {
+            pool,
+            options,
+            in_memory,
+        };
         let mut probe = database.write_connection();
         let probed = probe.probe().await;
         probe.close().await;
@@ -127,12 +132,14 @@ impl Database {
         WriteConnection::new(self.options.clone())
     }
 
+    /// The database's file; `None` in memory.
+    fn file_path(&self) -> Option<std::path::PathBuf> {
+        (!self.in_memory).then(|| self.options.get_filename().to_owned())
+    }
+
     /// Bytes the database takes on disk: its file and its write-ahead log; `None` in memory.
     pub async fn file_bytes(&self) -> Option<u64> {
-        let file = self.options.get_filename().to_owned();
-        if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
-            return None;
-        }
+        let file = self.file_path()?;
         let mut wal = file.clone().into_os_string();
         wal.push("-wal");
         let size = |path: std::path::PathBuf| async move {
@@ -180,53 +187,37 @@ impl Database {
                 space.restore_neuron(&neuron, next_pattern as u64, next_segment as u32);
                 summary.neurons += 1;
             }
-            // Rows are decoded here while a thread applies the previous chunk, so start-up
-            // costs about the larger of reading and applying, not their sum.
+            // Rows are read and decoded on one thread while another applies the previous chunk,
+            // so start-up costs about the larger of reading and applying, not their sum.
             let input_size = space.params().input_size;
-            let (chunks, mut received) = tokio::sync::mpsc::channel::<Vec<StorePlan>>(4);
+            let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<StorePlan>>(4);
             let applier = std::thread::spawn(move || {
                 let mut busy = Duration::ZERO;
-                while let Some(plans) = received.blocking_recv() {
+                for plans in received {
                     let started = Instant::now();
                     space.apply_stores(plans);
                     busy += started.elapsed();
                 }
                 (space, busy)
             });
-            let mut rows = sqlx::query(
-                "SELECT neuron, id, segment, active, synapses FROM patterns WHERE space = ?1 ORDER BY seq",
-            )
-            .bind(name.as_str())
-            .fetch(&self.pool);
-            let mut chunk = Vec::with_capacity(LOAD_CHUNK);
-            let mut last_neuron: Option<Name> = None;
-            let decoded: anyhow::Result<()> = async {
-                while let Some(row) = rows.try_next().await? {
-                    let plan = stored_plan(&row, input_size, &mut last_neuron)
-                        .with_context(|| format!("a stored pattern of space {name}"))?;
-                    chunk.push(plan);
-                    summary.patterns += 1;
-                    if chunk.len() == LOAD_CHUNK {
-                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
-                        chunks
-                            .send(full)
-                            .await
-                            .context("the loader thread stopped")?;
-                    }
-                }
-                chunks
-                    .send(chunk)
-                    .await
-                    .context("the loader thread stopped")?;
-                Ok(())
-            }
+            let path = self.file_path().with_context(|| {
+                format!("an in-memory database cannot hold space {name} at start-up")
+            });
+            let space_name = name.as_str().to_owned();
+            let read = tokio::task::spawn_blocking(move || {
+                bulk::read_patterns(&path?, &space_name, input_size, |chunk| {
+                    chunks
+                        .send(chunk)
+                        .map_err(|_| anyhow::anyhow!("the loader thread stopped"))
+                })
+            })
             .await;
-            drop(rows);
-            drop(chunks);
             let (space, busy) = applier
                 .join()
                 .map_err(|_| anyhow::anyhow!("the loader thread panicked"))?;
-            decoded?;
+            summary.patterns += read
+                .context("the reader thread failed")?
+                .with_context(|| format!("the stored patterns of space {name}"))?;
             tracing::debug!(space = %name, apply_ms = busy.as_millis() as u64, "space rebuilt");
             spaces.insert(space);
             summary.spaces += 1;
@@ -263,37 +254,6 @@ impl SpaceRow {
         Ok(SpaceParams::new(&spec)?)
     }
 }
-
-/// The plan a `patterns` row (neuron, id, segment, active, synapses) recorded. Columns are read
-/// by position and borrowed from the row: start-up reads a million of them, and a name lookup
-/// and four allocations per row were a good part of its time. Rows come grouped by neuron more
-/// often than not, so the last neuron's name is reused instead of parsed again.
-fn stored_plan(
-    row: &SqliteRow,
-    input_size: u32,
-    last_neuron: &mut Option<Name>,
-) -> anyhow::Result<StorePlan> {
-    let neuron_name: &str = row.try_get(0)?;
-    let neuron = match last_neuron {
-        Some(name) if name.as_str() == neuron_name => name.clone(),
-        _ => {
-            let name = Name::parse(neuron_name)?;
-            *last_neuron = Some(name.clone());
-            name
-        }
-    };
-    let segment: i64 = row.try_get(2)?;
-    Ok(StorePlan {
-        neuron,
-        id: Name::parse(row.try_get(1)?)?,
-        active: Pattern::from_sorted(decode_cells(row.try_get(3)?)?, input_size)?,
-        synapses: decode_cells(row.try_get(4)?)?,
-        segment: u32::try_from(segment)?,
-    })
-}
-
-/// Plans handed to the loader thread at a time.
-const LOAD_CHUNK: usize = 8_192;
 
 /// Cells as little-endian u32s, the column encoding of `patterns.active` and `patterns.synapses`.
 pub(crate) fn encode_cells(cells: &[u32]) -> Vec<u8> {

@@ -183,3 +183,49 @@ async fn an_acknowledged_write_survives_kill_9() {
         assert_eq!(found["synapses"], stored["synapses"]);
     }
 }
+
+#[tokio::test]
+async fn a_damaged_stored_pattern_stops_start_up_with_a_line_naming_it() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("dendrite.db");
+    let mut server = start_binary(&database);
+    let client = reqwest::Client::new();
+    let space =
+        json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12});
+    let base = server.base.clone();
+    client
+        .put(format!("{base}/v1/spaces/s"))
+        .json(&space)
+        .send()
+        .await
+        .unwrap();
+    let stored = client
+        .post(format!("{base}/v1/spaces/s/neurons/n/patterns"))
+        .json(&json!({"active": cells(0, 40)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    server.kill_9();
+
+    // Three bytes cannot be a list of 4-byte cells.
+    let url = format!("sqlite://{}", database.display());
+    let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE patterns SET synapses = X'010203'")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_dendrite"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("the stored patterns of space s") && stderr.contains("3 bytes"),
+        "{stderr}"
+    );
+}
