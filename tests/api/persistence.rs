@@ -141,21 +141,26 @@ fn start_binary(database: &std::path::Path) -> Server {
     }
 }
 
+/// Creates space `s` with the standard parameters on the server at `base`.
+async fn create_standard_space(client: &reqwest::Client, base: &str) {
+    let space =
+        json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12});
+    let created = client
+        .put(format!("{base}/v1/spaces/s"))
+        .json(&space)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn an_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("dendrite.db");
     let mut server = start_binary(&database);
     let client = reqwest::Client::new();
-    let space =
-        json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12});
-    let created = client
-        .put(format!("{}/v1/spaces/s", server.base))
-        .json(&space)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+    create_standard_space(&client, &server.base).await;
     let mut acknowledged = Vec::new();
     for i in 0..50u64 {
         let active = cells(i, 40);
@@ -191,15 +196,8 @@ async fn a_damaged_stored_pattern_stops_start_up_with_a_line_naming_it() {
     let database = dir.path().join("dendrite.db");
     let mut server = start_binary(&database);
     let client = reqwest::Client::new();
-    let space =
-        json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12});
     let base = server.base.clone();
-    client
-        .put(format!("{base}/v1/spaces/s"))
-        .json(&space)
-        .send()
-        .await
-        .unwrap();
+    create_standard_space(&client, &base).await;
     let stored = client
         .post(format!("{base}/v1/spaces/s/neurons/n/patterns"))
         .json(&json!({"active": cells(0, 40)}))
