@@ -823,3 +823,38 @@ fn answers_do_not_depend_on_the_order_neurons_were_created() {
         }
     }
 }
+
+/// The service keeps a query on its async worker only when the space counts on one thread; that
+/// must follow the segment slots counting walks over, free ones included, not the live segments.
+#[test]
+fn recognition_counts_in_parallel_by_segment_slots_not_by_live_segments() {
+    let mut s = space(SpaceSpec {
+        input_size: 64,
+        active_bits: 8,
+        threshold: Some(4),
+        max_false_match: Some(1.0),
+        ..SpaceSpec::default()
+    });
+    assert!(s.is_dense());
+    let mut rng = Rng::new(8);
+    // One segment per neuron: 33,000 segments fill more than 16 blocks of 2048 slots.
+    for i in 0..33_000 {
+        store(
+            &mut s,
+            &format!("n{i}"),
+            &pattern(&rng.distinct_below(64, 8), 64),
+            None,
+        )
+        .unwrap();
+    }
+    assert!(s.counts_in_parallel());
+    for i in 100..33_000 {
+        s.delete_neuron(&name(&format!("n{i}"))).unwrap();
+    }
+    assert_eq!(s.segment_count(), 100);
+    assert!(
+        s.counts_in_parallel(),
+        "the freed slots are still counted over"
+    );
+    assert!(!space(standard_spec()).counts_in_parallel());
+}
