@@ -39,7 +39,7 @@ impl Application {
         // Settings first: a bad key stops start-up before anything is opened.
         let keys = args.access.keys()?;
         let cors = cors_layer(&args.access.cors_origins)?;
-        let db = Database::open(&args.database_url, &args.file_settings()).await?;
+        let db = Database::open(&args.database_url, &args.store_settings()).await?;
         let spaces = Arc::new(Spaces::default());
         let loaded = db
             .load(&spaces)
@@ -55,18 +55,28 @@ impl Application {
             spaces = loaded.spaces,
             neurons = loaded.neurons,
             patterns = loaded.patterns,
+            sequence = loaded.sequence,
             elapsed_ms = loaded.elapsed.as_millis() as u64,
-            "loaded the engine from {}",
-            args.database_url
+            "loaded the engine from the {} database",
+            db.backend()
         );
         let health = Arc::new(Health::default());
         let (writer, writer_thread) = Writer::spawn(
-            db.write_connection(),
+            &db,
             Arc::clone(&spaces),
             Arc::clone(&health),
             args.memory_limit,
+            loaded.sequence,
         )
         .context("cannot start the writer thread")?;
+        // Ready only once caught up: other replicas may have committed while this one loaded.
+        let sequence = writer
+            .catch_up()
+            .await
+            .context("cannot follow the database's change log")?;
+        if sequence != loaded.sequence {
+            tracing::info!(sequence, "caught up with changes committed while loading");
+        }
         let backups = Backups::new(
             &args.database_url,
             args.backup_dir.clone(),
@@ -169,7 +179,11 @@ fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
                 header::AUTHORIZATION,
                 HeaderName::from_static("api-key"),
             ])
-            .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE]),
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+                HeaderName::from_static(http::guard::SEQUENCE_HEADER),
+            ]),
     ))
 }
 

@@ -2,7 +2,7 @@
 //! `dendrite serve --help` and the README.
 
 use crate::http::access::{self, KeyError, Keys};
-use crate::store::FileSettings;
+use crate::store::StoreSettings;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +21,8 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "DENDRITE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// SQLite database: a file (created if missing) or `sqlite::memory:` for a throw-away one.
+    /// The database: `sqlite://FILE` (created if missing), `sqlite::memory:` for a throw-away
+    /// one, or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, which any number of replicas share.
     #[arg(
         long,
         env = "DENDRITE_DATABASE_URL",
@@ -68,6 +69,11 @@ pub struct ServeArgs {
     /// SQLite's default, 1000 pages (about 4 MiB).
     #[arg(long, env = "DENDRITE_WAL_AUTOCHECKPOINT")]
     pub wal_autocheckpoint: Option<u32>,
+    /// Seconds PostgreSQL's change log keeps an entry. A replica that was away for longer
+    /// reloads the tables when it comes back rather than following the log.
+    #[arg(long, env = "DENDRITE_CHANGE_LOG_RETENTION", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub change_log_retention: u64,
     /// Folder for backups (POST /v1/admin/backup). Unset: a `backups` folder beside the
     /// database file.
     #[arg(long, env = "DENDRITE_BACKUP_DIR")]
@@ -144,10 +150,11 @@ impl AccessArgs {
 }
 
 impl ServeArgs {
-    pub fn file_settings(&self) -> FileSettings {
-        FileSettings {
+    pub fn store_settings(&self) -> StoreSettings {
+        StoreSettings {
             max_size: self.max_database_size,
             wal_autocheckpoint: self.wal_autocheckpoint,
+            log_retention: Duration::from_secs(self.change_log_retention),
         }
     }
 

@@ -88,6 +88,16 @@ impl Spaces {
             .remove(name)
     }
 
+    /// Takes every space of `fresh` in place of the ones held now, in one step: a reader sees
+    /// the old spaces or the new, never a mix.
+    pub fn replace_with(&self, fresh: Spaces) {
+        let fresh = fresh
+            .spaces
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        *self.spaces.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+    }
+
     /// Every space, by name.
     pub fn all(&self) -> Vec<SharedSpace> {
         self.spaces

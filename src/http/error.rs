@@ -431,7 +431,9 @@ impl From<PatternError> for ApiError {
 impl From<BackupError> for ApiError {
     fn from(error: BackupError) -> ApiError {
         match error {
-            BackupError::NoFolder => ApiError::new(Kind::Conflict, error.to_string()),
+            BackupError::NoFolder | BackupError::NotSqlite => {
+                ApiError::new(Kind::Conflict, error.to_string())
+            }
             BackupError::Running => ApiError::busy(error.to_string()),
             BackupError::Storage(storage) => storage_error(storage, "no backup was written"),
         }
@@ -462,6 +464,7 @@ impl From<WriteError> for ApiError {
             WriteError::Busy => ApiError::new(Kind::Busy, error.to_string()),
             WriteError::MemoryFull { .. } => ApiError::new(Kind::MemoryFull, error.to_string()),
             WriteError::Closed => ApiError::unavailable(error.to_string()),
+            WriteError::Reloaded(_) => ApiError::unavailable(error.to_string()),
             // A bug, not a passing condition: retrying will not help until a restart.
             WriteError::WriterFailed(_) => ApiError::internal(error.to_string()),
             WriteError::Storage(storage) => storage_error(storage, "nothing was written"),

@@ -8,6 +8,7 @@
 //! ever sees them.
 
 use super::error::ApiError;
+use crate::store::writer::Writer;
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -43,6 +44,86 @@ pub async fn read_deadline(
         Ok(response) => response,
         Err(_) => ApiError::timeout().into_response(),
     }
+}
+
+/// The query parameter with which a read waits for this replica to have applied a change.
+pub const MIN_SEQUENCE: &str = "min_sequence";
+/// The most a read waits for its `min_sequence`: replication lag is milliseconds when all is
+/// well, so a longer wait means this replica is stuck, and another should be asked.
+const SEQUENCE_WAIT: Duration = Duration::from_secs(5);
+
+/// Read-your-writes across replicas: a read with `?min_sequence=N` (the `Dendrite-Sequence` of
+/// a write) waits until this replica has applied change N, at most [`SEQUENCE_WAIT`], then runs
+/// as if the parameter had not been there. A replica that does not get there in time answers 503.
+pub async fn read_after_sequence(
+    State(writer): State<Writer>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    let mut wanted = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some((MIN_SEQUENCE, value)) if wanted.is_none() => wanted = Some(value.to_owned()),
+            Some((MIN_SEQUENCE, _)) => {
+                return ApiError::invalid_parameter(MIN_SEQUENCE, "give min_sequence once")
+                    .into_response();
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let Some(wanted) = wanted else {
+        return next.run(request).await;
+    };
+    let Ok(sequence) = wanted.parse::<u64>() else {
+        return ApiError::invalid_parameter(
+            MIN_SEQUENCE,
+            format!(
+                "min_sequence must be a whole number from 0 to {} (a write's Dendrite-Sequence), not {wanted:?}",
+                u64::MAX
+            ),
+        )
+        .into_response();
+    };
+    let progress = writer.progress();
+    if !progress.reached(sequence, SEQUENCE_WAIT).await {
+        return ApiError::busy(format!(
+            "this replica has applied changes up to {}, not yet {sequence}, after waiting {} s; retry, or read from another replica",
+            progress.applied(),
+            SEQUENCE_WAIT.as_secs()
+        ))
+        .into_response();
+    }
+    // The handler sees the query without the parameter: its own parameters are checked strictly.
+    let path = request.uri().path();
+    let uri = if rest.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", rest.join("&"))
+    };
+    match uri.parse() {
+        Ok(uri) => *request.uri_mut() = uri,
+        Err(_) => {
+            return ApiError::invalid_parameter(MIN_SEQUENCE, "a malformed query").into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The header that carries a write's sequence.
+pub const SEQUENCE_HEADER: &str = "dendrite-sequence";
+
+/// A write's answer with its sequence in the `Dendrite-Sequence` header.
+pub fn with_sequence(sequence: u64, answer: impl IntoResponse) -> Response {
+    (
+        [(
+            header::HeaderName::from_static(SEQUENCE_HEADER),
+            header::HeaderValue::from(sequence),
+        )],
+        answer,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -225,6 +225,7 @@ pub fn routes() -> Vec<Route> {
 /// methods, and the state.
 pub fn router(state: AppState) -> Router {
     let read_timeout = state.read_timeout;
+    let writer = state.writer.clone();
     let keys = Arc::clone(&state.keys);
     let open_metrics = state.open_metrics;
     routes()
@@ -236,10 +237,15 @@ pub fn router(state: AppState) -> Router {
                 r.need()
             };
             let handler = if r.is_read() {
-                r.handler.layer(axum::middleware::from_fn_with_state(
-                    read_timeout,
-                    guard::read_deadline,
-                ))
+                r.handler
+                    .layer(axum::middleware::from_fn_with_state(
+                        writer.clone(),
+                        guard::read_after_sequence,
+                    ))
+                    .layer(axum::middleware::from_fn_with_state(
+                        read_timeout,
+                        guard::read_deadline,
+                    ))
             } else {
                 r.handler
             };

@@ -2,11 +2,13 @@
 
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
+use super::guard::with_sequence;
 use super::{AppState, ReadCost, Route, parse_name, route};
 use crate::engine::{Name, NeuronReport, NeuronSummary, Pattern, PatternView, StoreRequest};
-use crate::store::writer::Stored;
+use crate::store::writer::{Stored, Written};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 /// The most patterns one batch may store.
@@ -71,7 +73,7 @@ async fn store(
     State(state): State<AppState>,
     Path((space, neuron)): Path<(String, String)>,
     Json(body): Json<PatternBody>,
-) -> Result<(StatusCode, Json<PatternView>), ApiError> {
+) -> Result<Response, ApiError> {
     let (space, neuron) = (parse_name("space", &space)?, parse_name("neuron", &neuron)?);
     let active = Pattern::parse(&body.active, input_size(&state, &space).await?)?;
     let request = StoreRequest {
@@ -79,17 +81,18 @@ async fn store(
         active,
         id: parse_id(body.id.as_deref())?,
     };
-    let mut stored = state.writer.store(space, vec![request]).await?;
+    let Written {
+        value: mut stored,
+        sequence,
+    } = state.writer.store(space, vec![request]).await?;
     state.activity.stored(1);
     let Stored { pattern, created } = stored.remove(0);
-    Ok((
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        Json(pattern),
-    ))
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(with_sequence(sequence, (status, Json(pattern))))
 }
 
 #[derive(Deserialize)]
@@ -123,7 +126,7 @@ async fn store_batch(
     State(state): State<AppState>,
     Path(space): Path<String>,
     Json(body): Json<BatchBody>,
-) -> Result<Json<BatchAnswer>, ApiError> {
+) -> Result<Response, ApiError> {
     let space = parse_name("space", &space)?;
     if body.patterns.is_empty() || body.patterns.len() > MAX_BATCH {
         return Err(ApiError::invalid_parameter(
@@ -156,7 +159,10 @@ async fn store_batch(
             Ok(StoreRequest { neuron, active, id })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let stored = state
+    let Written {
+        value: stored,
+        sequence,
+    } = state
         .writer
         .store(space, requests)
         .await
@@ -169,7 +175,7 @@ async fn store_batch(
         .into_iter()
         .map(|Stored { pattern, created }| BatchResult { created, pattern })
         .collect();
-    Ok(Json(BatchAnswer { results }))
+    Ok(with_sequence(sequence, Json(BatchAnswer { results })))
 }
 
 async fn pattern(
@@ -188,11 +194,11 @@ async fn pattern(
 async fn forget(
     State(state): State<AppState>,
     Path((space, neuron, id)): Path<(String, String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let space = parse_name("space", &space)?;
     let (neuron, id) = (parse_name("neuron", &neuron)?, parse_name("id", &id)?);
-    state.writer.forget(space, neuron, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let written = state.writer.forget(space, neuron, id).await?;
+    Ok(with_sequence(written.sequence, StatusCode::NO_CONTENT))
 }
 
 #[derive(Deserialize)]
@@ -272,8 +278,8 @@ async fn report(
 async fn delete(
     State(state): State<AppState>,
     Path((space, neuron)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let (space, neuron) = (parse_name("space", &space)?, parse_name("neuron", &neuron)?);
-    state.writer.delete_neuron(space, neuron).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let written = state.writer.delete_neuron(space, neuron).await?;
+    Ok(with_sequence(written.sequence, StatusCode::NO_CONTENT))
 }

@@ -2,10 +2,12 @@
 
 use super::error::ApiError;
 use super::extract::{Json, Path};
+use super::guard::with_sequence;
 use super::{AppState, ReadCost, Route, parse_name, route};
 use crate::engine::{Space, SpaceParams, SpaceReport, SpaceSpec};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
+use axum::response::Response;
 use serde::Serialize;
 
 pub(super) fn routes() -> Vec<Route> {
@@ -31,7 +33,7 @@ async fn create(
     State(state): State<AppState>,
     Path(space): Path<String>,
     Json(spec): Json<SpaceSpec>,
-) -> Result<(StatusCode, Json<SpaceReport>), ApiError> {
+) -> Result<Response, ApiError> {
     let name = parse_name("space", &space)?;
     // The defaults and the space's theory cost milliseconds for large parameters: computed on a
     // CPU worker, so neither an async worker nor the writer waits for them.
@@ -39,13 +41,14 @@ async fn create(
         .cpu
         .run(move || SpaceParams::new(&spec).map(|params| Space::new(name, params)))
         .await??;
-    let (report, created) = state.writer.create_space(space).await?;
+    let written = state.writer.create_space(space).await?;
+    let (report, created) = written.value;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(report)))
+    Ok(with_sequence(written.sequence, (status, Json(report))))
 }
 
 async fn report(
@@ -62,10 +65,10 @@ async fn report(
 async fn delete(
     State(state): State<AppState>,
     Path(space): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    state
+) -> Result<Response, ApiError> {
+    let written = state
         .writer
         .delete_space(parse_name("space", &space)?)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(with_sequence(written.sequence, StatusCode::NO_CONTENT))
 }

@@ -93,8 +93,16 @@ struct Stats {
     writes_per_commit: f64,
     /// Write commands waiting for the writer.
     writer_queue_depth: usize,
-    /// The database file with its write-ahead log; null for an in-memory database.
+    /// The database file with its write-ahead log; null for an in-memory database or PostgreSQL.
     database_bytes: Option<u64>,
+    /// `sqlite` or `postgres`.
+    backend: &'static str,
+    /// The last change (write) this replica applied: a read here sees every write up to it.
+    applied_sequence: u64,
+    /// The newest change this replica knows the database holds.
+    head_sequence: u64,
+    /// Changes committed that this replica has not applied yet (0 on SQLite).
+    replication_lag: u64,
     uptime_seconds: f64,
     #[serde(flatten)]
     activity: ActivityReport,
@@ -106,6 +114,9 @@ struct Stats {
 /// is read with one short read lock (or on a blocking thread while its writer holds it).
 async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let (commits, writes_committed) = state.writer.stats().snapshot();
+    let progress = state.writer.progress();
+    let applied_sequence = progress.applied();
+    let head_sequence = progress.head().max(applied_sequence);
     let by_space = state.read_every_space(SpaceStats::of).await?;
     let total = |f: fn(&SpaceStats) -> u64| by_space.iter().map(f).sum::<u64>();
     let (patterns, segments) = (total(|s| s.counts.patterns), total(|s| s.counts.segments));
@@ -139,6 +150,10 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
         },
         writer_queue_depth: state.writer.queue_depth(),
         database_bytes: state.db.file_bytes().await,
+        backend: state.db.backend(),
+        applied_sequence,
+        head_sequence,
+        replication_lag: head_sequence - applied_sequence,
         uptime_seconds: state.started.elapsed().as_secs_f64(),
         activity: state.activity.report(),
         by_space,

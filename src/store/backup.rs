@@ -8,6 +8,7 @@
 
 use super::Database;
 use super::health::StorageError;
+use super::sqlite::SqliteDatabase;
 use serde::Serialize;
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -54,6 +55,10 @@ pub enum BackupError {
     NoFolder,
     #[error("a backup is already being written; wait for it")]
     Running,
+    #[error(
+        "the database is PostgreSQL: back it up with PostgreSQL's own tools (pg_dump, or the managed service's snapshots); dendrite's backups copy a SQLite file"
+    )]
+    NotSqlite,
     #[error("{0}")]
     Storage(#[from] StorageError),
 }
@@ -82,6 +87,7 @@ impl Backups {
 
     /// Writes a backup of `db` and prunes the oldest past `keep`.
     pub async fn create(&self, db: &Database) -> Result<BackupReport, BackupError> {
+        let db = db.sqlite().ok_or(BackupError::NotSqlite)?;
         let dir = self.dir.as_ref().ok_or(BackupError::NoFolder)?;
         let _running = self.running.try_lock().map_err(|_| BackupError::Running)?;
         tokio::fs::create_dir_all(dir).await.map_err(io_fault)?;
@@ -141,7 +147,7 @@ impl Backups {
 /// Copies the database into `partial`, reads what the copy holds, makes it durable and gives it
 /// its final name: (patterns, last write, bytes).
 async fn write_backup(
-    db: &Database,
+    db: &SqliteDatabase,
     partial: &Path,
     complete: &Path,
 ) -> Result<(u64, u64, u64), BackupError> {

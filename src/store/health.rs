@@ -9,7 +9,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-/// Why the database refused a write, by what fixes it.
+/// Why the database refused a write, by what fixes it. The variants name SQLite's result codes;
+/// PostgreSQL's error classes map onto the same faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// The disk or the configured database size is full (SQLITE_FULL).
@@ -41,6 +42,13 @@ impl Fault {
     #[allow(clippy::wildcard_enum_match_arm)] // sqlx::Error is non_exhaustive
     fn of(error: &sqlx::Error) -> Fault {
         match error {
+            sqlx::Error::Database(error)
+                if error
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some() =>
+            {
+                crate::store::postgres::fault_of(&error.code().unwrap_or_default())
+            }
             sqlx::Error::Database(error) => {
                 // SQLite reports extended result codes; the primary code is the low byte.
                 let code = error

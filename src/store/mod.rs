@@ -1,64 +1,41 @@
-//! Durable state in SQLite: the schema, loading every space at start-up, and the write path.
+//! Durable state: one interface over two databases, SQLite embedded and PostgreSQL shared.
 //!
 //! The engine's memory is a pure function of the rows: [`Database::load`] replays stored plans in
 //! learning order, so a restarted service answers exactly as before. Every write goes through the
-//! [`writer`], which commits before it applies and answers only after the commit returns.
+//! [`writer`], which commits before it applies and answers only after the commit returns. Each
+//! committed write is a [`Change`] with a sequence number in commit order; on PostgreSQL the
+//! changes are also kept in a log that other replicas follow. Above this module nothing knows which
+//! database is in use: [`Database`] opens either from its URL, and the writer drives either through
+//! [`WriteStore`].
 
 pub mod backup;
-mod bulk;
-pub mod connection;
+pub mod change;
 pub mod health;
+pub mod postgres;
+pub mod sqlite;
 pub mod writer;
 
-use crate::engine::{Name, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
+pub use change::Change;
+
+use crate::engine::{Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
 use anyhow::Context;
-use connection::WriteConnection;
-use health::{Fault, StorageError};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use std::str::FromStr;
+use health::StorageError;
+use postgres::PostgresDatabase;
+use sqlite::SqliteDatabase;
 use std::time::{Duration, Instant};
 
-/// The SQLite database behind the service.
+/// The database behind the service, by the scheme of its URL.
 #[derive(Clone, Debug)]
-pub struct Database {
-    /// Reads: loading at start-up and the readiness ping. Writes go through a [`WriteConnection`].
-    pool: SqlitePool,
-    options: SqliteConnectOptions,
-    /// `sqlite::memory:`: no file, and nothing stored before this process opened it.
-    in_memory: bool,
+pub enum Database {
+    /// `sqlite://FILE` (the default) or `sqlite::memory:`: one process owns it.
+    Sqlite(SqliteDatabase),
+    /// `postgres://...`: any number of replicas share it.
+    Postgres(PostgresDatabase),
 }
 
-/// SQLite's page size for new databases: `max_database_size` counts in these.
-const PAGE_SIZE: u64 = 4096;
-
-/// A start-up error that says which database failed and what to do about it.
-fn cannot_write(url: &str, error: &StorageError) -> anyhow::Error {
-    let fix = match error.fault {
-        Fault::ReadOnly => {
-            "make the file, its -wal and -shm companions and its folder writable by the user running dendrite"
-        }
-        Fault::Full => "free space on its disk (or raise --max-database-size)",
-        Fault::Locked => "stop the other process that holds it open for writing",
-        Fault::Io | Fault::Other => "check the file and its disk",
-    };
-    anyhow::anyhow!("cannot use the database {url}: {error}; {fix}, then start again")
-}
-
-/// A failed migration: a database that cannot be written says so, anything else is passed on.
-#[allow(clippy::wildcard_enum_match_arm)] // MigrateError is non_exhaustive
-fn migration_failed(url: &str, error: sqlx::migrate::MigrateError) -> anyhow::Error {
-    match error {
-        sqlx::migrate::MigrateError::Execute(e)
-        | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => cannot_write(url, &e.into()),
-        other => anyhow::Error::new(other).context("cannot migrate the database"),
-    }
-}
-
-/// How the database file is kept.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FileSettings {
+/// How the database is kept: the first two for a SQLite file, the last for PostgreSQL's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreSettings {
     /// Cap on the file in bytes (SQLite's `max_page_count`): past it writes fail as on a full
     /// disk. `None`: only the disk limits it.
     pub max_size: Option<u64>,
@@ -66,6 +43,19 @@ pub struct FileSettings {
     /// `wal_autocheckpoint`; 0 never: a replicator such as Litestream checkpoints instead).
     /// `None`: SQLite's default, 1000 pages.
     pub wal_autocheckpoint: Option<u32>,
+    /// How long PostgreSQL's change log keeps an entry. A replica away for longer reloads the
+    /// tables instead of following the log; the log is never needed to rebuild.
+    pub log_retention: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> StoreSettings {
+        StoreSettings {
+            max_size: None,
+            wal_autocheckpoint: None,
+            log_retention: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// What start-up loaded.
@@ -75,156 +65,226 @@ pub struct LoadSummary {
     pub neurons: u64,
     pub patterns: u64,
     pub elapsed: Duration,
+    /// The last change the loaded state includes: the replica follows the log from here.
+    pub sequence: u64,
 }
 
 impl Database {
-    /// Opens (creating if missing) and migrates the database at `url`, and checks that it takes
-    /// a commit: a database that cannot be written is refused here, with the fix, rather than
-    /// served as "ready" with every write failing.
-    ///
-    /// WAL lets the readiness probe read while the writer writes; `synchronous=FULL` makes every
-    /// commit durable across power loss before the writer acknowledges it. `settings` caps the
-    /// file and sets how often the WAL is checkpointed.
-    pub async fn open(url: &str, settings: &FileSettings) -> anyhow::Result<Database> {
-        let mut options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("invalid database URL {url:?}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        if let Some(bytes) = settings.max_size {
-            options = options.pragma("max_page_count", (bytes / PAGE_SIZE).max(1).to_string());
+    /// Opens (creating a SQLite file if missing) and migrates the database at `url`, and checks
+    /// that it takes a commit.
+    pub async fn open(url: &str, settings: &StoreSettings) -> anyhow::Result<Database> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres(
+                PostgresDatabase::open(url, settings.log_retention).await?,
+            ))
+        } else if url.starts_with("sqlite:") {
+            Ok(Database::Sqlite(SqliteDatabase::open(url, settings).await?))
+        } else {
+            anyhow::bail!(
+                "the database URL {url:?} names no database dendrite knows: use sqlite://FILE or postgres://USER@HOST/DATABASE"
+            )
         }
-        if let Some(pages) = settings.wal_autocheckpoint {
-            options = options.pragma("wal_autocheckpoint", pages.to_string());
+    }
+
+    /// `"sqlite"` or `"postgres"`, for statistics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgres",
         }
-        // An in-memory database lives as long as one of its connections: the pool keeps one open
-        // for good, and the writer's connection shares it (sqlx names it and shares its cache).
-        let in_memory = url.contains(":memory:");
-        let connections = if in_memory { 1 } else { 2 };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(connections)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| cannot_write(url, &e.into()))?;
-        sqlx::migrate!()
-            .run(&pool)
-            .await
-            .map_err(|error| migration_failed(url, error))?;
-        let database = Database {
-            pool,
-            options,
-            in_memory,
-        };
-        let mut probe = database.write_connection();
-        let probed = probe.probe().await;
-        probe.close().await;
-        probed.map_err(|e| cannot_write(url, &e))?;
-        Ok(database)
     }
 
-    /// A connection for the writer, with the same settings as the pool's.
-    pub fn write_connection(&self) -> WriteConnection {
-        WriteConnection::new(self.options.clone())
+    /// The SQLite database, when that is what this is (backups copy its file).
+    pub fn sqlite(&self) -> Option<&SqliteDatabase> {
+        match self {
+            Database::Sqlite(db) => Some(db),
+            Database::Postgres(_) => None,
+        }
     }
 
-    /// The database's file; `None` in memory.
-    fn file_path(&self) -> Option<std::path::PathBuf> {
-        (!self.in_memory).then(|| self.options.get_filename().to_owned())
-    }
-
-    /// Bytes the database takes on disk: its file and its write-ahead log; `None` in memory.
+    /// Bytes a SQLite file takes with its write-ahead log; `None` in memory or on PostgreSQL,
+    /// whose size is the server's business.
     pub async fn file_bytes(&self) -> Option<u64> {
-        let file = self.file_path()?;
-        let mut wal = file.clone().into_os_string();
-        wal.push("-wal");
-        let size = |path: std::path::PathBuf| async move {
-            tokio::fs::metadata(&path).await.map_or(0, |m| m.len())
-        };
-        Some(size(file).await + size(wal.into()).await)
+        match self {
+            Database::Sqlite(db) => db.file_bytes().await,
+            Database::Postgres(_) => None,
+        }
     }
 
     /// Whether the database answers a query.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
-    }
-
-    /// Closes every connection cleanly (the WAL is checkpointed).
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// Rebuilds every space from its rows into `spaces`.
-    pub async fn load(&self, spaces: &Spaces) -> anyhow::Result<LoadSummary> {
-        let started = Instant::now();
-        let mut summary = LoadSummary::default();
-        let rows: Vec<SpaceRow> = sqlx::query_as(
-            "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-             max_segments_per_neuron, seed FROM spaces ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for row in rows {
-            let name = Name::parse(&row.name)
-                .with_context(|| format!("stored space name {:?}", row.name))?;
-            let params = row
-                .params()
-                .with_context(|| format!("stored parameters of space {name}"))?;
-            let mut space = Space::new(name.clone(), params);
-            let neurons: Vec<(String, i64, i64)> = sqlx::query_as(
-                "SELECT name, next_pattern, next_segment FROM neurons WHERE space = ?1",
-            )
-            .bind(name.as_str())
-            .fetch_all(&self.pool)
-            .await?;
-            for (neuron, next_pattern, next_segment) in neurons {
-                let neuron = Name::parse(&neuron)
-                    .with_context(|| format!("stored neuron name {neuron:?}"))?;
-                space.restore_neuron(&neuron, next_pattern as u64, next_segment as u32);
-                summary.neurons += 1;
-            }
-            // Rows are read and decoded on one thread while another applies the previous chunk,
-            // so start-up costs about the larger of reading and applying, not their sum.
-            let input_size = space.params().input_size;
-            let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<StorePlan>>(4);
-            let applier = std::thread::spawn(move || {
-                let mut busy = Duration::ZERO;
-                for plans in received {
-                    let started = Instant::now();
-                    space.apply_stores(plans);
-                    busy += started.elapsed();
-                }
-                (space, busy)
-            });
-            let path = self.file_path().with_context(|| {
-                format!("an in-memory database cannot hold space {name} at start-up")
-            });
-            let space_name = name.as_str().to_owned();
-            let read = tokio::task::spawn_blocking(move || {
-                bulk::read_patterns(&path?, &space_name, input_size, |chunk| {
-                    chunks
-                        .send(chunk)
-                        .map_err(|_| anyhow::anyhow!("the loader thread stopped"))
-                })
-            })
-            .await;
-            let (space, busy) = applier
-                .join()
-                .map_err(|_| anyhow::anyhow!("the loader thread panicked"))?;
-            summary.patterns += read
-                .context("the reader thread failed")?
-                .with_context(|| format!("the stored patterns of space {name}"))?;
-            tracing::debug!(space = %name, apply_ms = busy.as_millis() as u64, "space rebuilt");
-            spaces.insert(space);
-            summary.spaces += 1;
+        match self {
+            Database::Sqlite(db) => db.ping().await,
+            Database::Postgres(db) => db.ping().await,
         }
-        summary.elapsed = started.elapsed();
-        Ok(summary)
     }
+
+    /// Closes every connection cleanly.
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(db) => db.close().await,
+            Database::Postgres(db) => db.close().await,
+        }
+    }
+
+    /// Rebuilds every space from its rows into `spaces`, as of the sequence it reports.
+    pub async fn load(&self, spaces: &Spaces) -> anyhow::Result<LoadSummary> {
+        match self {
+            Database::Sqlite(db) => db.load(spaces).await,
+            Database::Postgres(db) => db.load(spaces).await,
+        }
+    }
+}
+
+/// The database as the writer drives it: one implementation per backend.
+///
+/// A write is `begin` (lock the spaces it touches), `changes_after` (learn what other replicas
+/// committed, to plan against the current state), then `commit` or `rollback`. `changes_after`
+/// outside a write is how a replica follows the others.
+#[allow(async_fn_in_trait)] // used by the writer's own thread only, never across threads
+pub trait WriteStore: Send + 'static {
+    /// Opens a write transaction holding the write locks of `spaces`: no other replica writes
+    /// them until it commits or rolls back.
+    async fn begin(&mut self, spaces: &[&Name]) -> Result<(), StorageError>;
+
+    /// Up to `limit` changes committed after `applied`, oldest first, with the log's head.
+    async fn changes_after(&mut self, applied: u64, limit: usize) -> Result<Changes, StorageError>;
+
+    /// Writes the change's rows (and, where replicas follow, its log entry) and commits. Returns
+    /// its sequence with the changes other replicas committed between `applied` and it, read
+    /// inside the transaction, so the caller can apply them first whatever happens after the
+    /// commit. Without a `begin`, the transaction is opened here.
+    async fn commit(&mut self, change: &Change, applied: u64) -> Result<Committed, StorageError>;
+
+    /// Ends a write begun with nothing to commit.
+    async fn rollback(&mut self);
+
+    /// Commits a write that changes nothing the service reads: whether commits go through.
+    async fn probe(&mut self) -> Result<(), StorageError>;
+
+    /// Rebuilds `spaces` from the tables (a replica the log can no longer bring up to date);
+    /// returns the sequence the rebuilt state is at.
+    async fn reload(&mut self, spaces: &Spaces) -> anyhow::Result<u64>;
+
+    /// Resolves when other replicas may have committed: a notification, or the poll interval.
+    /// Never, where nobody else writes.
+    async fn wait_for_changes(&mut self);
+
+    /// The newest sequence this replica has heard of (the head of the log, as far as it knows).
+    fn known_head(&self) -> u64;
+
+    /// Deletes log entries past their retention; returns the newest one deleted (0: none).
+    async fn compact(&mut self) -> Result<u64, StorageError>;
+
+    async fn close(&mut self);
+}
+
+/// Plans handed on at a time while loading: the applier works on one chunk while the next is read.
+const LOAD_CHUNK: usize = 8_192;
+
+/// A change just committed.
+#[derive(Debug)]
+pub struct Committed {
+    pub sequence: u64,
+    /// Other replicas' changes the writer had not applied, in order, all before `sequence`.
+    pub before: Vec<(u64, Change)>,
+}
+
+/// What the log holds after a replica's last applied change.
+#[derive(Debug)]
+pub enum Changes {
+    /// The next changes in order (none when up to date), and the newest sequence committed.
+    Next {
+        changes: Vec<(u64, Change)>,
+        head: u64,
+    },
+    /// The log was compacted past the replica's position: it must reload from the tables.
+    Compacted { through: u64 },
+}
+
+/// A failed migration: a database that cannot be written says so, anything else is passed on.
+#[allow(clippy::wildcard_enum_match_arm)] // MigrateError is non_exhaustive
+fn migration_failed(
+    url: &str,
+    error: sqlx::migrate::MigrateError,
+    cannot_write: fn(&str, &StorageError) -> anyhow::Error,
+) -> anyhow::Error {
+    match error {
+        sqlx::migrate::MigrateError::Execute(e)
+        | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => cannot_write(url, &e.into()),
+        other => anyhow::Error::new(other).context("cannot migrate the database"),
+    }
+}
+
+/// One space rebuilt from its stored plans on a thread of its own, while the caller reads the
+/// next chunk: loading costs about the larger of reading and applying, not their sum.
+struct Rebuild {
+    chunks: std::sync::mpsc::SyncSender<Vec<StorePlan>>,
+    applier: std::thread::JoinHandle<(Space, Duration)>,
+}
+
+impl Rebuild {
+    fn start(mut space: Space) -> Rebuild {
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<StorePlan>>(4);
+        let applier = std::thread::spawn(move || {
+            let mut busy = Duration::ZERO;
+            for plans in received {
+                let started = Instant::now();
+                space.apply_stores(plans);
+                busy += started.elapsed();
+            }
+            (space, busy)
+        });
+        Rebuild { chunks, applier }
+    }
+
+    /// Where the reader hands chunks of plans, in learning order.
+    fn chunks(&self) -> std::sync::mpsc::SyncSender<Vec<StorePlan>> {
+        self.chunks.clone()
+    }
+
+    /// Waits for the applier to finish the chunks handed to it.
+    fn finish(self) -> anyhow::Result<Space> {
+        drop(self.chunks);
+        let (space, busy) = self
+            .applier
+            .join()
+            .map_err(|_| anyhow::anyhow!("the loader thread panicked"))?;
+        tracing::debug!(space = %space.name(), apply_ms = busy.as_millis() as u64, "space rebuilt");
+        Ok(space)
+    }
+}
+
+/// Per neuron, its counters (next pattern number, next segment) once `plans` are stored: ids and
+/// segment numbers handed out stay taken, so a forgotten id is never given again.
+#[allow(clippy::type_complexity)] // ((space, neuron), (next pattern, next segment))
+fn neuron_counters(plans: &[(Name, StorePlan)]) -> Vec<((&Name, &Name), (i64, i64))> {
+    let mut counters: std::collections::HashMap<(&Name, &Name), (i64, i64)> =
+        std::collections::HashMap::new();
+    for (space, plan) in plans {
+        let next_pattern = plan
+            .id
+            .as_str()
+            .parse::<i64>()
+            .map_or(1, |n| n.saturating_add(1));
+        let next_segment = i64::from(plan.segment) + 1;
+        let entry = counters.entry((space, &plan.neuron)).or_insert((1, 0));
+        entry.0 = entry.0.max(next_pattern);
+        entry.1 = entry.1.max(next_segment);
+    }
+    counters.into_iter().collect()
+}
+
+/// Restores each stored neuron's counters; returns how many there were.
+fn restore_neurons(space: &mut Space, neurons: Vec<(String, i64, i64)>) -> anyhow::Result<u64> {
+    let mut count = 0;
+    for (neuron, next_pattern, next_segment) in neurons {
+        let neuron =
+            Name::parse(&neuron).with_context(|| format!("stored neuron name {neuron:?}"))?;
+        space.restore_neuron(&neuron, next_pattern as u64, next_segment as u32);
+        count += 1;
+    }
+    Ok(count)
 }
 
 #[derive(sqlx::FromRow)]
@@ -240,6 +300,16 @@ struct SpaceRow {
 }
 
 impl SpaceRow {
+    /// The empty space the row describes.
+    fn space(&self) -> anyhow::Result<Space> {
+        let name = Name::parse(&self.name)
+            .with_context(|| format!("stored space name {:?}", self.name))?;
+        let params = self
+            .params()
+            .with_context(|| format!("stored parameters of space {name}"))?;
+        Ok(Space::new(name, params))
+    }
+
     fn params(&self) -> anyhow::Result<SpaceParams> {
         let narrow = |v: i64| u32::try_from(v).context("out of range");
         let spec = SpaceSpec {
@@ -252,6 +322,37 @@ impl SpaceRow {
             seed: Some(u64::try_from(self.seed).context("negative seed")?),
         };
         Ok(SpaceParams::new(&spec)?)
+    }
+}
+
+/// A `patterns` row as either backend reads it back, borrowed from the driver's buffer.
+struct PatternRow<'r> {
+    neuron: &'r str,
+    id: &'r str,
+    segment: i64,
+    active: &'r [u8],
+    synapses: &'r [u8],
+}
+
+impl PatternRow<'_> {
+    /// The plan the row recorded. Rows come grouped by neuron more often than not, so the last
+    /// neuron's name is reused instead of parsed again.
+    fn plan(&self, input_size: u32, last_neuron: &mut Option<Name>) -> anyhow::Result<StorePlan> {
+        let neuron = match last_neuron {
+            Some(name) if name.as_str() == self.neuron => name.clone(),
+            _ => {
+                let name = Name::parse(self.neuron)?;
+                *last_neuron = Some(name.clone());
+                name
+            }
+        };
+        Ok(StorePlan {
+            neuron,
+            id: Name::parse(self.id)?,
+            active: Pattern::from_sorted(decode_cells(self.active)?, input_size)?,
+            synapses: decode_cells(self.synapses)?,
+            segment: u32::try_from(self.segment)?,
+        })
     }
 }
 

@@ -35,6 +35,7 @@ pub fn args(database: &Path) -> ServeArgs {
         wal_autocheckpoint: None,
         backup_dir: None,
         backup_keep: 7,
+        change_log_retention: 3600,
         access: Default::default(),
     }
 }
@@ -234,10 +235,11 @@ impl InProcess {
         let spaces = Arc::new(dendrite::engine::Spaces::default());
         let health = Arc::new(dendrite::store::health::Health::default());
         let (writer, thread) = dendrite::store::writer::Writer::spawn(
-            db.write_connection(),
+            &db,
             Arc::clone(&spaces),
             Arc::clone(&health),
             None,
+            0,
         )
         .unwrap();
         let router = dendrite::http::router(dendrite::http::AppState::new(

@@ -2,37 +2,37 @@
 //!
 //! Handlers send commands over a bounded channel (a full channel is an immediate "busy", never an
 //! unbounded queue) and wait for the answer. The writer drains whatever store commands are waiting,
-//! plans them in order against the engine (a [`Planner`] lets each see the plans before it), so
-//! every request is validated against the state it commits into, commits all their rows in one
+//! locks the spaces they touch and catches up with what other replicas committed to them, plans
+//! them in order against the engine (a [`Planner`] lets each see the plans before it), so every
+//! request is validated against the state it commits into, commits all their rows in one
 //! transaction — one fsync for many writes: group commit — then applies the plans to the engine
-//! and answers each caller. A failed commit applies nothing and answers every caller with the
-//! fault; the next write starts on a fresh connection.
+//! and answers each caller with the change's sequence. A failed commit applies nothing and
+//! answers every caller with the fault; the next write starts on a fresh connection.
+//!
+//! The same task follows the database: every committed [`Change`] has a sequence, and the engine
+//! applies them strictly in that order, its own and other replicas' alike. Between commands it
+//! waits for word of other replicas' commits ([`WriteStore::wait_for_changes`]) and applies
+//! them; a replica the log can no longer bring up to date reloads the tables.
 //!
 //! The writer runs on a thread of its own. Applying a write takes the space's write lock, which
 //! waits for the queries reading it; on a thread of its own that wait holds up only the writer,
 //! never the async workers that answer `/healthz` and other spaces' requests. A panic while
 //! handling a command is caught: the writer then refuses every later write and `/readyz` says why,
 //! rather than the service answering "shutting down" forever.
-//!
-//! This file is the actor: the queue, group commit, and the order plan, commit, apply. The rows
-//! each write touches are in `sql.rs`.
 
-mod sql;
-
-use super::connection::WriteConnection;
 use super::health::{Health, StorageError};
+use super::{Change, Changes, Committed, Database, WriteStore};
 use crate::engine::{
     EngineError, Name, PatternView, Planned, Planner, SharedSpace, Space, SpaceReport, Spaces,
-    StorePlan, StoreRequest,
+    StoreRequest,
 };
 use futures_util::FutureExt;
-use sqlx::sqlite::SqliteConnection;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Commands waiting for the writer; beyond this, callers are told the service is busy.
 const QUEUE_CAPACITY: usize = 16_384;
@@ -40,6 +40,11 @@ const QUEUE_CAPACITY: usize = 16_384;
 const MAX_PATTERNS_PER_COMMIT: usize = 20_000;
 /// While writes are failing, how often the writer tries a probe commit when no write comes.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Changes read from the log at a time while catching up: bounds the memory a long way behind
+/// takes.
+const FOLLOW_BATCH: usize = 512;
+/// How often old entries are deleted from the change log (where there is one).
+const COMPACT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a write was refused. Nothing changed when it was.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +70,12 @@ pub enum WriteError {
         in_use: u64,
         needed: u64,
     },
+    /// The write was committed as this change, but the replica had to reload from the database
+    /// before it could answer (it had fallen behind the log): read the write back.
+    #[error(
+        "the write was committed as change {0}, but this replica reloaded before it could answer; read it back"
+    )]
+    Reloaded(u64),
     /// The writer stopped after an internal error; writes need a restart.
     #[error("the writer stopped after an internal error: {0}")]
     WriterFailed(String),
@@ -82,6 +93,7 @@ impl WriteError {
             | WriteError::Busy
             | WriteError::Storage(_)
             | WriteError::MemoryFull { .. }
+            | WriteError::Reloaded(_)
             | WriteError::WriterFailed(_)
             | WriteError::Closed => None,
         }
@@ -117,7 +129,59 @@ impl WriteStats {
     }
 }
 
-type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
+/// A write's answer, with the sequence of the change that made it visible: a read anywhere that
+/// waits for this sequence sees the write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written<T> {
+    pub value: T,
+    pub sequence: u64,
+}
+
+/// How far this replica has followed the database: shared by the writer, which applies changes,
+/// and the readers that wait for one (`min_sequence`) or report the lag.
+#[derive(Debug)]
+pub struct Progress {
+    applied: watch::Sender<u64>,
+    head: AtomicU64,
+}
+
+impl Progress {
+    fn new(applied: u64) -> Progress {
+        Progress {
+            applied: watch::Sender::new(applied),
+            head: AtomicU64::new(applied),
+        }
+    }
+
+    /// The last change this replica applied: its engine holds every change up to here.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// The newest change this replica knows the database holds.
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Relaxed).max(self.applied())
+    }
+
+    /// Waits at most `within` for this replica to apply `sequence`; whether it did.
+    pub async fn reached(&self, sequence: u64, within: Duration) -> bool {
+        let mut applied = self.applied.subscribe();
+        matches!(
+            tokio::time::timeout(within, applied.wait_for(|&a| a >= sequence)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    fn set_applied(&self, sequence: u64) {
+        self.applied.send_replace(sequence);
+    }
+
+    fn saw_head(&self, head: u64) {
+        self.head.fetch_max(head, Ordering::Relaxed);
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<Written<T>, WriteError>>;
 
 enum Command {
     CreateSpace {
@@ -140,6 +204,10 @@ enum Command {
         neuron: Name,
         reply: Reply<()>,
     },
+    /// Applies everything committed so far: start-up waits for it before it serves.
+    CatchUp {
+        reply: Reply<()>,
+    },
     /// Panics inside the writer: how the tests prove that a failed writer is reported.
     #[cfg(test)]
     Crash,
@@ -157,6 +225,7 @@ pub struct Writer {
     commands: mpsc::Sender<Command>,
     stats: Arc<WriteStats>,
     health: Arc<Health>,
+    progress: Arc<Progress>,
     memory_limit: Option<u64>,
 }
 
@@ -179,28 +248,50 @@ impl WriterThread {
 }
 
 impl Writer {
-    /// Starts the writer on a thread of its own (with its own single-threaded runtime).
+    /// Starts the writer of `db` on a thread of its own (with its own single-threaded runtime).
+    /// `applied` is the sequence the engine in `spaces` was loaded at.
     ///
     /// `memory_limit`, when set, is the most bytes the engine may hold (by
     /// [`Space::estimated_bytes`]): a store that would pass it is refused before it is committed.
     pub fn spawn(
-        connection: WriteConnection,
+        db: &Database,
         spaces: Arc<Spaces>,
         health: Arc<Health>,
         memory_limit: Option<u64>,
+        applied: u64,
+    ) -> std::io::Result<(Writer, WriterThread)> {
+        match db {
+            Database::Sqlite(db) => {
+                Writer::spawn_on(db.writes(), spaces, health, memory_limit, applied)
+            }
+            Database::Postgres(db) => {
+                Writer::spawn_on(db.writes(), spaces, health, memory_limit, applied)
+            }
+        }
+    }
+
+    fn spawn_on(
+        store: impl WriteStore,
+        spaces: Arc<Spaces>,
+        health: Arc<Health>,
+        memory_limit: Option<u64>,
+        applied: u64,
     ) -> std::io::Result<(Writer, WriterThread)> {
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriteStats::default());
+        let progress = Arc::new(Progress::new(applied));
         let (stop, stop_signal) = oneshot::channel();
         let (stopped_signal, stopped) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let task = WriterTask {
-            connection,
+            store,
             spaces,
             stats: Arc::clone(&stats),
             health: Arc::clone(&health),
+            progress: Arc::clone(&progress),
+            applied,
             memory_limit,
             failed: None,
         };
@@ -215,6 +306,7 @@ impl Writer {
                 commands,
                 stats,
                 health,
+                progress,
                 memory_limit,
             },
             WriterThread {
@@ -228,6 +320,11 @@ impl Writer {
         &self.stats
     }
 
+    /// How far this replica has followed the database.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
     /// Commands waiting in the writer's queue.
     pub fn queue_depth(&self) -> usize {
         self.commands.max_capacity() - self.commands.capacity()
@@ -238,9 +335,19 @@ impl Writer {
         self.memory_limit
     }
 
+    /// Applies every change committed so far (by any replica); returns the sequence reached.
+    pub async fn catch_up(&self) -> Result<u64, WriteError> {
+        self.call(|reply| Command::CatchUp { reply })
+            .await
+            .map(|written| written.sequence)
+    }
+
     /// Creates a space built by the caller (its theory is computed off the writer): `(report,
     /// true)` when new, `(report, false)` when it exists with the same parameters.
-    pub async fn create_space(&self, space: Space) -> Result<(SpaceReport, bool), WriteError> {
+    pub async fn create_space(
+        &self,
+        space: Space,
+    ) -> Result<Written<(SpaceReport, bool)>, WriteError> {
         self.call(|reply| Command::CreateSpace {
             space: Box::new(space),
             reply,
@@ -248,7 +355,7 @@ impl Writer {
         .await
     }
 
-    pub async fn delete_space(&self, name: Name) -> Result<(), WriteError> {
+    pub async fn delete_space(&self, name: Name) -> Result<Written<()>, WriteError> {
         self.call(|reply| Command::DeleteSpace { name, reply })
             .await
     }
@@ -258,7 +365,7 @@ impl Writer {
         &self,
         space: Name,
         requests: Vec<StoreRequest>,
-    ) -> Result<Vec<Stored>, WriteError> {
+    ) -> Result<Written<Vec<Stored>>, WriteError> {
         self.call(|reply| {
             Command::Store(StoreCommand {
                 space,
@@ -269,7 +376,12 @@ impl Writer {
         .await
     }
 
-    pub async fn forget(&self, space: Name, neuron: Name, id: Name) -> Result<(), WriteError> {
+    pub async fn forget(
+        &self,
+        space: Name,
+        neuron: Name,
+        id: Name,
+    ) -> Result<Written<()>, WriteError> {
         self.call(|reply| Command::Forget {
             space,
             neuron,
@@ -279,7 +391,11 @@ impl Writer {
         .await
     }
 
-    pub async fn delete_neuron(&self, space: Name, neuron: Name) -> Result<(), WriteError> {
+    pub async fn delete_neuron(
+        &self,
+        space: Name,
+        neuron: Name,
+    ) -> Result<Written<()>, WriteError> {
         self.call(|reply| Command::DeleteNeuron {
             space,
             neuron,
@@ -288,7 +404,10 @@ impl Writer {
         .await
     }
 
-    async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, WriteError> {
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<Written<T>, WriteError> {
         let (reply, answer) = oneshot::channel();
         let closed = || match self.health.writer_failure() {
             Some(why) => WriteError::WriterFailed(why),
@@ -304,40 +423,74 @@ impl Writer {
     }
 }
 
+/// What a store request is answered with once applied: (neuron, id, whether it is new).
+type Answer = (Name, Name, bool);
+
+/// What woke the writer.
+enum Event {
+    Command(Command),
+    /// The queue is closed and empty: time to stop.
+    Drained,
+    Stop,
+    Probe,
+    /// Another replica may have committed.
+    Changes,
+    Compact,
+}
+
 /// The writer's state: what it writes to and what it reports to.
-struct WriterTask {
-    connection: WriteConnection,
+struct WriterTask<S: WriteStore> {
+    store: S,
     spaces: Arc<Spaces>,
     stats: Arc<WriteStats>,
     health: Arc<Health>,
+    progress: Arc<Progress>,
+    /// The last change applied to `spaces` (mirrored in `progress` for readers).
+    applied: u64,
     memory_limit: Option<u64>,
     /// Set once a command panicked: every later command is refused with it.
     failed: Option<String>,
 }
 
-impl WriterTask {
+impl<S: WriteStore> WriterTask<S> {
     async fn run(mut self, mut queue: mpsc::Receiver<Command>, stop: oneshot::Receiver<()>) {
         let mut stop = stop;
         let mut stopping = false;
         let mut next: Option<Command> = None;
+        let mut compaction = tokio::time::interval(COMPACT_INTERVAL);
+        compaction.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let command = match next.take() {
                 Some(command) => command,
                 None => {
                     let probe_after = self.health.is_degraded() && self.failed.is_none();
-                    tokio::select! {
-                        received = queue.recv() => match received {
-                            Some(command) => command,
-                            None => break,
-                        },
-                        _ = &mut stop, if !stopping => {
+                    let following = self.failed.is_none();
+                    let event = tokio::select! {
+                        received = queue.recv() => received.map_or(Event::Drained, Event::Command),
+                        _ = &mut stop, if !stopping => Event::Stop,
+                        () = tokio::time::sleep(PROBE_INTERVAL), if probe_after => Event::Probe,
+                        () = self.store.wait_for_changes(), if following => Event::Changes,
+                        _ = compaction.tick(), if following => Event::Compact,
+                    };
+                    match event {
+                        Event::Command(command) => command,
+                        Event::Drained => break,
+                        Event::Stop => {
                             // Refuse new commands; the ones already queued are still handled.
                             stopping = true;
                             queue.close();
                             continue;
                         }
-                        () = tokio::time::sleep(PROBE_INTERVAL), if probe_after => {
+                        Event::Probe => {
                             self.probe().await;
+                            continue;
+                        }
+                        Event::Changes => {
+                            self.follow().await;
+                            continue;
+                        }
+                        Event::Compact => {
+                            self.compact().await;
                             continue;
                         }
                     }
@@ -369,14 +522,17 @@ impl WriterTask {
             }
             // A panic drops the command's reply channels (their callers get the failure) and
             // leaves the engine possibly half-changed: stop writing, say why, keep serving reads.
+            // An open transaction is rolled back, so other replicas are not left waiting on its
+            // locks.
             let handled = AssertUnwindSafe(self.handle(work)).catch_unwind().await;
             if let Err(panic) = handled {
+                self.store.rollback().await;
                 let why = panic_message(panic.as_ref());
                 self.health.writer_failed(why.clone());
                 self.failed = Some(why);
             }
         }
-        self.connection.close().await;
+        self.store.close().await;
     }
 
     async fn handle(&mut self, work: Work) {
@@ -404,39 +560,160 @@ impl WriterTask {
             }) => {
                 let _ = reply.send(self.delete_neuron(space, neuron).await);
             }
+            Work::One(Command::CatchUp { reply }) => {
+                let caught_up = self.catch_up(None).await.map_err(WriteError::Storage);
+                let _ = reply.send(caught_up.map(|()| self.written(())));
+            }
             #[cfg(test)]
             Work::One(Command::Crash) => panic!("crash requested by a test"),
         }
     }
 
-    /// Runs `body` in one transaction on the writer's connection, counted in the write sequence
-    /// (so a backup says which writes it holds), reporting the outcome to [`Health`].
-    async fn commit<T>(
-        &mut self,
-        body: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, sqlx::Error>,
-    ) -> Result<T, WriteError> {
-        let counted = async |connection: &mut SqliteConnection| {
-            let value = body(&mut *connection).await?;
-            sql::count_write(connection).await?;
-            Ok(value)
-        };
-        match self.connection.transaction(counted).await {
-            Ok(value) => {
-                self.health.storage_ok();
-                Ok(value)
-            }
-            Err(error) => {
-                self.health.storage_failed(&error);
-                Err(WriteError::Storage(error))
+    /// An answer at the sequence this replica has applied.
+    fn written<T>(&self, value: T) -> Written<T> {
+        Written {
+            value,
+            sequence: self.applied,
+        }
+    }
+
+    fn set_applied(&mut self, sequence: u64) {
+        self.applied = sequence;
+        self.progress.set_applied(sequence);
+    }
+
+    /// Applies the changes committed after `applied`, up to `until` (all, when `None`), in
+    /// order. A change this replica cannot apply, or a log compacted past it, means the engine
+    /// no longer follows the database: it is rebuilt from the tables.
+    async fn catch_up(&mut self, until: Option<u64>) -> Result<(), StorageError> {
+        loop {
+            match self.store.changes_after(self.applied, FOLLOW_BATCH).await? {
+                Changes::Compacted { through } => {
+                    return self
+                        .reload(&format!(
+                            "the change log no longer holds changes {} to {through}",
+                            self.applied + 1
+                        ))
+                        .await;
+                }
+                Changes::Next { changes, head } => {
+                    self.progress.saw_head(head);
+                    if changes.is_empty() {
+                        return Ok(());
+                    }
+                    for (sequence, change) in changes {
+                        if until.is_some_and(|until| sequence > until) {
+                            return Ok(());
+                        }
+                        if let Err(error) = change.apply(&self.spaces, sequence) {
+                            return self.reload(&error.to_string()).await;
+                        }
+                        self.set_applied(sequence);
+                    }
+                }
             }
         }
     }
 
+    /// Rebuilds the engine from the tables, saying why in the log.
+    async fn reload(&mut self, why: &str) -> Result<(), StorageError> {
+        tracing::warn!(%why, applied = self.applied, "reloading every space from the database");
+        match self.store.reload(&self.spaces).await {
+            Ok(sequence) => {
+                tracing::info!(sequence, "reloaded");
+                self.set_applied(sequence);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "the reload failed; retrying at the next change");
+                Err(StorageError::from(sqlx::Error::Protocol(format!(
+                    "reloading from the database failed: {error:#}"
+                ))))
+            }
+        }
+    }
+
+    /// Applies what other replicas committed (woken by a notification or the poll).
+    async fn follow(&mut self) {
+        self.progress.saw_head(self.store.known_head());
+        if let Err(error) = self.catch_up(None).await {
+            self.health.storage_failed(&error);
+        }
+    }
+
+    async fn compact(&mut self) {
+        match self.store.compact().await {
+            Ok(0) => {}
+            Ok(through) => tracing::debug!(through, "compacted the change log"),
+            Err(error) => tracing::warn!(%error, "compacting the change log failed"),
+        }
+    }
+
     async fn probe(&mut self) {
-        match self.connection.probe().await {
+        match self.store.probe().await {
             Ok(()) => self.health.storage_ok(),
             Err(error) => self.health.storage_failed(&error),
         }
+    }
+
+    /// Starts a write: locks `spaces` in the database and applies what other replicas committed
+    /// before, so the write is planned against the state it commits into.
+    async fn lock(&mut self, spaces: &[&Name]) -> Result<(), WriteError> {
+        let locked = match self.store.begin(spaces).await {
+            Ok(()) => self.catch_up(None).await,
+            Err(error) => Err(error),
+        };
+        locked.map_err(|error| {
+            self.health.storage_failed(&error);
+            WriteError::Storage(error)
+        })
+    }
+
+    /// Ends a write with nothing to commit, answering at the sequence applied.
+    async fn unlock<T>(
+        &mut self,
+        outcome: Result<T, WriteError>,
+    ) -> Result<Written<T>, WriteError> {
+        self.store.rollback().await;
+        outcome.map(|value| self.written(value))
+    }
+
+    /// Commits `change` in the open write, then applies what other replicas committed before it
+    /// and the change itself (`prebuilt` in place of a new space, whose theory is computed
+    /// already). Returns the change's sequence.
+    async fn commit(&mut self, change: Change, prebuilt: Option<Space>) -> Result<u64, WriteError> {
+        let Committed { sequence, before } = match self.store.commit(&change, self.applied).await {
+            Ok(committed) => {
+                self.health.storage_ok();
+                committed
+            }
+            Err(error) => {
+                self.health.storage_failed(&error);
+                return Err(WriteError::Storage(error));
+            }
+        };
+        for (earlier, other) in before {
+            if let Err(error) = other.apply(&self.spaces, earlier) {
+                // The tables hold this change too: the reload brings the engine past it.
+                let _ = self.reload(&error.to_string()).await;
+                return Ok(sequence);
+            }
+            self.set_applied(earlier);
+        }
+        let applied = match (change, prebuilt) {
+            (Change::CreateSpace { .. }, Some(space)) => {
+                self.spaces.insert(space);
+                Ok(())
+            }
+            (change, _) => change.apply(&self.spaces, sequence),
+        };
+        match applied {
+            Ok(()) => self.set_applied(sequence),
+            Err(error) => {
+                let _ = self.reload(&error.to_string()).await;
+            }
+        }
+        Ok(sequence)
     }
 
     /// What every space takes in memory, by estimate.
@@ -460,9 +737,23 @@ impl WriterTask {
     }
 
     async fn store_group(&mut self, group: Vec<StoreCommand>) {
+        let mut names: Vec<&Name> = group.iter().map(|command| &command.space).collect();
+        names.sort_unstable();
+        names.dedup();
+        if let Err(error) = self.lock(&names).await {
+            self.store.rollback().await;
+            let WriteError::Storage(error) = error else {
+                unreachable!("locking fails only with a storage error")
+            };
+            for command in group {
+                let _ = command.reply.send(Err(WriteError::Storage(error.clone())));
+            }
+            return;
+        }
         let mut planners: HashMap<Name, Planner> = HashMap::new();
-        let mut accepted: Vec<(StoreCommand, SharedSpace, Vec<Planned>)> =
-            Vec::with_capacity(group.len());
+        // Per accepted command, what to answer with.
+        let mut accepted: Vec<(StoreCommand, Vec<Answer>)> = Vec::with_capacity(group.len());
+        let mut patterns = Vec::new();
         let mut memory = self.memory_limit.map(|limit| (limit, self.engine_bytes()));
         for command in group {
             let shared = match self.space_of(&command.space) {
@@ -503,129 +794,192 @@ impl WriterTask {
                         }
                         *in_use += cost;
                     }
-                    accepted.push((command, shared, plans));
+                    let answers = plans
+                        .iter()
+                        .map(|p| {
+                            let created = matches!(p, Planned::New(_));
+                            (p.neuron().clone(), p.id().clone(), created)
+                        })
+                        .collect();
+                    for planned in plans {
+                        if let Planned::New(plan) = planned {
+                            patterns.push((command.space.clone(), plan));
+                        }
+                    }
+                    accepted.push((command, answers));
                 }
                 Err((index, error)) => {
                     let _ = command.reply.send(Err(WriteError::Engine { index, error }));
                 }
             }
         }
-        let new: Vec<(&Name, &StorePlan)> = accepted
+        let sequence = if patterns.is_empty() {
+            self.store.rollback().await;
+            self.applied
+        } else {
+            let count = patterns.len();
+            match self.commit(Change::Store { patterns }, None).await {
+                Ok(sequence) => {
+                    self.stats.record(count);
+                    sequence
+                }
+                Err(error) => {
+                    tracing::error!(%error, patterns = count, "commit of a store group failed; nothing applied");
+                    let WriteError::Storage(error) = error else {
+                        unreachable!("a commit fails only with a storage error")
+                    };
+                    for (command, _) in accepted {
+                        let _ = command.reply.send(Err(WriteError::Storage(error.clone())));
+                    }
+                    return;
+                }
+            }
+        };
+        for (command, answers) in accepted {
+            let _ = command
+                .reply
+                .send(self.stored(&command.space, &answers, sequence));
+        }
+    }
+
+    /// The answer to a store once applied: each pattern as the engine now holds it.
+    fn stored(
+        &self,
+        space: &Name,
+        answers: &[Answer],
+        sequence: u64,
+    ) -> Result<Written<Vec<Stored>>, WriteError> {
+        // Only after a reload (this replica fell behind while writing) can a pattern committed
+        // here be gone already, deleted by another replica since: then the caller is told to
+        // read it back rather than shown what is no longer there.
+        let reloaded = || WriteError::Reloaded(sequence);
+        let shared = self.spaces.get(space).ok_or_else(reloaded)?;
+        let space = shared.read().unwrap_or_else(PoisonError::into_inner);
+        let value = answers
             .iter()
-            .flat_map(|(command, _, plans)| {
-                plans.iter().filter_map(move |planned| match planned {
-                    Planned::New(plan) => Some((&command.space, plan)),
-                    Planned::Existing { .. } => None,
+            .map(|(neuron, id, created)| {
+                let pattern = space.pattern(neuron, id).map_err(|_| reloaded())?;
+                Ok(Stored {
+                    pattern,
+                    created: *created,
                 })
             })
-            .collect();
-        if !new.is_empty() {
-            let committed = self
-                .commit(async |connection| sql::insert_stores(connection, &new).await)
-                .await;
-            if let Err(error) = committed {
-                tracing::error!(%error, patterns = new.len(), "commit of a store group failed; nothing applied");
-                let WriteError::Storage(error) = error else {
-                    unreachable!("a commit fails only with a storage error")
-                };
-                for (command, _, _) in accepted {
-                    let _ = command.reply.send(Err(WriteError::Storage(error.clone())));
-                }
-                return;
-            }
-            self.stats.record(new.len());
-        }
-        for (command, shared, plans) in accepted {
-            let answers = shared.update(|space| {
-                let fresh: Vec<StorePlan> = plans
-                    .iter()
-                    .filter_map(|p| match p {
-                        Planned::New(plan) => Some(plan.clone()),
-                        Planned::Existing { .. } => None,
-                    })
-                    .collect();
-                space.apply_stores(fresh);
-                plans
-                    .iter()
-                    .map(|planned| {
-                        let pattern = space
-                            .pattern(planned.neuron(), planned.id())
-                            .expect("a planned pattern exists once applied");
-                        Stored {
-                            pattern,
-                            created: matches!(planned, Planned::New(_)),
-                        }
-                    })
-                    .collect()
-            });
-            let _ = command.reply.send(Ok(answers));
-        }
+            .collect::<Result<_, WriteError>>()?;
+        Ok(Written { value, sequence })
     }
 
-    async fn create_space(&mut self, space: Space) -> Result<(SpaceReport, bool), WriteError> {
+    async fn create_space(
+        &mut self,
+        space: Space,
+    ) -> Result<Written<(SpaceReport, bool)>, WriteError> {
         let name = space.name().clone();
+        self.lock(&[&name]).await?;
         if let Some(existing) = self.spaces.get(&name) {
-            let existing = existing.read().unwrap_or_else(PoisonError::into_inner);
-            return if existing.params() == space.params() {
-                Ok((existing.report(), false))
-            } else {
-                Err(WriteError::SpaceConflict(name))
+            let outcome = {
+                let existing = existing.read().unwrap_or_else(PoisonError::into_inner);
+                if existing.params() == space.params() {
+                    Ok((existing.report(), false))
+                } else {
+                    Err(WriteError::SpaceConflict(name))
+                }
             };
+            return self.unlock(outcome).await;
         }
         let params = space.params().clone();
-        self.commit(async |connection| sql::insert_space(connection, &name, &params).await)
-            .await?;
-        self.stats.record(1);
         let report = space.report();
-        self.spaces.insert(space);
-        Ok((report, true))
-    }
-
-    async fn delete_space(&mut self, name: Name) -> Result<(), WriteError> {
-        self.space_of(&name)?;
-        self.commit(async |connection| sql::delete_space(connection, &name).await)
-            .await?;
+        let change = Change::CreateSpace {
+            space: name,
+            params,
+        };
+        let sequence = self.commit(change, Some(space)).await?;
         self.stats.record(1);
-        self.spaces.remove(&name);
-        Ok(())
+        Ok(Written {
+            value: (report, true),
+            sequence,
+        })
     }
 
-    async fn forget(&mut self, space: Name, neuron: Name, id: Name) -> Result<(), WriteError> {
-        let shared = self.space_of(&space)?;
-        self.checked_deletion(
-            &shared,
-            |checked| checked.check_forget(&neuron, &id),
-            async |connection| sql::delete_pattern(connection, &space, &neuron, &id).await,
-            |applied| applied.apply_forget(&neuron, &id),
+    async fn delete_space(&mut self, name: Name) -> Result<Written<()>, WriteError> {
+        self.checked(
+            &name,
+            |spaces| {
+                spaces
+                    .get(&name)
+                    .map(drop)
+                    .ok_or(WriteError::UnknownSpace(name.clone()))
+            },
+            Change::DeleteSpace {
+                space: name.clone(),
+            },
         )
         .await
     }
 
-    async fn delete_neuron(&mut self, space: Name, neuron: Name) -> Result<(), WriteError> {
-        let shared = self.space_of(&space)?;
-        self.checked_deletion(
-            &shared,
-            |checked| checked.neuron_summary(&neuron).map(drop),
-            async |connection| sql::delete_neuron(connection, &space, &neuron).await,
-            |applied| applied.delete_neuron(&neuron),
-        )
-        .await
-    }
-
-    /// A deletion inside a space: checked against the engine first (so it cannot fail once
-    /// committed), its rows deleted in one transaction (counted as one write), then applied.
-    async fn checked_deletion(
+    async fn forget(
         &mut self,
-        shared: &SharedSpace,
+        space: Name,
+        neuron: Name,
+        id: Name,
+    ) -> Result<Written<()>, WriteError> {
+        let check = |spaces: &Spaces| {
+            Self::check_in(spaces, &space, |checked| checked.check_forget(&neuron, &id))
+        };
+        let change = Change::Forget {
+            space: space.clone(),
+            neuron: neuron.clone(),
+            id: id.clone(),
+        };
+        self.checked(&space, check, change).await
+    }
+
+    async fn delete_neuron(
+        &mut self,
+        space: Name,
+        neuron: Name,
+    ) -> Result<Written<()>, WriteError> {
+        let check = |spaces: &Spaces| {
+            Self::check_in(spaces, &space, |checked| {
+                checked.neuron_summary(&neuron).map(drop)
+            })
+        };
+        let change = Change::DeleteNeuron {
+            space: space.clone(),
+            neuron: neuron.clone(),
+        };
+        self.checked(&space, check, change).await
+    }
+
+    /// Runs `check` against the space named `space`.
+    fn check_in(
+        spaces: &Spaces,
+        space: &Name,
         check: impl FnOnce(&Space) -> Result<(), EngineError>,
-        delete_rows: impl AsyncFnOnce(&mut SqliteConnection) -> Result<(), sqlx::Error>,
-        apply: impl FnOnce(&mut Space) -> Result<(), EngineError>,
     ) -> Result<(), WriteError> {
-        let engine_error = |error| WriteError::Engine { index: 0, error };
-        check(&shared.read().unwrap_or_else(PoisonError::into_inner)).map_err(engine_error)?;
-        self.commit(delete_rows).await?;
+        let shared = spaces
+            .get(space)
+            .ok_or_else(|| WriteError::UnknownSpace(space.clone()))?;
+        let checked = check(&shared.read().unwrap_or_else(PoisonError::into_inner));
+        checked.map_err(|error| WriteError::Engine { index: 0, error })
+    }
+
+    /// A deletion: the space locked, checked against the engine once caught up (so it cannot
+    /// fail once committed), committed as one write, then applied.
+    async fn checked(
+        &mut self,
+        space: &Name,
+        check: impl FnOnce(&Spaces) -> Result<(), WriteError>,
+        change: Change,
+    ) -> Result<Written<()>, WriteError> {
+        self.lock(&[space]).await?;
+        if let Err(error) = check(&self.spaces) {
+            return self.unlock(Err(error)).await;
+        }
+        let sequence = self.commit(change, None).await?;
         self.stats.record(1);
-        shared.update(apply).map_err(engine_error)
+        Ok(Written {
+            value: (),
+            sequence,
+        })
     }
 }
 
@@ -638,7 +992,7 @@ enum Work {
 impl Work {
     /// Answers every caller of this work with the writer's failure.
     fn refuse(self, why: &str) {
-        fn failed<T>(why: &str) -> Result<T, WriteError> {
+        fn failed<T>(why: &str) -> Result<Written<T>, WriteError> {
             Err(WriteError::WriterFailed(why.to_owned()))
         }
         match self {
@@ -656,7 +1010,8 @@ impl Work {
                 }
                 Command::DeleteSpace { reply, .. }
                 | Command::Forget { reply, .. }
-                | Command::DeleteNeuron { reply, .. } => {
+                | Command::DeleteNeuron { reply, .. }
+                | Command::CatchUp { reply } => {
                     let _ = reply.send(failed(why));
                 }
                 #[cfg(test)]
@@ -687,10 +1042,11 @@ mod tests {
         let db = Database::open(&url, &Default::default()).await.unwrap();
         let health = Arc::new(Health::default());
         let (writer, thread) = Writer::spawn(
-            db.write_connection(),
+            &db,
             Arc::new(Spaces::default()),
             Arc::clone(&health),
             None,
+            0,
         )
         .unwrap();
         (writer, thread, health, dir)

@@ -1,25 +1,40 @@
-//! The writer's SQL: the rows each kind of write adds or removes, inside a transaction the
-//! writer opened. Nothing here decides anything; the actor in `mod.rs` plans, commits and applies.
+//! The writer's SQL on SQLite: the rows each kind of change adds or removes, inside a transaction
+//! the writer opened. Nothing here decides anything; the writer plans, commits and applies.
 
 use crate::engine::{Name, SpaceParams, StorePlan};
-use crate::store::encode_cells;
+use crate::store::{Change, encode_cells};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
-use std::collections::HashMap;
 
 /// Rows per INSERT statement: 6 bound values each stays well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// Counts one more committed write, inside the transaction that commits it.
-pub(super) async fn count_write(connection: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE write_sequence SET last = last + 1 WHERE id = 1")
-        .execute(connection)
-        .await
-        .map(drop)
+/// Counts one more committed write, inside the transaction that commits it, and returns its
+/// number: the change's sequence.
+pub(super) async fn count_write(connection: &mut SqliteConnection) -> Result<u64, sqlx::Error> {
+    let last: i64 =
+        sqlx::query_scalar("UPDATE write_sequence SET last = last + 1 WHERE id = 1 RETURNING last")
+            .fetch_one(connection)
+            .await?;
+    Ok(last as u64)
+}
+
+/// The rows `change` adds or removes.
+pub(super) async fn write_change(
+    connection: &mut SqliteConnection,
+    change: &Change,
+) -> Result<(), sqlx::Error> {
+    match change {
+        Change::CreateSpace { space, params } => insert_space(connection, space, params).await,
+        Change::DeleteSpace { space } => delete_space(connection, space).await,
+        Change::Store { patterns } => insert_stores(connection, patterns).await,
+        Change::Forget { space, neuron, id } => delete_pattern(connection, space, neuron, id).await,
+        Change::DeleteNeuron { space, neuron } => delete_neuron(connection, space, neuron).await,
+    }
 }
 
 /// A new space's parameters.
-pub(super) async fn insert_space(
+async fn insert_space(
     connection: &mut SqliteConnection,
     name: &Name,
     params: &SpaceParams,
@@ -42,10 +57,7 @@ pub(super) async fn insert_space(
 }
 
 /// A space with its neurons and patterns.
-pub(super) async fn delete_space(
-    connection: &mut SqliteConnection,
-    space: &Name,
-) -> Result<(), sqlx::Error> {
+async fn delete_space(connection: &mut SqliteConnection, space: &Name) -> Result<(), sqlx::Error> {
     for statement in [
         "DELETE FROM patterns WHERE space = ?1",
         "DELETE FROM neurons WHERE space = ?1",
@@ -60,7 +72,7 @@ pub(super) async fn delete_space(
 }
 
 /// One stored pattern (its neuron's counters stay: forgotten ids are not handed out again).
-pub(super) async fn delete_pattern(
+async fn delete_pattern(
     connection: &mut SqliteConnection,
     space: &Name,
     neuron: &Name,
@@ -76,7 +88,7 @@ pub(super) async fn delete_pattern(
 }
 
 /// A neuron with its patterns.
-pub(super) async fn delete_neuron(
+async fn delete_neuron(
     connection: &mut SqliteConnection,
     space: &Name,
     neuron: &Name,
@@ -95,24 +107,11 @@ pub(super) async fn delete_neuron(
 }
 
 /// Writes the rows of new patterns, and their neurons' counters, inside the open transaction.
-pub(super) async fn insert_stores(
+async fn insert_stores(
     connection: &mut SqliteConnection,
-    plans: &[(&Name, &StorePlan)],
+    plans: &[(Name, StorePlan)],
 ) -> Result<(), sqlx::Error> {
-    // Per neuron, the counters after these plans: ids and segment numbers handed out stay taken.
-    let mut counters: HashMap<(&Name, &Name), (i64, i64)> = HashMap::new();
-    for (space, plan) in plans {
-        let next_pattern = plan
-            .id
-            .as_str()
-            .parse::<i64>()
-            .map_or(1, |n| n.saturating_add(1));
-        let next_segment = i64::from(plan.segment) + 1;
-        let entry = counters.entry((*space, &plan.neuron)).or_insert((1, 0));
-        entry.0 = entry.0.max(next_pattern);
-        entry.1 = entry.1.max(next_segment);
-    }
-    let counters: Vec<_> = counters.into_iter().collect();
+    let counters = crate::store::neuron_counters(plans);
     for chunk in counters.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> =
             QueryBuilder::new("INSERT INTO neurons (space, name, next_pattern, next_segment) ");

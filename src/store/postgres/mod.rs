@@ -1,0 +1,369 @@
+//! The shared backend: PostgreSQL, written and followed by any number of dendrite replicas.
+//!
+//! The tables hold the state, as on SQLite; beside them the `changes` table is an ordered log of
+//! every committed write, numbered without gaps in commit order (see `sql.rs` for how). A replica
+//! loads the tables as one snapshot, which says the sequence it is at, then applies the log from
+//! there: woken by `LISTEN`/`NOTIFY` as other replicas commit, and polling by sequence as well,
+//! since a notification sent while a listener reconnects is never replayed.
+//!
+//! A write locks the spaces it touches (transaction-level advisory locks), catches up with the
+//! log, is planned against that state, and commits its rows and its log entry together; so two
+//! replicas writing one neuron end exactly as one writer would have left it.
+
+mod sql;
+
+use super::health::{Fault, StorageError};
+use super::{Change, Changes, Committed, LoadSummary, PatternRow, Rebuild, SpaceRow, WriteStore};
+use crate::engine::{Name, Spaces};
+use anyhow::Context;
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor, Row};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// The channel a commit notifies, with its sequence as the payload.
+const CHANNEL: &str = "dendrite_changes";
+/// How often a replica looks at the log's head even without a notification.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A PostgreSQL database shared by replicas.
+#[derive(Clone, Debug)]
+pub struct PostgresDatabase {
+    /// Reads: loading and the readiness ping. The writer and the listener have connections of
+    /// their own.
+    pool: PgPool,
+    options: PgConnectOptions,
+    /// How long the change log keeps an entry.
+    retention: Duration,
+}
+
+/// A start-up error that says which database failed and what to do about it. The URL is not
+/// repeated: it may carry a password.
+fn cannot_use(_url: &str, error: &StorageError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot use the PostgreSQL database: {error}; check that the server runs, that the URL's \
+         user may connect and create tables, then start again"
+    )
+}
+
+impl PostgresDatabase {
+    /// Connects, migrates and checks that the database takes a commit.
+    pub async fn open(url: &str, retention: Duration) -> anyhow::Result<PostgresDatabase> {
+        // A replica that hangs inside a write must not hold its spaces' locks for ever, and one
+        // waiting for a lock must give up with an answer rather than wait for ever.
+        let options = PgConnectOptions::from_str(url)
+            .context("invalid PostgreSQL URL")?
+            .application_name("dendrite")
+            .options([
+                ("lock_timeout", "10s"),
+                ("idle_in_transaction_session_timeout", "60s"),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| cannot_use(url, &e.into()))?;
+        // Replicas starting together on an empty database: PostgreSQL runs sqlx's migrations
+        // under an advisory lock, so one migrates and the others wait for it.
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|error| super::migration_failed(url, error, cannot_use))?;
+        let database = PostgresDatabase {
+            pool,
+            options,
+            retention,
+        };
+        let mut probe = database.writes();
+        let probed = probe.probe().await;
+        probe.close().await;
+        probed.map_err(|e| cannot_use(url, &e))?;
+        Ok(database)
+    }
+
+    /// The writer's side, on a connection of its own.
+    pub fn writes(&self) -> PostgresWrites {
+        PostgresWrites {
+            database: self.clone(),
+            connection: None,
+            in_transaction: false,
+            head: Arc::new(AtomicU64::new(0)),
+            notified: Arc::new(Notify::new()),
+            listening: false,
+        }
+    }
+
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Rebuilds every space from one snapshot of the tables, and says which change it is at: in
+    /// a repeatable-read transaction, the head and the rows are read as of the same moment.
+    pub async fn load(&self, spaces: &Spaces) -> anyhow::Result<LoadSummary> {
+        let started = Instant::now();
+        let mut snapshot = self.pool.begin().await?;
+        snapshot
+            .execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let sequence: i64 = sqlx::query_scalar("SELECT last FROM change_head WHERE id = 1")
+            .fetch_one(&mut *snapshot)
+            .await?;
+        let mut summary = LoadSummary {
+            sequence: sequence as u64,
+            ..LoadSummary::default()
+        };
+        let rows: Vec<SpaceRow> = sqlx::query_as(
+            "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
+             max_segments_per_neuron, seed FROM spaces ORDER BY name",
+        )
+        .fetch_all(&mut *snapshot)
+        .await?;
+        for row in rows {
+            let mut space = row.space()?;
+            let name = space.name().clone();
+            let neurons: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT name, next_pattern, next_segment FROM neurons WHERE space = $1",
+            )
+            .bind(name.as_str())
+            .fetch_all(&mut *snapshot)
+            .await?;
+            summary.neurons += super::restore_neurons(&mut space, neurons)?;
+            let input_size = space.params().input_size;
+            let rebuild = Rebuild::start(space);
+            let chunks = rebuild.chunks();
+            let mut rows = sqlx::query(
+                "SELECT neuron, id, segment, active, synapses FROM patterns WHERE space = $1 ORDER BY seq",
+            )
+            .bind(name.as_str())
+            .fetch(&mut *snapshot);
+            let mut chunk = Vec::with_capacity(super::LOAD_CHUNK);
+            let mut last_neuron = None;
+            while let Some(row) = rows.try_next().await? {
+                let plan = PatternRow {
+                    neuron: row.try_get(0)?,
+                    id: row.try_get(1)?,
+                    segment: row.try_get(2)?,
+                    active: row.try_get(3)?,
+                    synapses: row.try_get(4)?,
+                }
+                .plan(input_size, &mut last_neuron)
+                .with_context(|| format!("a stored pattern of space {name}"))?;
+                chunk.push(plan);
+                summary.patterns += 1;
+                if chunk.len() == super::LOAD_CHUNK {
+                    // A blocking send: the applier is at most four chunks behind, and this runs
+                    // at start-up or on the writer's own thread.
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(super::LOAD_CHUNK));
+                    chunks
+                        .send(full)
+                        .map_err(|_| anyhow::anyhow!("the loader thread stopped"))?;
+                }
+            }
+            drop(rows);
+            chunks
+                .send(chunk)
+                .map_err(|_| anyhow::anyhow!("the loader thread stopped"))?;
+            drop(chunks);
+            spaces.insert(rebuild.finish()?);
+            summary.spaces += 1;
+        }
+        snapshot.rollback().await?;
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+}
+
+/// The writer's side of a PostgreSQL database.
+pub struct PostgresWrites {
+    database: PostgresDatabase,
+    /// The writer's connection; dropped after any failure, so the next write starts clean.
+    connection: Option<PgConnection>,
+    in_transaction: bool,
+    /// The newest sequence a notification announced.
+    head: Arc<AtomicU64>,
+    notified: Arc<Notify>,
+    listening: bool,
+}
+
+impl PostgresWrites {
+    async fn connection(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        if self.connection.is_none() {
+            self.connection = Some(PgConnection::connect_with(&self.database.options).await?);
+        }
+        Ok(self.connection.as_mut().expect("connected above"))
+    }
+
+    /// Runs `body` on the writer's connection; on any error the connection is thrown away (an
+    /// open transaction with it: the server rolls it back when the connection ends).
+    async fn run<T>(
+        &mut self,
+        body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StorageError> {
+        let outcome = match self.connection().await {
+            Ok(connection) => body(connection).await,
+            Err(error) => Err(error),
+        };
+        if outcome.is_err() {
+            self.in_transaction = false;
+            if let Some(connection) = self.connection.take() {
+                let _ = connection.close().await;
+            }
+        }
+        outcome.map_err(StorageError::from)
+    }
+
+    /// Starts the task that turns notifications into wake-ups, on the writer's runtime.
+    fn listen(&mut self) {
+        if self.listening {
+            return;
+        }
+        self.listening = true;
+        let (pool, head, notified) = (
+            self.database.pool.clone(),
+            Arc::clone(&self.head),
+            Arc::clone(&self.notified),
+        );
+        tokio::spawn(async move {
+            loop {
+                let listened = async {
+                    let mut listener = PgListener::connect_with(&pool).await?;
+                    listener.listen(CHANNEL).await?;
+                    // Whatever was committed while not listening is found by the next catch-up.
+                    notified.notify_one();
+                    loop {
+                        let notification = listener.recv().await?;
+                        if let Ok(sequence) = notification.payload().parse::<u64>() {
+                            head.fetch_max(sequence, Ordering::Relaxed);
+                        }
+                        notified.notify_one();
+                    }
+                };
+                let failed: Result<(), sqlx::Error> = listened.await;
+                if let Err(error) = failed {
+                    tracing::warn!(%error, "listening for changes failed; polling until it reconnects");
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+        });
+    }
+}
+
+impl WriteStore for PostgresWrites {
+    async fn begin(&mut self, spaces: &[&Name]) -> Result<(), StorageError> {
+        let mut keys: Vec<i64> = spaces.iter().map(|space| sql::lock_key(space)).collect();
+        // One global order of keys: two writers locking overlapping spaces cannot deadlock.
+        keys.sort_unstable();
+        keys.dedup();
+        self.run(async |connection| {
+            connection.execute("BEGIN").await?;
+            for key in keys {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(key)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    async fn changes_after(&mut self, applied: u64, limit: usize) -> Result<Changes, StorageError> {
+        let changes = self
+            .run(async |connection| sql::changes_after(connection, applied, limit).await)
+            .await?;
+        if let Changes::Next { head, .. } = &changes {
+            self.head.fetch_max(*head, Ordering::Relaxed);
+        }
+        Ok(changes)
+    }
+
+    async fn commit(&mut self, change: &Change, applied: u64) -> Result<Committed, StorageError> {
+        if !self.in_transaction {
+            self.begin(&change.spaces()).await?;
+        }
+        let committed = self
+            .run(async |connection| {
+                let sequence = sql::write_change(&mut *connection, change).await?;
+                // Holding the head row, every change before this one is committed and visible.
+                let before = sql::changes_between(&mut *connection, applied, sequence).await?;
+                connection.execute("COMMIT").await?;
+                Ok(Committed { sequence, before })
+            })
+            .await?;
+        self.in_transaction = false;
+        self.head.fetch_max(committed.sequence, Ordering::Relaxed);
+        Ok(committed)
+    }
+
+    async fn rollback(&mut self) {
+        if self.in_transaction {
+            let _ = self
+                .run(async |connection| connection.execute("ROLLBACK").await.map(drop))
+                .await;
+            self.in_transaction = false;
+        }
+    }
+
+    async fn probe(&mut self) -> Result<(), StorageError> {
+        self.run(async |connection| {
+            sqlx::query(
+                "INSERT INTO heartbeat (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+            )
+            .execute(connection)
+            .await
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn reload(&mut self, spaces: &Spaces) -> anyhow::Result<u64> {
+        let fresh = Spaces::default();
+        let loaded = self.database.load(&fresh).await?;
+        spaces.replace_with(fresh);
+        Ok(loaded.sequence)
+    }
+
+    async fn wait_for_changes(&mut self) {
+        self.listen();
+        let _ = tokio::time::timeout(POLL_INTERVAL, self.notified.notified()).await;
+    }
+
+    fn known_head(&self) -> u64 {
+        self.head.load(Ordering::Relaxed)
+    }
+
+    async fn compact(&mut self) -> Result<u64, StorageError> {
+        let retention = self.database.retention;
+        self.run(async |connection| sql::compact(connection, retention).await)
+            .await
+    }
+
+    async fn close(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.close().await;
+        }
+    }
+}
+
+/// PostgreSQL's error classes, by what fixes them.
+pub(crate) fn fault_of(code: &str) -> Fault {
+    match code.get(..2) {
+        Some("53") => Fault::Full, // insufficient resources: disk full, out of memory
+        Some("25") if code == "25006" => Fault::ReadOnly, // read-only transaction (a standby)
+        Some("42") if code == "42501" => Fault::ReadOnly, // insufficient privilege
+        Some("40") | Some("55") => Fault::Locked, // serialization failure, deadlock, lock not available
+        Some("08") | Some("57") | Some("58") => Fault::Io, // connection lost, shutdown, system error
+        _ => Fault::Other,
+    }
+}

@@ -1,0 +1,253 @@
+//! The embedded backend: one SQLite file, one dendrite process.
+//!
+//! One process owns the file, so its writer is the only one: a write needs no lock beyond
+//! SQLite's own, nothing is ever committed behind its back, and its sequence is simply the count
+//! of write transactions (the `write_sequence` row). There is no change log to follow; the
+//! tables are the state, and a backup is a copy of the file.
+
+mod bulk;
+pub mod connection;
+mod sql;
+
+use super::health::{Fault, StorageError};
+use super::{
+    Change, Changes, Committed, LoadSummary, Rebuild, SpaceRow, StoreSettings, WriteStore,
+};
+use crate::engine::{Name, Spaces};
+use anyhow::Context;
+use connection::WriteConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// SQLite's page size for new databases: `max_database_size` counts in these.
+const PAGE_SIZE: u64 = 4096;
+
+/// The SQLite database behind the service.
+#[derive(Clone, Debug)]
+pub struct SqliteDatabase {
+    /// Reads: loading at start-up and the readiness ping. Writes go through a [`WriteConnection`].
+    pub(super) pool: SqlitePool,
+    options: SqliteConnectOptions,
+    /// `sqlite::memory:`: no file, and nothing stored before this process opened it.
+    in_memory: bool,
+}
+
+/// A start-up error that says which database failed and what to do about it.
+pub(super) fn cannot_write(url: &str, error: &StorageError) -> anyhow::Error {
+    let fix = match error.fault {
+        Fault::ReadOnly => {
+            "make the file, its -wal and -shm companions and its folder writable by the user running dendrite"
+        }
+        Fault::Full => "free space on its disk (or raise --max-database-size)",
+        Fault::Locked => "stop the other process that holds it open for writing",
+        Fault::Io | Fault::Other => "check the file and its disk",
+    };
+    anyhow::anyhow!("cannot use the database {url}: {error}; {fix}, then start again")
+}
+
+impl SqliteDatabase {
+    /// Opens (creating if missing) and migrates the database at `url`, and checks that it takes
+    /// a commit: a database that cannot be written is refused here, with the fix, rather than
+    /// served as "ready" with every write failing.
+    ///
+    /// WAL lets the readiness probe read while the writer writes; `synchronous=FULL` makes every
+    /// commit durable across power loss before the writer acknowledges it. `settings` caps the
+    /// file and sets how often the WAL is checkpointed.
+    pub async fn open(url: &str, settings: &StoreSettings) -> anyhow::Result<SqliteDatabase> {
+        let mut options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid database URL {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        if let Some(bytes) = settings.max_size {
+            options = options.pragma("max_page_count", (bytes / PAGE_SIZE).max(1).to_string());
+        }
+        if let Some(pages) = settings.wal_autocheckpoint {
+            options = options.pragma("wal_autocheckpoint", pages.to_string());
+        }
+        // An in-memory database lives as long as one of its connections: the pool keeps one open
+        // for good, and the writer's connection shares it (sqlx names it and shares its cache).
+        let in_memory = url.contains(":memory:");
+        let connections = if in_memory { 1 } else { 2 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| cannot_write(url, &e.into()))?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|error| super::migration_failed(url, error, cannot_write))?;
+        let database = SqliteDatabase {
+            pool,
+            options,
+            in_memory,
+        };
+        let mut probe = database.writes();
+        let probed = probe.probe().await;
+        probe.close().await;
+        probed.map_err(|e| cannot_write(url, &e))?;
+        Ok(database)
+    }
+
+    /// The writer's side of the database, on a connection of its own.
+    pub fn writes(&self) -> SqliteWrites {
+        SqliteWrites {
+            connection: WriteConnection::new(self.options.clone()),
+        }
+    }
+
+    /// The database's file; `None` in memory.
+    pub(super) fn file_path(&self) -> Option<std::path::PathBuf> {
+        (!self.in_memory).then(|| self.options.get_filename().to_owned())
+    }
+
+    /// Bytes the database takes on disk: its file and its write-ahead log; `None` in memory.
+    pub async fn file_bytes(&self) -> Option<u64> {
+        let file = self.file_path()?;
+        let mut wal = file.clone().into_os_string();
+        wal.push("-wal");
+        let size = |path: std::path::PathBuf| async move {
+            tokio::fs::metadata(&path).await.map_or(0, |m| m.len())
+        };
+        Some(size(file).await + size(wal.into()).await)
+    }
+
+    /// Whether the database answers a query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes every connection cleanly (the WAL is checkpointed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Rebuilds every space from its rows into `spaces`. Only this process writes the file, so
+    /// the rows read here are the state at the write sequence read first.
+    pub async fn load(&self, spaces: &Spaces) -> anyhow::Result<LoadSummary> {
+        let started = Instant::now();
+        let sequence: i64 = sqlx::query_scalar("SELECT last FROM write_sequence WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let mut summary = LoadSummary {
+            sequence: sequence as u64,
+            ..LoadSummary::default()
+        };
+        let rows: Vec<SpaceRow> = sqlx::query_as(
+            "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
+             max_segments_per_neuron, seed FROM spaces ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            let mut space = row.space()?;
+            let name = space.name().clone();
+            let neurons: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT name, next_pattern, next_segment FROM neurons WHERE space = ?1",
+            )
+            .bind(name.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            summary.neurons += super::restore_neurons(&mut space, neurons)?;
+            let input_size = space.params().input_size;
+            let rebuild = Rebuild::start(space);
+            let chunks = rebuild.chunks();
+            let path = self.file_path().with_context(|| {
+                format!("an in-memory database cannot hold space {name} at start-up")
+            });
+            let space_name = name.as_str().to_owned();
+            let read = tokio::task::spawn_blocking(move || {
+                bulk::read_patterns(&path?, &space_name, input_size, |chunk| {
+                    chunks
+                        .send(chunk)
+                        .map_err(|_| anyhow::anyhow!("the loader thread stopped"))
+                })
+            })
+            .await;
+            let space = rebuild.finish()?;
+            summary.patterns += read
+                .context("the reader thread failed")?
+                .with_context(|| format!("the stored patterns of space {name}"))?;
+            spaces.insert(space);
+            summary.spaces += 1;
+        }
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+}
+
+/// The writer's side of a SQLite database.
+pub struct SqliteWrites {
+    connection: WriteConnection,
+}
+
+impl WriteStore for SqliteWrites {
+    /// Nothing to lock: this process's writer is the file's only one.
+    async fn begin(&mut self, _spaces: &[&Name]) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Nobody else writes the file, so nothing was committed that this replica has not applied.
+    async fn changes_after(
+        &mut self,
+        applied: u64,
+        _limit: usize,
+    ) -> Result<Changes, StorageError> {
+        Ok(Changes::Next {
+            changes: Vec::new(),
+            head: applied,
+        })
+    }
+
+    async fn commit(&mut self, change: &Change, _applied: u64) -> Result<Committed, StorageError> {
+        let sequence = self
+            .connection
+            .transaction(async |connection| {
+                sql::write_change(&mut *connection, change).await?;
+                sql::count_write(connection).await
+            })
+            .await?;
+        Ok(Committed {
+            sequence,
+            before: Vec::new(),
+        })
+    }
+
+    async fn rollback(&mut self) {}
+
+    async fn probe(&mut self) -> Result<(), StorageError> {
+        self.connection.probe().await
+    }
+
+    /// Never needed: the file cannot change behind the writer.
+    async fn reload(&mut self, _spaces: &Spaces) -> anyhow::Result<u64> {
+        anyhow::bail!("a SQLite database is never reloaded")
+    }
+
+    async fn wait_for_changes(&mut self) {
+        std::future::pending::<()>().await;
+    }
+
+    /// Nothing is committed that this replica has not applied.
+    fn known_head(&self) -> u64 {
+        0
+    }
+
+    /// There is no log to compact: the write sequence is one counter.
+    async fn compact(&mut self) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+
+    async fn close(&mut self) {
+        self.connection.close().await;
+    }
+}
