@@ -93,7 +93,8 @@ struct Stats {
     writes_per_commit: f64,
     /// Write commands waiting for the writer.
     writer_queue_depth: usize,
-    /// The database file with its write-ahead log; null for an in-memory database or PostgreSQL.
+    /// The database file with its write-ahead log, or PostgreSQL's database size; null for an
+    /// in-memory database.
     database_bytes: Option<u64>,
     /// `sqlite` or `postgres`.
     backend: &'static str,
@@ -149,7 +150,7 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
             writes_committed as f64 / commits as f64
         },
         writer_queue_depth: state.writer.queue_depth(),
-        database_bytes: state.db.file_bytes().await,
+        database_bytes: state.db.size_bytes().await,
         backend: state.db.backend(),
         applied_sequence,
         head_sequence,

@@ -21,7 +21,8 @@ pub enum Fault {
     /// Another connection holds the database's write lock past the busy timeout (SQLITE_BUSY,
     /// SQLITE_LOCKED).
     Locked,
-    /// The operating system failed a read or write (SQLITE_IOERR and the driver's own I/O errors).
+    /// The operating system failed a read or write (SQLITE_IOERR and the driver's own I/O errors),
+    /// or the connection to a database server was lost.
     Io,
     /// Anything else: not a condition that clears by itself.
     Other,
@@ -34,7 +35,9 @@ impl Fault {
             Fault::Full => "the database's disk is full",
             Fault::ReadOnly => "the database cannot be written (read-only or no permission)",
             Fault::Locked => "another process holds the database's write lock",
-            Fault::Io => "the database's disk reported an I/O error",
+            Fault::Io => {
+                "the database failed to answer (an I/O error on its disk, or a lost connection to its server)"
+            }
             Fault::Other => "the database refused the write",
         }
     }

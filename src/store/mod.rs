@@ -102,12 +102,12 @@ impl Database {
         }
     }
 
-    /// Bytes a SQLite file takes with its write-ahead log; `None` in memory or on PostgreSQL,
-    /// whose size is the server's business.
-    pub async fn file_bytes(&self) -> Option<u64> {
+    /// Bytes the database takes: a SQLite file with its write-ahead log (`None` in memory), or
+    /// the PostgreSQL database's size on its server (`None` if the server does not say).
+    pub async fn size_bytes(&self) -> Option<u64> {
         match self {
             Database::Sqlite(db) => db.file_bytes().await,
-            Database::Postgres(_) => None,
+            Database::Postgres(db) => db.size_bytes().await,
         }
     }
 

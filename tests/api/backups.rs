@@ -39,6 +39,7 @@ async fn state_of_space(app: &TestApp) -> Value {
 
 #[tokio::test]
 async fn a_backup_holds_every_write_before_it_is_listed_pruned_and_restores_exactly() {
+    crate::sqlite_only!();
     let app = TestApp::spawn_configured(|settings| settings.backup_keep = 2).await;
     app.standard_space("s").await;
     for i in 0..20 {
@@ -152,6 +153,7 @@ struct Write {
 
 #[tokio::test]
 async fn a_backup_under_load_holds_the_writes_acknowledged_before_it_and_nothing_torn() {
+    crate::sqlite_only!();
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     let base = app.base.clone();
@@ -332,6 +334,7 @@ async fn an_in_memory_database_has_nowhere_to_back_up_to() {
 
 #[tokio::test]
 async fn a_backup_folder_that_cannot_be_made_is_503_and_the_service_goes_on() {
+    crate::sqlite_only!();
     let dir = tempfile::tempdir().unwrap();
     let not_a_folder = dir.path().join("a-file");
     std::fs::write(&not_a_folder, "in the way").unwrap();

@@ -40,6 +40,7 @@ async fn readiness_is_503_when_the_database_does_not_answer() {
 
 #[tokio::test]
 async fn a_failed_commit_answers_500_and_applies_nothing() {
+    crate::sqlite_only!();
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     assert_eq!(

@@ -28,6 +28,7 @@ fn batch(seed: u64, neuron: &str, count: u64) -> Value {
 
 #[tokio::test]
 async fn a_full_database_refuses_writes_with_507_and_every_acknowledged_write_stays() {
+    crate::sqlite_only!();
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("dendrite.db");
     let app = TestApp::spawn_with(dendrite::config::ServeArgs {
@@ -154,6 +155,7 @@ async fn a_full_database_refuses_writes_with_507_and_every_acknowledged_write_st
 
 #[tokio::test]
 async fn a_database_locked_by_another_process_answers_503_then_recovers() {
+    crate::sqlite_only!();
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     let db = inspector(&app).await;
@@ -180,6 +182,7 @@ async fn a_database_locked_by_another_process_answers_503_then_recovers() {
 
 #[tokio::test]
 async fn readiness_returns_by_itself_once_the_fault_clears() {
+    crate::sqlite_only!();
     let app = TestApp::spawn().await;
     app.standard_space("s").await;
     let db = inspector(&app).await;
@@ -206,6 +209,7 @@ async fn readiness_returns_by_itself_once_the_fault_clears() {
 
 #[tokio::test]
 async fn a_store_racing_the_re_creation_of_its_space_is_checked_against_the_new_space() {
+    crate::sqlite_only!();
     let app = TestApp::spawn().await;
     let large =
         json!({"input_size": 4096, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12});
@@ -283,6 +287,7 @@ async fn a_store_racing_the_re_creation_of_its_space_is_checked_against_the_new_
 
 #[tokio::test]
 async fn a_database_that_cannot_be_written_is_refused_at_start_up_naming_the_fix() {
+    crate::sqlite_only!();
     let app = TestApp::spawn().await;
     let database = app.database.clone();
     let dir = app.stop().await;

@@ -1,5 +1,11 @@
-//! A real server on 127.0.0.1 port 0 with its own SQLite file, and a client with one method per
+//! A real server on 127.0.0.1 port 0 with its own database, and a client with one method per
 //! kind of call.
+//!
+//! The suite runs against SQLite by default. With `DENDRITE_TEST_POSTGRES_URL` set to a
+//! PostgreSQL server's admin URL (`scripts/test` starts a throw-away cluster), every test's
+//! database is a fresh PostgreSQL database instead, named after the file it would have used, so a
+//! restart "on the same file" reopens the same database. Tests of SQLite's own mechanics (its file,
+//! its locks, its backups) say so with [`sqlite_only!`] and are skipped there.
 
 use dendrite::app::Application;
 use dendrite::config::{LogFormat, ServeArgs};
@@ -18,10 +24,73 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The PostgreSQL server the suite runs against, if it was given one.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("DENDRITE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Skips the rest of a test of SQLite's own mechanics when the suite runs on PostgreSQL.
+#[macro_export]
+macro_rules! sqlite_only {
+    () => {
+        if $crate::helpers::postgres_admin_url().is_some() {
+            eprintln!("skipped on PostgreSQL: this test is about SQLite's file");
+            return;
+        }
+    };
+}
+
+/// The URL of the test database kept at `database`: that SQLite file, or on PostgreSQL a
+/// database named after the path (created when a server first opens it).
+pub fn database_url(database: &Path) -> String {
+    let path = database.display().to_string();
+    if path.starts_with("postgres://") {
+        return path;
+    }
+    match postgres_admin_url() {
+        None => format!("sqlite://{path}"),
+        Some(admin) => {
+            // FNV-1a of the path: temporary folders are unique, so the names are too.
+            let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            let (server, _) = admin.rsplit_once('/').expect("a URL with a database");
+            format!("{server}/t{hash:016x}")
+        }
+    }
+}
+
+/// Creates the PostgreSQL database `url` names unless it exists.
+pub async fn ensure_database(url: &str) {
+    use sqlx::Connection;
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let name = url.rsplit_once('/').unwrap().1;
+    let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut connection)
+        .await
+        .unwrap();
+    if exists.is_none() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    connection.close().await.unwrap();
+}
+
 pub fn args(database: &Path) -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".into(),
-        database_url: format!("sqlite://{}", database.display()),
+        database_url: database_url(database),
         log_format: LogFormat::Text,
         log_level: "warn".into(),
         body_limit: 1024 * 1024,
@@ -66,6 +135,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(args: ServeArgs) -> TestApp {
+        ensure_database(&args.database_url).await;
         let app = Application::build(&args).await.expect("the service starts");
         let base = format!("http://{}", app.local_addr());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -75,6 +145,7 @@ impl TestApp {
         TestApp {
             base,
             client: Client::new(),
+            // A SQLite file's path, or the PostgreSQL URL itself (which `spawn_on` takes too).
             database: args.database_url.trim_start_matches("sqlite://").into(),
             stop: Some(stop),
             task: Some(task),
@@ -229,6 +300,7 @@ pub struct InProcess {
 impl InProcess {
     pub async fn on(url: &str) -> InProcess {
         use std::sync::Arc;
+        ensure_database(url).await;
         let db = dendrite::store::Database::open(url, &Default::default())
             .await
             .unwrap();

@@ -43,7 +43,7 @@ fn post(path: &str, body: serde_json::Value) -> Request<Body> {
 #[tokio::test]
 async fn a_locked_space_stalls_neither_health_nor_other_spaces() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("d.db").display());
+    let url = crate::helpers::database_url(&dir.path().join("d.db"));
     let InProcess {
         router,
         spaces,

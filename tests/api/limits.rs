@@ -79,6 +79,7 @@ async fn a_body_that_stops_arriving_is_408_and_stores_nothing() {
 
 #[tokio::test]
 async fn a_write_slower_than_the_request_timeout_is_answered_with_its_real_outcome() {
+    crate::sqlite_only!();
     let app = TestApp::spawn_configured(|settings| settings.request_timeout = 1).await;
     app.standard_space("s").await;
     // Another process holds the database for two seconds: the write waits past the request

@@ -15,4 +15,5 @@ mod limits;
 mod metrics;
 mod patterns;
 mod persistence;
+mod postgres;
 mod queries;

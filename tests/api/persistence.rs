@@ -116,7 +116,7 @@ fn start_binary(database: &std::path::Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dendrite"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .arg("--database-url")
-        .arg(format!("sqlite://{}", database.display()))
+        .arg(crate::helpers::database_url(database))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -158,6 +158,7 @@ async fn create_standard_space(client: &reqwest::Client, base: &str) {
 async fn an_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("dendrite.db");
+    crate::helpers::ensure_database(&crate::helpers::database_url(&database)).await;
     let mut server = start_binary(&database);
     let client = reqwest::Client::new();
     create_standard_space(&client, &server.base).await;
@@ -191,9 +192,11 @@ async fn an_acknowledged_write_survives_kill_9() {
 
 #[tokio::test]
 async fn a_damaged_stored_pattern_stops_start_up_with_a_line_naming_it() {
+    crate::sqlite_only!();
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("dendrite.db");
+    crate::helpers::ensure_database(&crate::helpers::database_url(&database)).await;
     let mut server = start_binary(&database);
     let client = reqwest::Client::new();
     let base = server.base.clone();

@@ -106,6 +106,15 @@ impl PostgresDatabase {
         self.pool.close().await;
     }
 
+    /// The database's size on the server (tables, indexes and the log).
+    pub async fn size_bytes(&self) -> Option<u64> {
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&self.pool)
+            .await
+            .ok()?;
+        u64::try_from(bytes).ok()
+    }
+
     /// Rebuilds every space from one snapshot of the tables, and says which change it is at: in
     /// a repeatable-read transaction, the head and the rows are read as of the same moment.
     pub async fn load(&self, spaces: &Spaces) -> anyhow::Result<LoadSummary> {

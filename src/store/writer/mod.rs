@@ -457,8 +457,12 @@ impl<S: WriteStore> WriterTask<S> {
         let mut stop = stop;
         let mut stopping = false;
         let mut next: Option<Command> = None;
+        // Timers that live across iterations: a sleep made afresh each time round would never
+        // finish while another branch (the follower's poll) wakes the loop more often.
         let mut compaction = tokio::time::interval(COMPACT_INTERVAL);
         compaction.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probing = tokio::time::interval(PROBE_INTERVAL);
+        probing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let command = match next.take() {
                 Some(command) => command,
@@ -468,7 +472,7 @@ impl<S: WriteStore> WriterTask<S> {
                     let event = tokio::select! {
                         received = queue.recv() => received.map_or(Event::Drained, Event::Command),
                         _ = &mut stop, if !stopping => Event::Stop,
-                        () = tokio::time::sleep(PROBE_INTERVAL), if probe_after => Event::Probe,
+                        _ = probing.tick(), if probe_after => Event::Probe,
                         () = self.store.wait_for_changes(), if following => Event::Changes,
                         _ = compaction.tick(), if following => Event::Compact,
                     };

@@ -1,0 +1,1510 @@
+#!/usr/bin/env python3
+"""Multi-replica test: several `dendrite serve` processes on one PostgreSQL database take writes
+concurrently, converge to identical answers, match SQLite fed the same log, and lose no
+acknowledged write to a kill -9.
+
+What it does (one line per stage; issue 12's "Multi-replica tests")
+  1. Creates a fresh database (psql ADMIN_URL: CREATE DATABASE, a random name) and starts three
+     replicas on it at once (`dendrite serve --listen 127.0.0.1:PORT --database-url URL
+     --log-level warn`, free ports; concurrent start-ups run the migrations together); each must
+     answer /healthz and /readyz 200. The space "replicas" (n=2048, a=40) is created through one
+     replica; every other one must serve it with ?min_sequence= the creation's sequence.
+  2. Writes spread over all replicas: CLIENTS threads (12 by default) each send their requests to
+     replicas chosen at random: single stores with explicit ids (40 random bits of 2048, fixed per
+     id), batches (POST /v1/spaces/{space}/patterns), forgets, and one neuron deletion (the neuron
+     "doomed", deleted while the others are being written). Most writes go to three "hot" neurons
+     that every client writes at once, so stores to the same neuron (and of the same ids) arrive
+     concurrently at different replicas. Ids are either shared (stored by anyone, never forgotten:
+     at most one store of each may answer "created") or owned by one client (stored and forgotten
+     by it alone, so it knows their state, as in crash_test.py). Every acknowledged write must
+     carry a `Dendrite-Sequence` header, and a write of an owned id that changed it must carry a
+     sequence no lower than the client's previous acknowledged write of that id.
+  3. Read-your-writes (during stages 2 and 7): for a sample of acknowledged stores and forgets, a
+     GET of the pattern on another replica with ?min_sequence=N (N: the write's sequence) must
+     answer 200 with the same bits (404 after a forget) without waiting out the 5 s bound (503).
+  4. Convergence: every replica's /v1/stats must reach applied_sequence == head_sequence, the same
+     on all, at least the highest acknowledged sequence, equal to the log's last seq, within
+     --converge-timeout s. Then every id is read back on every replica (acknowledged stores
+     present with their bits, acknowledged forgets and the deleted neuron's ids absent), and the
+     replicas must answer identically: 200 queries (half the exact bits of stored ids, half noisy
+     or random, some with another threshold), the space, the neuron listing, every neuron (all
+     pages of its segments and their pattern ids) and a sample of patterns (with their segment
+     numbers), each whole JSON body compared.
+  5. A fresh fourth replica started on the same database answers all of that identically too.
+  6. SQLite fed the same writes in log order: the change log is read with psql (`SELECT seq, kind,
+     body::text FROM changes ORDER BY seq`); every acknowledged write must be visible in it at its
+     sequence N (the log's last change by seq N to the pattern is that store, with those bits, or
+     a forget; also for "already stored" answers), and the log must end where the replicas
+     converged. A dendrite on a fresh sqlite:// file replays the
+     log over HTTP (create_space: PUT the space with the logged parameters; store: POST each
+     pattern with its id and bits, in the listed order; forget, delete_neuron, delete_space: the
+     DELETE); each store must land on the segment with the synapses the log names, and then the
+     SQLite server must answer the same queries, space, neurons and patterns identically.
+  7. kill -9 under load: the clients write to all three replicas again; one replica, chosen at
+     random, gets SIGKILL mid-load, and the clients carry on with the two others. Every write any
+     replica acknowledged must then be readable from the survivors with ?min_sequence= its
+     sequence, and from the killed replica once restarted on the same database. A write that got
+     no answer is "uncertain": either state is accepted, the real one is read back (and must be
+     the same on every replica).
+  8. The restarted replica catches up: stage 4's convergence and identical answers on all three;
+     the log also holds every write acknowledged in stage 7, the killed replica's included.
+     Finally SIGTERM must stop every replica with status 0 within 30 s, and the database is
+     dropped (kept with --keep).
+
+Every request has a timeout (--timeout, 10 s: a min_sequence read may wait 5 s), every wait a
+deadline; every process started is killed on exit, also on failure or SIGTERM. Traffic goes only
+to 127.0.0.1 and to the PostgreSQL server of ADMIN_URL. The write phases are bounded by
+--write-seconds and --max-writes so that the whole run stays well under two minutes with a debug
+binary on two cores.
+
+Run (from the repository root; ADMIN_URL may also come from DENDRITE_TEST_POSTGRES_URL):
+    url=$(scripts/pg_cluster start "$(mktemp -d)")      # or any PostgreSQL you may create databases on
+    python3 scripts/replica_test.py --binary target/debug/dendrite --postgres-url "$url"
+    python3 scripts/replica_test.py --self-check        # the script's own helpers, no server needed
+Options: --seed N, --keep (keep the databases and the temporary directory), --clients N,
+--write-seconds S, --max-writes N, --timeout S, --ready-timeout S, --converge-timeout S.
+Prints one line per stage; exits 0 when every check held, 1 otherwise (listing the violations).
+"""
+import copy
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "load"))
+from harness import N, Connection, Http, NoAnswer, Server, free_port, random_bits, request_once  # noqa: E402
+import harness  # noqa: E402
+
+SPACE = "replicas"
+SPACE_PARAMS = {"input_size": 2048, "active_bits": 40}
+HOT = ["hot-0", "hot-1", "hot-2"]  # every client writes these at once
+DOOMED = "doomed"  # written in stage 2, then deleted while the others are written
+SEQUENCE_HEADER = "dendrite-sequence"  # harness.Answer has lower-case header names
+NOT_DONE = (503, 507)  # a write refused: nothing changed, the client may retry
+MAX_VIOLATIONS_KEPT = 200
+# Fields left out when answers are compared. `memory_bytes` (in the space's counts) is the
+# engine's estimate of the memory it holds, computed from the capacities of its vectors: those
+# depend on the allocation history (grown by writes one at a time on a replica that followed the
+# log, sized at once on one that loaded the tables), not on the state. Nothing else in the
+# compared answers (queries, the space, neurons, patterns) depends on time or history.
+VOLATILE_FIELDS = frozenset({"memory_bytes"})
+QUERY_LIMIT = 100
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers (exercised by --self-check)
+
+def database_url(admin_url, name):
+    """ADMIN_URL with its path (the database) replaced by NAME; user, host, port and ?query kept."""
+    parts = urllib.parse.urlsplit(admin_url)
+    if parts.scheme not in ("postgres", "postgresql") or not parts.netloc:
+        raise ValueError(f"not a postgres:// URL: {admin_url}")
+    return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(name, safe="")))
+
+
+def strip_volatile(value, volatile=VOLATILE_FIELDS):
+    """A copy of a decoded JSON value without the keys in `volatile`, at any depth."""
+    if isinstance(value, dict):
+        return {k: strip_volatile(v, volatile) for k, v in value.items() if k not in volatile}
+    if isinstance(value, list):
+        return [strip_volatile(v, volatile) for v in value]
+    return value
+
+
+def first_difference(a, b, path="$"):
+    """None when a == b, else (path, value in a, value in b) of the first difference found."""
+    if type(a) is not type(b):
+        return path, a, b
+    if isinstance(a, dict):
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                return f"{path}.{key}", a.get(key, "<missing>"), b.get(key, "<missing>")
+            found = first_difference(a[key], b[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        if len(a) != len(b):
+            return f"{path}.length", len(a), len(b)
+        return None
+    return None if a == b else (path, a, b)
+
+
+def short(value, limit=160):
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def compare_snapshots(reference_label, reference, label, other, max_reported=5):
+    """Messages for every key whose answer differs between two snapshots (the first few in
+    detail, then a count)."""
+    messages = []
+    differing = 0
+    for key in sorted(set(reference) | set(other)):
+        if key not in other or key not in reference:
+            found = (key, "<asked>" if key in reference else "<not asked>",
+                     "<asked>" if key in other else "<not asked>")
+        else:
+            found = first_difference(reference[key], other[key])
+        if found is None:
+            continue
+        differing += 1
+        if len(messages) < max_reported:
+            where, mine, theirs = found
+            messages.append(f"{label} answers {key} differently from {reference_label} at {where}: "
+                            f"{short(theirs)} instead of {short(mine)}")
+    if differing > max_reported:
+        messages.append(f"{label}: {differing - max_reported} more answers differ from {reference_label}")
+    return messages
+
+
+def parse_sequence(headers):
+    """The Dendrite-Sequence header as an int, or None when absent or not an unsigned integer."""
+    value = headers.get(SEQUENCE_HEADER)
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() else None
+
+
+def parse_changes(text):
+    """psql -At output of `SELECT seq, kind, body::text ...` -> [(seq, kind, body dict)]."""
+    changes = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        seq, kind, body = line.split("|", 2)  # names have no '|'; the JSON body is the rest
+        changes.append((int(seq), kind, json.loads(body)))
+    return changes
+
+
+def noisy(bits, rng, fraction):
+    """`bits` with `fraction` of them (rounded) replaced by other random bits below N; sorted."""
+    keep = set(rng.sample(bits, len(bits) - round(len(bits) * fraction)))
+    while len(keep) < len(bits):
+        keep.add(rng.randrange(N))
+    return sorted(keep)
+
+
+def with_min_sequence(path, sequence):
+    if not sequence:
+        return path
+    return f"{path}{'&' if '?' in path else '?'}min_sequence={sequence}"
+
+
+def describe_log(changes):
+    kinds = {}
+    for _, kind, _ in changes:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "empty"
+
+
+def log_mismatches(changes, acks):
+    """Checks each acknowledged write against the log: a write acknowledged with sequence N is
+    visible at N, so the log's last change by seq N concerning its pattern (a store or forget of
+    it, a deletion of its neuron) must be what was acknowledged. This holds whether N is the
+    write's own change or a later one (a group commit's number), and for "already stored" answers
+    (the sequence the replica had applied: the pattern was there). `acks`: [(seq, kind, neuron,
+    id, bits)], kind "store" (created or already stored), "forget", "delete_neuron" or
+    "create_space". Returns violation messages."""
+    events = {}  # (neuron, id) -> [(seq, "store" | "forget", bits)]
+    deletions = {}  # neuron -> [seq]
+    creations = []
+    for seq, kind, body in changes:
+        if kind == "store":
+            for p in body.get("patterns", []):
+                if p.get("space") == SPACE:
+                    events.setdefault((p.get("neuron"), p.get("id")), []).append((seq, "store", p.get("active")))
+        elif body.get("space") != SPACE:
+            continue
+        elif kind == "forget":
+            events.setdefault((body.get("neuron"), body.get("id")), []).append((seq, "forget", None))
+        elif kind == "delete_neuron":
+            deletions.setdefault(body.get("neuron"), []).append(seq)
+        elif kind == "create_space":
+            creations.append(seq)
+        elif kind == "delete_space":
+            deletions.setdefault(None, []).append(seq)  # every neuron of the space
+
+    def last_word(neuron, id_, n):
+        """(seq, what, bits) of the last change by seq n about the pattern; (0, "nothing", None)."""
+        latest = (0, "nothing", None)
+        for event in events.get((neuron, id_), ()):
+            if latest[0] <= event[0] <= n:
+                latest = event
+        for seq in deletions.get(neuron, []) + deletions.get(None, []):
+            if latest[0] < seq <= n:
+                latest = (seq, "deletion of the neuron", None)
+        return latest
+
+    messages = []
+    for seq, kind, neuron, id_, bits in acks:
+        what = f"{kind} of {neuron or SPACE}{'/' + id_ if id_ else ''} acknowledged with sequence {seq}"
+        if kind == "store":
+            at, word, logged = last_word(neuron, id_, seq)
+            if word != "store":
+                messages.append(f"{what}: by seq {seq} the log's last change to it is "
+                                f"{'none' if not at else f'the {word} at seq {at}'}, not a store")
+            elif logged != bits:
+                messages.append(f"{what}: the log stores other bits for it (seq {at})")
+        elif kind == "forget":
+            at, word, _ = last_word(neuron, id_, seq)
+            if word == "store" or not any(e[1] == "forget" and e[0] <= seq for e in events.get((neuron, id_), ())):
+                messages.append(f"{what}: the log has no forget of it by seq {seq} "
+                                f"(its last change by then: {word}{f' at seq {at}' if at else ''})")
+        elif kind == "delete_neuron":
+            if not any(d <= seq for d in deletions.get(neuron, [])):
+                messages.append(f"{what}: the log has no deletion of that neuron by seq {seq}")
+        elif kind == "create_space":
+            if not any(c <= seq for c in creations):
+                messages.append(f"{what}: the log has no creation of the space by seq {seq}")
+    return messages
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL through psql
+
+def psql(url, sql, tuples=False, timeout=60):
+    """Runs one SQL command with psql; returns its output. Raises RuntimeError on failure."""
+    command = ["psql", "-X", url, "-v", "ON_ERROR_STOP=1", "-q"] + (["-At"] if tuples else []) + ["-c", sql]
+    env = dict(os.environ, PGCONNECT_TIMEOUT="10")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"psql did not finish within {timeout} s: {sql[:80]}") from None
+    if done.returncode != 0:
+        raise RuntimeError(f"psql failed ({done.returncode}) on {sql[:80]!r}: {done.stderr.strip()[:400]}")
+    return done.stdout
+
+
+def create_database(admin_url, name):
+    psql(admin_url, f'CREATE DATABASE "{name}"')
+    return database_url(admin_url, name)
+
+
+def drop_database(admin_url, name):
+    """Drops the database (WITH (FORCE) where the server has it, PostgreSQL 13+)."""
+    try:
+        psql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except RuntimeError:
+        psql(admin_url, f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def log_head(url):
+    """The last seq of the change log (0 when empty)."""
+    return int(psql(url, "SELECT coalesce(max(seq), 0) FROM changes", tuples=True).split()[0])
+
+
+def read_log(url):
+    """(changes, compacted_through) of the database at `url`."""
+    changes = parse_changes(psql(url, "SELECT seq, kind, body::text FROM changes ORDER BY seq", tuples=True))
+    head = psql(url, "SELECT coalesce(compacted_through, 0) FROM change_head", tuples=True).split()
+    return changes, int(head[0]) if head else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+class Replica(Server):
+    """One `BINARY serve` on a full database URL (postgres:// or sqlite://): harness.Server with the
+    start split in two, so that several replicas start at once. DENDRITE_* variables of this
+    environment are not passed on (an API key there would lock the test out)."""
+
+    def __init__(self, name, binary, url, log_path):
+        super().__init__(binary, url, log_path)
+        self.name, self.url = name, url
+
+    def launch(self):
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DENDRITE_")}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", self.url,
+                 "--log-level", "warn"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        self.launched = time.monotonic()
+
+    def wait_ready(self, ready_timeout, http_timeout):
+        """Seconds from launch until /healthz and /readyz answered 200; RuntimeError otherwise."""
+        deadline = self.launched + ready_timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with status {self.process.returncode} while starting "
+                                   f"(log: {self.log_path}): {self.log_tail(3).strip()[-400:]}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"{self.name} was not ready (healthz and readyz 200) within {ready_timeout:g} s "
+                                   f"(log: {self.log_path})")
+            timeout = max(0.05, min(http_timeout, remaining))
+            try:
+                if (request_once(self.port, "GET", "/healthz", timeout=timeout).status == 200
+                        and request_once(self.port, "GET", "/readyz", timeout=timeout).status == 200):
+                    return time.monotonic() - self.launched
+            except NoAnswer:
+                pass
+            time.sleep(0.05)
+
+    def start(self, ready_timeout=60.0, http_timeout=5.0):
+        self.launch()
+        return self.wait_ready(ready_timeout, http_timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the clients know
+
+class Item:
+    """One (neuron, id) with fixed bits. `owner`: the client that alone writes it, or None for a
+    shared id (stored by anyone, never forgotten). `state`: "absent", "present" or "uncertain";
+    `seq`: the highest sequence acknowledged for it."""
+    __slots__ = ("neuron", "id", "bits", "owner", "state", "seq", "touched", "creations")
+
+    def __init__(self, neuron, id_, bits, owner=None):
+        self.neuron, self.id, self.bits, self.owner = neuron, id_, bits, owner
+        self.state, self.seq, self.touched = "absent", 0, False
+        self.creations = 0  # acknowledged stores that answered "created" (shared ids: at most 1)
+
+    def key(self):
+        return f"{self.neuron}/{self.id}"
+
+    def path(self):
+        return f"/v1/spaces/{SPACE}/neurons/{self.neuron}/patterns/{self.id}"
+
+
+class Violations:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.kept = []
+        self.count = 0
+
+    def add(self, message):
+        with self.lock:
+            self.count += 1
+            if len(self.kept) < MAX_VIOLATIONS_KEPT:
+                self.kept.append(message)
+
+
+class Counters:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.values = {}
+        self.by_replica = {}
+
+    def add(self, **counts):
+        with self.lock:
+            for key, value in counts.items():
+                self.values[key] = self.values.get(key, 0) + value
+
+    def acked(self, replica, patterns=1):
+        with self.lock:
+            self.by_replica[replica] = self.by_replica.get(replica, 0) + patterns
+            self.values["writes"] = self.values.get("writes", 0) + patterns
+
+    def __getitem__(self, key):
+        return self.values.get(key, 0)
+
+
+class Phase:
+    """One period of client load: the replicas written, the shared ids, when to stop."""
+
+    def __init__(self, replicas, shared, max_writes, duration):
+        self.ports = {r.port: r.name for r in replicas}
+        self.shared = shared
+        self.max_writes = max_writes
+        self.stop = threading.Event()
+        self.counters = Counters()
+        self.deadline = time.monotonic() + duration
+        self.lock = threading.Lock()  # the shared items' state and the doomed neuron's guard
+        self.doomed_closing = False
+        self.doomed_inflight = 0
+        self.doomed_changed = threading.Condition(self.lock)
+
+    def running(self):
+        return (not self.stop.is_set() and time.monotonic() < self.deadline
+                and self.counters["writes"] < self.max_writes)
+
+
+class Test:
+    def __init__(self, options, rng):
+        self.options = options
+        self.rng = rng
+        self.violations = Violations()
+        self.acks = []  # (seq, kind, neuron, id, bits) of every acknowledged write, for log_mismatches
+        self.acks_lock = threading.Lock()
+        self.max_seq = 0
+        self.shared_s = [Item(n, f"s{j}", random_bits(rng)) for n in HOT for j in range(30)]
+        self.shared_doomed = [Item(DOOMED, f"d{j}", random_bits(rng)) for j in range(16)]
+        self.shared_k = [Item(n, f"k{j}", random_bits(rng)) for n in HOT for j in range(20)]
+        self.owned = [[Item(n, f"c{c}-{j}", random_bits(rng), owner=c) for n in HOT for j in range(3)]
+                      + [Item(f"own-{c}", f"p{j}", random_bits(rng), owner=c) for j in range(6)]
+                      for c in range(options.clients)]
+        self.items = self.shared_s + self.shared_doomed + self.shared_k + [i for o in self.owned for i in o]
+        self.doomed_seq = None
+
+    def violate(self, message):
+        self.violations.add(message)
+
+    def record(self, seq, kind, neuron=None, id_=None, bits=None):
+        if not seq:
+            return  # no valid header: already a violation, nothing to check against the log
+        with self.acks_lock:
+            self.acks.append((seq, kind, neuron, id_, bits))
+            self.max_seq = max(self.max_seq, seq)
+
+    def note_seq(self, seq):
+        with self.acks_lock:
+            self.max_seq = max(self.max_seq, seq)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clients
+
+class Conns:
+    """One keep-alive connection per replica port, for one thread."""
+
+    def __init__(self, timeout):
+        self.timeout = timeout
+        self.by_port = {}
+
+    def exchange(self, port, method, path, body=None):
+        if port not in self.by_port:
+            self.by_port[port] = Connection(port, self.timeout)
+        return self.by_port[port].exchange(method, path, body)
+
+    def close(self):
+        for connection in self.by_port.values():
+            connection.close()
+        self.by_port.clear()
+
+
+def decode(answer):
+    return harness.decode(answer.raw)
+
+
+def write_sequence(test, phase, answer, what):
+    """The acknowledged write's sequence (0 and a violation when the header is missing)."""
+    seq = parse_sequence(answer.headers)
+    if seq is None:
+        phase.counters.add(no_header=1)
+        if phase.counters["no_header"] <= 3:
+            test.violate(f"{what} answered {answer.status} without a valid Dendrite-Sequence header "
+                         f"({answer.headers.get(SEQUENCE_HEADER)!r})")
+        return 0
+    test.note_seq(seq)
+    return seq
+
+
+class Client:
+    def __init__(self, test, phase, number, rng):
+        self.test, self.phase, self.number, self.rng = test, phase, number, rng
+        self.conns = Conns(test.options.timeout)
+        self.avoid = set()  # ports that refused connections (a killed replica)
+
+    def ports(self):
+        return [p for p in self.phase.ports if p not in self.avoid]
+
+    def send(self, port, method, path, body=None):
+        """An Answer, or None after a request that cannot have reached the server (refused:
+        the port is avoided from now on). Raises NoAnswer when it may have."""
+        try:
+            return self.conns.exchange(port, method, path, body)
+        except NoAnswer as error:
+            if not error.sent:
+                self.avoid.add(port)
+                self.phase.counters.add(unsent=1)
+                return None
+            self.phase.counters.add(uncertain=1)
+            raise
+
+    # -- the doomed neuron's guard: no request to it is in flight when it is deleted
+
+    def enter(self, items):
+        if not any(i.neuron == DOOMED for i in items):
+            return True
+        with self.phase.lock:
+            if self.phase.doomed_closing:
+                return False
+            self.phase.doomed_inflight += 1
+            return True
+
+    def leave(self, items):
+        if any(i.neuron == DOOMED for i in items):
+            with self.phase.lock:
+                self.phase.doomed_inflight -= 1
+                self.phase.doomed_changed.notify_all()
+
+    # -- acknowledgements
+
+    def check_pattern(self, item, body, what, port):
+        if not isinstance(body, dict) or body.get("neuron") != item.neuron or body.get("id") != item.id \
+                or body.get("active") != item.bits:
+            got = {k: body.get(k) for k in ("neuron", "id")} if isinstance(body, dict) else short(body)
+            self.test.violate(f"{what} {item.key()} on {self.phase.ports[port]} answered another pattern: {got}")
+
+    def stored(self, item, created, seq, port):
+        """Records an acknowledged store of `item` (created: this request stored it)."""
+        test = self.test
+        test.record(seq, "store", item.neuron, item.id, item.bits)
+        if item.owner is None:
+            with self.phase.lock:
+                item.touched = True
+                if created:
+                    item.creations += 1
+                    if item.creations > 1:
+                        test.violate(f"shared {item.key()} was created twice (the second time with sequence "
+                                     f"{seq} by {self.phase.ports[port]}): two replicas stored the same id")
+                item.state = "present"
+                item.seq = max(item.seq, seq)
+        else:
+            self.owned_ack(item, seq, "present", port, created)
+
+    def owned_ack(self, item, seq, state, port, changed):
+        # A write that changed something was planned after this client's previous write of the
+        # item was visible (at its sequence), so its own sequence cannot be lower. (An "already
+        # stored" answer carries the sequence its replica had applied, which may be.)
+        if changed and seq < item.seq:
+            self.test.violate(f"{'store' if state == 'present' else 'forget'} of {item.key()} on "
+                              f"{self.phase.ports[port]} answered with sequence {seq}, below the sequence "
+                              f"{item.seq} of this client's previous acknowledged write of it")
+        item.state, item.seq = state, max(item.seq, seq)
+
+    def no_answer(self, items):
+        with self.phase.lock:
+            for item in items:
+                if item.state != "present" or item.owner is not None:
+                    item.state = "uncertain"
+
+    def read_your_write(self, port, item, seq, expect_present):
+        """GET on another replica with ?min_sequence=seq: the write must be visible there."""
+        others = [p for p in self.ports() if p != port]
+        if not others or not seq:
+            return
+        other = self.rng.choice(others)
+        try:
+            answer = self.conns.exchange(other, "GET", with_min_sequence(item.path(), seq))
+        except NoAnswer:
+            return  # that replica may be the one being killed
+        counters, test = self.phase.counters, self.test
+        where = (f"{item.key()} acknowledged by {self.phase.ports[port]} with sequence {seq}, read on "
+                 f"{self.phase.ports[other]} with min_sequence={seq}")
+        counters.add(ryw=1)
+        if answer.status == 503:
+            counters.add(ryw_failed=1)
+            test.violate(f"{where}: 503, the replica did not reach the sequence within the wait "
+                         f"(Retry-After {answer.headers.get('retry-after')!r})")
+        elif expect_present and answer.status == 200:
+            body = decode(answer)
+            if not isinstance(body, dict) or body.get("active") != item.bits:
+                counters.add(ryw_failed=1)
+                test.violate(f"{where}: another pattern: {short(body)}")
+        elif not expect_present and answer.status == 404:
+            pass
+        else:
+            counters.add(ryw_failed=1)
+            test.violate(f"{where}: {answer.status} although the {'store' if expect_present else 'forget'} "
+                         f"was acknowledged: {short(decode(answer))}")
+
+    # -- operations
+
+    def store(self, port, item, expected_status=None):
+        if not self.enter([item]):
+            return
+        try:
+            if item.owner is None:
+                with self.phase.lock:
+                    item.touched = True
+            else:
+                item.touched = True
+            try:
+                answer = self.send(port, "POST", f"/v1/spaces/{SPACE}/neurons/{item.neuron}/patterns",
+                                   {"id": item.id, "active": item.bits})
+            except NoAnswer:
+                self.no_answer([item])
+                return
+            if answer is None:
+                return
+            name = self.phase.ports[port]
+            if answer.status in (200, 201):
+                seq = write_sequence(self.test, self.phase, answer, f"store of {item.key()} on {name}")
+                self.phase.counters.acked(name)
+                self.phase.counters.add(stores=1)
+                self.check_pattern(item, decode(answer), "store of", port)
+                if expected_status is not None and answer.status != expected_status:
+                    self.test.violate(f"store of {item.key()} ({'absent' if expected_status == 201 else 'present'} "
+                                      f"by its client's acknowledged writes) on {name} answered {answer.status}, "
+                                      f"expected {expected_status}")
+                self.stored(item, answer.status == 201, seq, port)
+                if item.neuron != DOOMED and self.rng.random() < 0.25:
+                    self.read_your_write(port, item, seq, True)
+            elif answer.status in NOT_DONE:
+                self.phase.counters.add(refused=1)
+            else:
+                self.test.violate(f"store of {item.key()} on {name} answered {answer.status}: {short(decode(answer))}")
+                self.no_answer([item])
+        finally:
+            self.leave([item])
+
+    def forget(self, port, item):
+        item.touched = True
+        try:
+            answer = self.send(port, "DELETE", item.path())
+        except NoAnswer:
+            self.no_answer([item])
+            return
+        if answer is None:
+            return
+        name = self.phase.ports[port]
+        if answer.status == 204:
+            seq = write_sequence(self.test, self.phase, answer, f"forget of {item.key()} on {name}")
+            self.phase.counters.acked(name)
+            self.phase.counters.add(forgets=1)
+            self.test.record(seq, "forget", item.neuron, item.id)
+            self.owned_ack(item, seq, "absent", port, True)
+            if self.rng.random() < 0.25:
+                self.read_your_write(port, item, seq, False)
+        elif answer.status in NOT_DONE:
+            self.phase.counters.add(refused=1)
+        elif answer.status == 404:
+            self.test.violate(f"forget of {item.key()} on {name} answered 404 although its store was acknowledged "
+                              f"(sequence {item.seq}): the replica did not plan against the log's head")
+            item.state = "absent"
+        else:
+            self.test.violate(f"forget of {item.key()} on {name} answered {answer.status}: {short(decode(answer))}")
+            item.state = "uncertain"
+
+    def batch(self, port, owned):
+        pool = self.phase.shared + [i for i in owned if i.state != "uncertain"]
+        items = self.rng.sample(pool, min(len(pool), self.rng.randint(3, 10)))
+        if not self.enter(items):
+            items = [i for i in items if i.neuron != DOOMED]
+            if not items:
+                return
+        try:
+            was = {id(i): i.state for i in items if i.owner is not None}
+            with self.phase.lock:
+                for item in items:
+                    item.touched = True
+            try:
+                answer = self.send(port, "POST", f"/v1/spaces/{SPACE}/patterns",
+                                   {"patterns": [{"neuron": i.neuron, "id": i.id, "active": i.bits} for i in items]})
+            except NoAnswer:
+                self.no_answer(items)
+                return
+            if answer is None:
+                return
+            name = self.phase.ports[port]
+            if answer.status == 200:
+                seq = write_sequence(self.test, self.phase, answer, f"batch of {len(items)} on {name}")
+                self.phase.counters.acked(name, len(items))
+                self.phase.counters.add(batches=1, batch_items=len(items))
+                results = (decode(answer) or {}).get("results") if isinstance(decode(answer), dict) else None
+                if not isinstance(results, list) or len(results) != len(items):
+                    self.test.violate(f"batch of {len(items)} on {name} answered 200 without one result per item: "
+                                      f"{short(decode(answer))}")
+                    self.no_answer(items)
+                    return
+                for item, result in zip(items, results):
+                    self.check_pattern(item, result, "batch store of", port)
+                    created = bool(result.get("created")) if isinstance(result, dict) else False
+                    if item.owner is not None and created != (was[id(item)] == "absent"):
+                        self.test.violate(f"batch store of {item.key()} ({was[id(item)]} by its client's acknowledged "
+                                          f"writes) on {name} answered created={created}")
+                    self.stored(item, created, seq, port)
+                item = self.rng.choice(items)
+                if item.neuron != DOOMED and self.rng.random() < 0.5:
+                    self.read_your_write(port, item, seq, True)
+            elif answer.status in NOT_DONE:
+                self.phase.counters.add(refused=1)
+            else:
+                self.test.violate(f"batch of {len(items)} on {name} answered {answer.status}: {short(decode(answer))}")
+                self.no_answer(items)
+        finally:
+            self.leave(items)
+
+    def run(self):
+        owned = self.test.owned[self.number]
+        try:
+            while self.phase.running():
+                ports = self.ports()
+                if not ports:
+                    return
+                port = self.rng.choice(ports)
+                r = self.rng.random()
+                if r < 0.1:
+                    self.batch(port, owned)
+                elif r < 0.55:
+                    self.store(port, self.rng.choice(self.phase.shared))
+                else:
+                    candidates = [i for i in owned if i.state != "uncertain"]
+                    if not candidates:
+                        return
+                    item = self.rng.choice(candidates)
+                    if item.state == "absent" or self.rng.random() < 0.25:
+                        self.store(port, item, expected_status=201 if item.state == "absent" else 200)
+                    else:
+                        self.forget(port, item)
+        except Exception as error:  # a bug here must not pass as "no violations"
+            self.test.violate(f"client {self.number} stopped on {type(error).__name__}: {error}")
+        finally:
+            self.conns.close()
+
+
+def start_clients(test, phase):
+    threads = []
+    for c in range(test.options.clients):
+        client = Client(test, phase, c, random.Random(test.rng.random()))
+        thread = threading.Thread(target=client.run, daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def join_clients(test, threads, what):
+    deadline = time.monotonic() + 2 * test.options.timeout + 10
+    for thread in threads:
+        thread.join(timeout=max(0.1, deadline - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        test.violate(f"{what}: client threads still blocked {2 * test.options.timeout + 10:g} s after the stop")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks on whole replicas
+
+def call(http, port, method, path, body=None, attempts=3):
+    """(status, decoded body) with read 503s (busy) retried a few times; raises NoAnswer."""
+    for attempt in range(attempts):
+        status, decoded = http.call_json(method, path, body, port=port)
+        if status != 503 or attempt == attempts - 1:
+            return status, decoded
+        time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
+def stats_of(port, timeout):
+    answer = request_once(port, "GET", "/v1/stats", timeout=timeout)
+    body = decode(answer)
+    return body if answer.status == 200 and isinstance(body, dict) else None
+
+
+def converge(test, replicas, backend="postgres"):
+    """Waits until every replica's applied_sequence == head_sequence, all equal and at least the
+    highest acknowledged sequence. Returns (sequence, seconds) or (None, seconds) after a violation."""
+    started = time.monotonic()
+    deadline = started + test.options.converge_timeout
+    last = {}
+    while True:
+        seen = {}
+        for replica in replicas:
+            try:
+                body = stats_of(replica.port, test.options.timeout)
+            except NoAnswer as error:
+                body = {"error": str(error)}
+            seen[replica.name] = body
+        last = seen
+        shape_ok = all(isinstance(b, dict) and isinstance(b.get("applied_sequence"), int)
+                       and isinstance(b.get("head_sequence"), int) for b in seen.values())
+        if shape_ok:
+            applied = {b["applied_sequence"] for b in seen.values()}
+            heads = {b["head_sequence"] for b in seen.values()}
+            if len(applied) == 1 and applied == heads and min(applied) >= test.max_seq:
+                sequence = applied.pop()
+                for name, body in seen.items():
+                    if body.get("backend") != backend:
+                        test.violate(f"{name}: /v1/stats says backend {body.get('backend')!r}, expected {backend!r}")
+                    if body.get("replication_lag") != 0:
+                        test.violate(f"{name}: /v1/stats says replication_lag {body.get('replication_lag')!r} "
+                                     f"with applied_sequence == head_sequence")
+                return sequence, time.monotonic() - started
+        if time.monotonic() >= deadline:
+            summary = "; ".join(
+                f"{name}: " + (f"applied {b.get('applied_sequence')!r}, head {b.get('head_sequence')!r}"
+                               if isinstance(b, dict) and "error" not in b else short(b))
+                for name, b in last.items())
+            test.violate(f"the replicas did not converge (applied == head, all equal, >= the highest acknowledged "
+                         f"sequence {test.max_seq}) within {test.options.converge_timeout:g} s: {summary}")
+            return None, time.monotonic() - started
+        time.sleep(0.1)
+
+
+def expected_of(item):
+    return item.state  # "present", "absent" or "uncertain" (either accepted)
+
+
+def verify_items(test, replicas, items, label, floor):
+    """Reads every touched item on every replica, with ?min_sequence= its last acknowledged
+    sequence; an uncertain one with at least `floor`, the log's last seq (an unanswered write may
+    have committed after every acknowledged one). Uncertain items are resolved by the first
+    replica's answer; the others must agree. Returns (checked, resolved present, resolved absent)."""
+    touched = [i for i in items if i.touched]
+    resolved = {"present": 0, "absent": 0}
+    lock = threading.Lock()
+    http = Http(timeout=test.options.timeout)
+
+    def check(item):
+        expected = expected_of(item)
+        resolved_here = False
+        sequence = item.seq if expected != "uncertain" else max(item.seq, floor)
+        for replica in replicas:
+            path = with_min_sequence(item.path(), sequence)
+            where = f"{label}: {item.key()} on {replica.name} (min_sequence={sequence})"
+            try:
+                status, body = http.call_json("GET", path, port=replica.port)
+            except NoAnswer as error:
+                test.violate(f"{where}: no answer: {error}")
+                continue
+            if status == 200:
+                if not isinstance(body, dict) or body.get("active") != item.bits:
+                    test.violate(f"{where}: other bits than stored: {short(body)}")
+                got = "present"
+            elif status == 404:
+                got = "absent"
+            else:
+                test.violate(f"{where}: {status}: {short(body)}")
+                continue
+            if expected == "uncertain":
+                with lock:
+                    resolved[got] += 1
+                expected = got
+                item.state = got
+                resolved_here = True
+            elif got != expected:
+                why = {"present": "its store was acknowledged", "absent":
+                       "it was forgotten or its neuron deleted, acknowledged"}[expected]
+                if resolved_here:
+                    why = f"{replicas[0].name} answered {expected} for this unacknowledged write"
+                test.violate(f"{where}: {got} although {why} (sequence {item.seq})")
+
+    def run(chunk):
+        try:
+            for item in chunk:
+                check(item)
+        finally:
+            http.close()
+
+    workers = 8
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, [touched[k::workers] for k in range(workers)]))
+    return len(touched), resolved["present"], resolved["absent"]
+
+
+def make_plan(test, rng, queries=200, patterns=150):
+    """The queries and pattern ids every replica is asked in a snapshot."""
+    touched = sorted((i for i in test.items if i.touched), key=Item.key) or test.items
+    plan_queries = []
+    for k in range(queries):
+        base = rng.choice(touched).bits
+        if k < queries // 2:
+            active = base
+        elif k < queries * 3 // 4:
+            active = noisy(base, rng, rng.choice((0.1, 0.25, 0.4)))
+        else:
+            active = random_bits(rng)
+        query = {"active": active, "limit": QUERY_LIMIT}
+        if k % 10 == 9:
+            query["threshold"] = rng.choice((6, 10, 14))  # another threshold: the non-nominal path
+        plan_queries.append(query)
+    sample = rng.sample(touched, min(patterns, len(touched)))
+    return {"queries": plan_queries, "patterns": sorted((i.neuron, i.id) for i in sample)}
+
+
+def snapshot(test, port, plan):
+    """Every answer of the plan from one server: {key: {"status", "body" without volatile fields}}."""
+    http = Http(port=port, timeout=test.options.timeout)
+    out = {}
+    failures = []
+
+    def get(key, method, path, body=None):
+        try:
+            status, decoded = call(http, port, method, path, body)
+        except NoAnswer as error:
+            failures.append(f"{key}: no answer ({error})")
+            status, decoded = None, None
+        out[key] = {"status": status, "body": strip_volatile(decoded)}
+        return status, out[key]["body"]
+
+    try:
+        get("space", "GET", f"/v1/spaces/{SPACE}")
+        neurons, after = [], None
+        for page in range(100):
+            status, body = get(f"neurons page {page}", "GET", f"/v1/spaces/{SPACE}/neurons?limit=1000"
+                               + (f"&after={urllib.parse.quote(after)}" if after else ""))
+            if status != 200 or not isinstance(body, dict):
+                break
+            neurons += [n.get("name") for n in body.get("neurons", [])]
+            after = body.get("next")
+            if not after:
+                break
+    finally:
+        http.close()
+
+    def neuron(name):
+        try:
+            segments_after = None
+            for page in range(1000):
+                status, body = get(f"neuron {name} page {page}", "GET",
+                                   f"/v1/spaces/{SPACE}/neurons/{name}?segments_limit=1000"
+                                   + (f"&segments_after={segments_after}" if segments_after is not None else ""))
+                if status != 200 or not isinstance(body, dict) or body.get("next_segment") is None:
+                    return
+                segments_after = body["next_segment"]
+        finally:
+            http.close()
+
+    def pattern(key):
+        try:
+            get(f"pattern {key[0]}/{key[1]}", "GET", f"/v1/spaces/{SPACE}/neurons/{key[0]}/patterns/{key[1]}")
+        finally:
+            http.close()
+
+    def query(numbered):
+        try:
+            k, body = numbered
+            get(f"query {k:03d}", "POST", f"/v1/spaces/{SPACE}/query", body)
+        finally:
+            http.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(neuron, [n for n in neurons if isinstance(n, str)]))
+        list(pool.map(pattern, plan["patterns"]))
+        list(pool.map(query, list(enumerate(plan["queries"]))))
+    for failure in failures[:3]:
+        test.violate(f"snapshot on port {port}: {failure}")
+    return out
+
+
+def compare_all(test, reference_label, reference, snapshots):
+    for label, other in snapshots:
+        for message in compare_snapshots(reference_label, reference, label, other):
+            test.violate(message)
+
+
+def snapshot_summary(snap):
+    queries = sum(1 for k in snap if k.startswith("query "))
+    matches = sum(len(v["body"].get("matches", [])) for k, v in snap.items()
+                  if k.startswith("query ") and isinstance(v["body"], dict))
+    neurons = len({k.split()[1] for k in snap if k.startswith("neuron ")})
+    patterns = sum(1 for k, v in snap.items() if k.startswith("pattern ") and v["status"] == 200)
+    return f"{queries} queries ({matches} matches), {neurons} neurons, {patterns} patterns"
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+def write_phase(test, replicas, shared, duration, max_writes, kill=None):
+    """Runs the clients over `replicas`. `kill`: (replica, seconds) to SIGKILL mid-load, after which
+    the load goes on for a second. Without it the neuron "doomed" is deleted part way through."""
+    phase = Phase(replicas, shared, max_writes, duration)
+    threads = start_clients(test, phase)
+    started = time.monotonic()
+    killed_at = None
+    try:
+        if kill is None:
+            while phase.running() and time.monotonic() - started < duration * 0.45 \
+                    and phase.counters["writes"] < max_writes * 0.45:
+                time.sleep(0.05)
+            delete_doomed(test, phase, replicas)
+        else:
+            victim, after = kill
+            while phase.running() and time.monotonic() - started < after \
+                    and phase.counters["writes"] < max_writes * 0.6:
+                time.sleep(0.02)
+            victim.kill9()
+            killed_at = time.monotonic() - started
+            phase.deadline = min(phase.deadline, time.monotonic() + 1.0)
+        while phase.running():
+            time.sleep(0.05)
+    finally:
+        phase.stop.set()
+        join_clients(test, threads, "writes")
+    return phase, time.monotonic() - started, killed_at
+
+
+def delete_doomed(test, phase, replicas):
+    """Deletes the neuron "doomed" once no request to it is in flight (none is sent after)."""
+    with phase.lock:
+        phase.doomed_closing = True
+        deadline = time.monotonic() + 2 * test.options.timeout
+        while phase.doomed_inflight and time.monotonic() < deadline:
+            phase.doomed_changed.wait(timeout=0.1)
+        inflight = phase.doomed_inflight
+    if inflight:
+        test.violate(f"a request to {DOOMED} stayed in flight {2 * test.options.timeout:g} s")
+    replica = test.rng.choice(replicas)
+    uncertain = False
+    seq = None
+    for attempt in range(5):
+        try:
+            answer = request_once(replica.port, "DELETE", f"/v1/spaces/{SPACE}/neurons/{DOOMED}",
+                                  timeout=test.options.timeout)
+        except NoAnswer as error:
+            test.violate(f"deleting neuron {DOOMED} on {replica.name} got no answer: {error}")
+            uncertain = True
+            break
+        if answer.status in NOT_DONE and attempt < 4:
+            time.sleep(0.2)
+            continue
+        if answer.status == 204:
+            seq = write_sequence(test, phase, answer, f"deletion of neuron {DOOMED} on {replica.name}")
+            test.record(seq, "delete_neuron", DOOMED)
+            test.doomed_seq = seq
+        elif answer.status == 404 and not any(i.state == "present" for i in test.shared_doomed):
+            pass  # nothing was stored on it yet (a very slow server); nothing to delete
+        else:
+            test.violate(f"deleting neuron {DOOMED} on {replica.name} answered {answer.status}: "
+                         f"{short(decode(answer))}")
+            uncertain = True
+        break
+    with phase.lock:
+        for item in test.shared_doomed:
+            if uncertain or item.state == "uncertain":
+                item.state = "uncertain"
+            else:
+                item.state = "absent"
+                item.seq = max(item.seq, seq or 0)
+    if seq:
+        others = [r for r in replicas if r is not replica]
+        other = test.rng.choice(others)
+        try:
+            answer = request_once(other.port, "GET", with_min_sequence(f"/v1/spaces/{SPACE}/neurons/{DOOMED}", seq),
+                                  timeout=test.options.timeout)
+            phase.counters.add(ryw=1)
+            if answer.status != 404:
+                phase.counters.add(ryw_failed=1)
+                test.violate(f"neuron {DOOMED} deleted by {replica.name} with sequence {seq}: {other.name} answers "
+                             f"{answer.status} with min_sequence={seq}, not 404")
+        except NoAnswer as error:
+            test.violate(f"GET of the deleted {DOOMED} on {other.name} got no answer: {error}")
+
+
+def stop_gracefully(test, replica):
+    status = replica.stop(timeout=30)
+    if status != 0:
+        test.violate(f"{replica.name}: graceful stop (SIGTERM) ended with {status} "
+                     f"(None: had to be killed after 30 s)")
+
+
+def replay_on_sqlite(test, changes, port):
+    """Replays the log over HTTP; returns counts. Each store must land where the log says."""
+    counts = {"changes": 0, "patterns": 0, "placed_differently": 0}
+    with Connection(port, test.options.timeout) as connection:
+        def send(method, path, body=None):
+            for attempt in range(5):
+                answer = connection.exchange(method, path, body)
+                if answer.status not in NOT_DONE or attempt == 4:
+                    return answer
+                time.sleep(0.2)
+            raise AssertionError("unreachable")
+
+        for seq, kind, body in changes:
+            counts["changes"] += 1
+            what = f"replaying change {seq} ({kind})"
+            if kind == "create_space":
+                answer = send("PUT", f"/v1/spaces/{body['space']}", body["params"])
+                if answer.status != 201:
+                    test.violate(f"{what}: PUT answered {answer.status}: {short(decode(answer))}")
+            elif kind == "store":
+                for p in body.get("patterns", []):
+                    counts["patterns"] += 1
+                    answer = send("POST", f"/v1/spaces/{p['space']}/neurons/{p['neuron']}/patterns",
+                                  {"id": p["id"], "active": p["active"]})
+                    result = decode(answer)
+                    if answer.status not in (200, 201) or not isinstance(result, dict):
+                        test.violate(f"{what}: storing {p['neuron']}/{p['id']} answered {answer.status}: {short(result)}")
+                        continue
+                    placed = {k: result.get(k) for k in ("id", "segment", "active", "synapses")}
+                    logged = {k: p.get(k) for k in ("id", "segment", "active", "synapses")}
+                    if placed != logged:
+                        counts["placed_differently"] += 1
+                        where = first_difference(logged, placed)
+                        test.violate(f"{what}: {p['neuron']}/{p['id']} on SQLite differs from the log at {where[0]}: "
+                                     f"{short(where[2])} instead of {short(where[1])}")
+            elif kind in ("forget", "delete_neuron", "delete_space"):
+                path = f"/v1/spaces/{body['space']}"
+                if kind != "delete_space":
+                    path += f"/neurons/{body['neuron']}"
+                if kind == "forget":
+                    path += f"/patterns/{body['id']}"
+                answer = send("DELETE", path)
+                if answer.status != 204:
+                    test.violate(f"{what}: DELETE {path} answered {answer.status}: {short(decode(answer))}")
+            else:
+                test.violate(f"{what}: unknown kind of change {kind!r}: {short(body)}")
+    return counts
+
+
+def check_log(test, url, converged_at, since=0):
+    """Reads the change log; checks its end and the acknowledged writes from the `since`-th on.
+    Returns (changes, the number of acknowledgements checked)."""
+    changes, compacted = read_log(url)
+    if compacted:
+        test.violate(f"the change log was compacted through {compacted} during a test of a few seconds")
+    last = changes[-1][0] if changes else 0
+    if converged_at is not None and last != converged_at:
+        test.violate(f"the change log ends at seq {last}, but the replicas converged at sequence {converged_at}")
+    with test.acks_lock:
+        acks = test.acks[since:]
+    for message in log_mismatches(changes, acks):
+        test.violate(message)
+    return changes, len(acks)
+
+
+class Stage:
+    """Prints one line per stage: its summary and the violations it added."""
+
+    current = None
+
+    def __init__(self, test, number, started):
+        self.test, self.number, self.started = test, number, started
+        Stage.current = self
+        self.before = test.violations.count
+        self.t0 = time.monotonic()
+
+    def done(self, summary, added=None):
+        """`added`: the stage's violations when they were counted elsewhere."""
+        if added is None:
+            added = self.test.violations.count - self.before
+        print(f"stage {self.number} [{time.monotonic() - self.started:5.1f} s]: {summary}; "
+              f"{'OK' if not added else f'{added} violation(s)'}", flush=True)
+        Stage.current = None
+
+    @staticmethod
+    def aborted(error):
+        if Stage.current is not None:
+            Stage.current.done(f"aborted: {error}")
+
+
+def converged_text(sequence, took):
+    return (f"converged at sequence {sequence} in {took:.1f} s" if sequence is not None
+            else f"NOT converged after {took:.1f} s")
+
+
+def phase_summary(phase, replicas):
+    c = phase.counters
+    spread = "/".join(str(c.by_replica.get(r.name, 0)) for r in replicas)
+    return (f"{c['writes']} patterns written (stores {c['stores']}, {c['batches']} batches of {c['batch_items']}), "
+            f"forgets {c['forgets']}; acknowledged per replica {spread}; refused(503/507) {c['refused']}, "
+            f"uncertain {c['uncertain']}, not sent {c['unsent']}")
+
+
+def run(test, options, binary, directory):
+    rng = test.rng
+    started = time.monotonic()
+    replicas = []
+    extra = []  # the fresh replica and the SQLite server
+    admin = options.postgres_url
+    name = f"dendrite_replica_test_{secrets.token_hex(4)}"
+    databases = []
+
+    def log_path(label):
+        return os.path.join(directory, f"{label}.log")
+
+    try:
+        # 1. three replicas on one fresh database, the space created through one of them
+        stage = Stage(test, 1, started)
+        url = create_database(admin, name)
+        databases.append(name)
+        replicas = [Replica(f"replica-{k}", binary, url, log_path(f"replica-{k}")) for k in range(3)]
+        for replica in replicas:
+            replica.launch()
+        took = [replica.wait_ready(options.ready_timeout, options.timeout) for replica in replicas]
+        creator = rng.choice(replicas)
+        answer = request_once(creator.port, "PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS, timeout=options.timeout)
+        if answer.status != 201:
+            raise RuntimeError(f"creating the space on {creator.name} answered {answer.status}: {short(decode(answer))}")
+        space_seq = parse_sequence(answer.headers)
+        if space_seq is None:
+            test.violate(f"creating the space answered without a valid Dendrite-Sequence header")
+            space_seq = 0
+        test.record(space_seq, "create_space")
+        for replica in replicas:
+            answer = request_once(replica.port, "GET", with_min_sequence(f"/v1/spaces/{SPACE}", space_seq),
+                                  timeout=options.timeout)
+            if answer.status != 200:
+                test.violate(f"{replica.name} answers GET of the space {creator.name} created (sequence {space_seq}) "
+                             f"with min_sequence={space_seq}: {answer.status}")
+        stage.done(f"3 replicas on database {name} ready in {max(took):.1f} s (ports "
+                   f"{', '.join(str(r.port) for r in replicas)}); space {SPACE} created on {creator.name} "
+                   f"with sequence {space_seq}, served by every replica")
+
+        # 2. + 3. writes spread over all replicas, read-your-writes on another replica
+        stage = Stage(test, 2, started)
+        phase, took, _ = write_phase(test, replicas, test.shared_s + test.shared_doomed,
+                                     options.write_seconds, options.max_writes)
+        for replica in replicas:
+            if not phase.counters.by_replica.get(replica.name):
+                test.violate(f"{replica.name} acknowledged no write in stage 2")
+        doomed = (f"neuron {DOOMED} deleted with sequence {test.doomed_seq}" if test.doomed_seq
+                  else f"neuron {DOOMED} not deleted")
+        stage.done(f"{took:.1f} s of writes by {options.clients} clients: {phase_summary(phase, replicas)}; {doomed}")
+        # (stage 3 ran within stage 2: its violations are among stage 2's too)
+        Stage(test, 3, started).done(f"read-your-writes: {phase.counters['ryw']} reads on another replica with "
+                                     f"min_sequence, {phase.counters['ryw_failed']} failed",
+                                     added=phase.counters["ryw_failed"])
+
+        # 4. convergence, then identical answers everywhere
+        stage = Stage(test, 4, started)
+        converged, took = converge(test, replicas)
+        checked, _, _ = verify_items(test, replicas, test.items, "stage 4", log_head(url))
+        plan = make_plan(test, rng)
+        reference = snapshot(test, replicas[0].port, plan)
+        compare_all(test, replicas[0].name, reference,
+                    [(r.name, snapshot(test, r.port, plan)) for r in replicas[1:]])
+        stage.done(f"{converged_text(converged, took)}; {checked} ids checked on every replica; "
+                   f"{snapshot_summary(reference)} compared on 3 replicas")
+
+        # 5. a fresh replica on the same database
+        stage = Stage(test, 5, started)
+        fresh = Replica("replica-fresh", binary, url, log_path("replica-fresh"))
+        extra.append(fresh)
+        took = fresh.start(options.ready_timeout, options.timeout)
+        fresh_seq, waited = converge(test, replicas + [fresh])
+        compare_all(test, replicas[0].name, reference, [(fresh.name, snapshot(test, fresh.port, plan))])
+        stop_gracefully(test, fresh)
+        stage.done(f"a fresh replica was ready in {took:.1f} s; {converged_text(fresh_seq, waited)}; "
+                   f"its answers compared; stopped gracefully")
+
+        # 6. SQLite fed the same writes in log order
+        stage = Stage(test, 6, started)
+        changes, acks = check_log(test, url, converged)
+        checked_acks = acks
+        sqlite = Server(binary, os.path.join(directory, "replay.db"), log_path("sqlite"))
+        extra.append(sqlite)
+        sqlite.name = "sqlite"
+        sqlite.start(options.ready_timeout, http_timeout=options.timeout)
+        replay_started = time.monotonic()
+        counts = replay_on_sqlite(test, changes, sqlite.port)
+        replay_took = time.monotonic() - replay_started
+        sqlite_stats = stats_of(sqlite.port, options.timeout) or {}
+        if sqlite_stats.get("backend") != "sqlite":
+            test.violate(f"the SQLite server's /v1/stats says backend {sqlite_stats.get('backend')!r}")
+        compare_all(test, replicas[0].name, reference, [("sqlite", snapshot(test, sqlite.port, plan))])
+        stop_gracefully(test, sqlite)
+        stage.done(f"log: {len(changes)} changes ({describe_log(changes)}), {acks} acknowledged writes checked "
+                   f"against it; replayed on SQLite in {replay_took:.1f} s: {counts['patterns']} stores, "
+                   f"{counts['placed_differently']} placed other than logged; answers compared")
+
+        # 7. kill -9 of one replica under load
+        stage = Stage(test, 7, started)
+        victim = rng.choice(replicas)
+        survivors = [r for r in replicas if r is not victim]
+        phase, took, killed_at = write_phase(test, replicas, test.shared_s + test.shared_k,
+                                             options.write_seconds, options.max_writes,
+                                             kill=(victim, rng.uniform(1.0, max(1.5, options.write_seconds / 2))))
+        if not phase.counters.by_replica.get(victim.name):
+            test.violate(f"{victim.name} acknowledged no write before it was killed: the kill tested nothing")
+        floor = log_head(url)
+        checked, res_present, res_absent = verify_items(test, survivors, test.items, "after the kill, survivors",
+                                                        floor)
+        restart_took = victim.start(options.ready_timeout, options.timeout)
+        verify_items(test, [victim], test.items, "restarted after kill -9", floor)
+        stage.done(f"{victim.name} killed after {killed_at:.1f} s of writes ({took:.1f} s in all): "
+                   f"{phase_summary(phase, replicas)}; read-your-writes {phase.counters['ryw']} "
+                   f"({phase.counters['ryw_failed']} failed); {checked} ids checked on the survivors, uncertain "
+                   f"resolved present {res_present}, absent {res_absent}; restarted in {restart_took:.1f} s, "
+                   f"ids checked on it too")
+
+        # 8. the restarted replica caught up; identical answers; the log holds every acknowledged write
+        stage = Stage(test, 8, started)
+        converged, took = converge(test, replicas)
+        changes, acks = check_log(test, url, converged, since=checked_acks)
+        plan = make_plan(test, rng)
+        reference = snapshot(test, survivors[0].port, plan)
+        compare_all(test, survivors[0].name, reference,
+                    [(r.name, snapshot(test, r.port, plan)) for r in replicas if r is not survivors[0]])
+        for replica in replicas:
+            stop_gracefully(test, replica)
+        stage.done(f"{converged_text(converged, took)}; {acks} more acknowledged writes (stage 7's) checked against the log; "
+                   f"{snapshot_summary(reference)} compared on 3 replicas; stopped gracefully")
+    except (RuntimeError, NoAnswer) as error:
+        test.violate(f"aborted: {error}")
+        Stage.aborted(short(str(error), 120))
+    finally:
+        for process in replicas + extra:
+            process.kill9()
+        if databases and not options.keep:
+            for database in databases:
+                try:
+                    drop_database(admin, database)
+                except RuntimeError as error:
+                    print(f"could not drop database {database}: {error}")
+        elif databases:
+            print(f"databases kept: {', '.join(database_url(admin, d) for d in databases)}")
+    return replicas + extra
+
+
+# ---------------------------------------------------------------------------------------------
+
+def parse_arguments(argv):
+    parser = harness.argument_parser(__doc__)
+    parser.add_argument("--postgres-url", default=os.environ.get("DENDRITE_TEST_POSTGRES_URL"),
+                        help="admin URL of a PostgreSQL server to create databases on, e.g. "
+                             "postgres://dendrite@127.0.0.1:PORT/postgres (default: $DENDRITE_TEST_POSTGRES_URL)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the databases and the temporary directory")
+    parser.add_argument("--clients", type=int, default=12, help="client threads (default 12)")
+    parser.add_argument("--write-seconds", type=float, default=6.0, help="longest write phase (default 6 s)")
+    parser.add_argument("--max-writes", type=int, default=1500,
+                        help="patterns written per write phase at most (default 1500)")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="HTTP timeout in seconds (default 10: a min_sequence read may wait 5 s)")
+    parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds a start-up may take")
+    parser.add_argument("--converge-timeout", type=float, default=30.0,
+                        help="seconds the replicas may take to converge after the writes stop")
+    parser.add_argument("--self-check", action="store_true",
+                        help="check this script's own helpers, without a server, and exit")
+    options = parser.parse_args(argv)
+    if not options.self_check and not options.postgres_url:
+        parser.error("--postgres-url (or DENDRITE_TEST_POSTGRES_URL) is required")
+    if options.clients < 1 or options.write_seconds <= 0 or options.max_writes < 1:
+        parser.error("--clients, --write-seconds and --max-writes must be positive")
+    return options
+
+
+def self_check():
+    """The helpers the test relies on, checked without a server."""
+    options = parse_arguments(["--postgres-url", "postgres://u@h:1/postgres", "--seed", "7", "--keep"])
+    assert options.seed == 7 and options.keep and options.clients == 12 and not options.self_check
+    assert parse_arguments(["--self-check"]).self_check
+
+    assert database_url("postgres://dendrite@127.0.0.1:5432/postgres", "t_1") == "postgres://dendrite@127.0.0.1:5432/t_1"
+    assert database_url("postgresql://u:p@h:1/postgres?sslmode=disable", "x") == "postgresql://u:p@h:1/x?sslmode=disable"
+    assert database_url("postgres://u@h:1", "x") == "postgres://u@h:1/x"
+    for bad in ("sqlite:///tmp/x.db", "postgres:///postgres"):
+        try:
+            database_url(bad, "x")
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"database_url accepted {bad}")
+
+    answer = {"name": "s", "counts": {"neurons": 2, "memory_bytes": 10}, "l": [{"memory_bytes": 1, "a": 1}]}
+    assert strip_volatile(answer) == {"name": "s", "counts": {"neurons": 2}, "l": [{"a": 1}]}
+    assert answer["counts"]["memory_bytes"] == 10  # the original is untouched
+    other = copy.deepcopy(answer)
+    other["counts"]["memory_bytes"] = 99
+    assert first_difference(strip_volatile(answer), strip_volatile(other)) is None
+    other["counts"]["neurons"] = 3
+    assert first_difference(strip_volatile(answer), strip_volatile(other)) == ("$.counts.neurons", 2, 3)
+    assert first_difference([1, 2], [1, 2, 3]) == ("$.length", 2, 3)
+    assert first_difference({"a": 1}, {"b": 1}) == ("$.a", 1, "<missing>")
+    assert first_difference(1, 1.0) == ("$", 1, 1.0)  # 1 and 1.0 are different JSON answers
+    assert first_difference({"p": {"value": 0.0, "log10": None}}, {"p": {"value": 0.0, "log10": None}}) is None
+
+    a = {"query 000": [200, {"matches": []}], "space": [200, {"x": 1}]}
+    b = {"query 000": [200, {"matches": [{"neuron": "n"}]}], "space": [200, {"x": 1}], "extra": [404, None]}
+    messages = compare_snapshots("r0", a, "r1", b)
+    assert len(messages) == 2 and "query 000" in messages[1] and "extra" in messages[0], messages
+    assert compare_snapshots("r0", a, "r1", copy.deepcopy(a)) == []
+
+    assert parse_sequence({"dendrite-sequence": "17"}) == 17
+    assert parse_sequence({"dendrite-sequence": " 3 "}) == 3
+    for bad in ({}, {"dendrite-sequence": "-1"}, {"dendrite-sequence": "x"}, {"dendrite-sequence": ""}):
+        assert parse_sequence(bad) is None
+    assert with_min_sequence("/a", 5) == "/a?min_sequence=5"
+    assert with_min_sequence("/a?limit=1", 5) == "/a?limit=1&min_sequence=5"
+    assert with_min_sequence("/a", 0) == "/a"
+
+    rng = random.Random(1)
+    bits = random_bits(rng)
+    for fraction in (0.0, 0.25, 1.0):
+        changed = noisy(bits, rng, fraction)
+        assert len(changed) == len(set(changed)) == 40 and changed == sorted(changed)
+        assert all(0 <= b < N for b in changed)
+        assert len(set(changed) & set(bits)) >= 40 - round(40 * fraction)
+    assert noisy(bits, rng, 0.0) == bits
+
+    def stored(seq, neuron, id_, active):
+        return (seq, "store", {"kind": "store", "patterns": [{"space": SPACE, "neuron": neuron, "id": id_,
+                                                              "segment": 0, "active": active, "synapses": active}]})
+    text = "\n".join(f"{seq}|{kind}|{json.dumps(body)}" for seq, kind, body in [
+        (1, "create_space", {"space": SPACE, "params": {"input_size": 2048}}),
+        stored(2, "hot-0", "s1", [1, 2]),
+        (3, "forget", {"space": SPACE, "neuron": "hot-0", "id": "s1"}),
+        stored(4, "doomed", "d1", [5, 6]),
+        (5, "delete_neuron", {"space": SPACE, "neuron": "doomed"}),
+        stored(7, "hot-0", "s1", [1, 2])]) + "\n\n"  # seq 6 missing: gaps are allowed
+    changes = parse_changes(text)
+    assert [c[:2] for c in changes] == [(1, "create_space"), (2, "store"), (3, "forget"), (4, "store"),
+                                        (5, "delete_neuron"), (7, "store")]
+    assert changes[1][2]["patterns"][0]["active"] == [1, 2]
+    assert describe_log(changes) == "1 create_space, 1 delete_neuron, 1 forget, 3 store"
+    good = [(1, "create_space", None, None, None), (2, "store", "hot-0", "s1", [1, 2]),
+            (3, "forget", "hot-0", "s1", None), (4, "forget", "hot-0", "s1", None),  # visible at a later seq
+            (4, "store", "doomed", "d1", [5, 6]), (5, "delete_neuron", "doomed", None, None),
+            (6, "delete_neuron", "doomed", None, None), (7, "store", "hot-0", "s1", [1, 2]),
+            (9, "store", "hot-0", "s1", [1, 2])]  # an "already stored" answer at a later applied sequence
+    assert log_mismatches(changes, good) == [], log_mismatches(changes, good)
+    wrong = log_mismatches(changes, [
+        (2, "store", "hot-0", "s1", [1, 3]),   # other bits
+        (3, "store", "hot-0", "s1", [1, 2]),   # "stored" at 3, but forgotten by then
+        (1, "store", "hot-0", "s1", [1, 2]),   # not stored yet at 1
+        (5, "store", "doomed", "d1", [5, 6]),  # its neuron deleted at 5
+        (2, "forget", "hot-0", "s1", None),    # not forgotten by 2
+        (7, "forget", "hot-0", "s1", None),    # stored again at 7
+        (4, "delete_neuron", "doomed", None, None),
+        (9, "store", "hot-1", "x", [1, 2])])   # never stored
+    assert len(wrong) == 8, wrong
+    assert "other bits" in wrong[0] and "forget at seq 3" in wrong[1] and "is none" in wrong[2] \
+        and "deletion of the neuron at seq 5" in wrong[3] and "no forget" in wrong[4] and "no forget" in wrong[5] \
+        and "no deletion" in wrong[6] and "is none" in wrong[7], wrong
+    assert converged_text(None, 1.0).startswith("NOT converged")
+
+    item = Item("hot-0", "s1", bits)
+    assert item.path() == f"/v1/spaces/{SPACE}/neurons/hot-0/patterns/s1" and item.state == "absent"
+    print("self-check OK")
+    return 0
+
+
+def main():
+    options = parse_arguments(sys.argv[1:])
+    if options.self_check:
+        return self_check()
+    binary = harness.executable(options.binary, "replica_test")
+    if binary is None:
+        return 1
+    if shutil.which("psql") is None:
+        print("replica_test: psql not found (Debian/Ubuntu: apt-get install postgresql-client)")
+        return 1
+    harness.exit_on_sigterm()  # so that the finally blocks kill the replicas and drop the database
+    seed = options.seed if options.seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    test = Test(options, rng)
+    directory = tempfile.mkdtemp(prefix="dendrite-replicas-")
+    print(f"replica test: 3 replicas, {options.clients} clients, up to {options.max_writes} patterns in "
+          f"{options.write_seconds:g} s per write phase, seed {seed}, binary {binary}, logs in {directory}", flush=True)
+    started = time.monotonic()
+    processes = run(test, options, binary, directory)
+    print(f"done in {time.monotonic() - started:.1f} s")
+    if test.violations.count:
+        print(f"FAILED: {test.violations.count} violation(s):")
+        for message in test.violations.kept:
+            print(f"  - {message}")
+        if test.violations.count > len(test.violations.kept):
+            print(f"  ... and {test.violations.count - len(test.violations.kept)} more")
+        for process in processes:
+            tail = process.log_tail(8)
+            if tail.strip():
+                print(f"{getattr(process, 'name', 'server')} log (last lines):\n{tail}")
+        print(f"logs kept in {directory}")
+        return 1
+    harness.keep_or_remove(directory, options.keep)
+    print("OK: the replicas converged to identical answers, equal to a fresh replica's and to SQLite fed the "
+          "log; every acknowledged write was visible with its min_sequence, also across a kill -9")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
