@@ -54,7 +54,8 @@ const SEQUENCE_WAIT: Duration = Duration::from_secs(5);
 
 /// Read-your-writes across replicas: a read with `?min_sequence=N` (the `Dendrite-Sequence` of
 /// a write) waits until this replica has applied change N, at most [`SEQUENCE_WAIT`], then runs
-/// as if the parameter had not been there. A replica that does not get there in time answers 503.
+/// as if the parameter had not been there. A replica that does not get there in time answers 503
+/// (at once on SQLite, where no change can arrive from elsewhere).
 pub async fn read_after_sequence(
     State(writer): State<Writer>,
     mut request: Request,
@@ -88,10 +89,14 @@ pub async fn read_after_sequence(
     };
     let progress = writer.progress();
     if !progress.reached(sequence, SEQUENCE_WAIT).await {
+        let waited = if progress.follows() {
+            format!("after waiting {} s", SEQUENCE_WAIT.as_secs())
+        } else {
+            "and no other process writes its database".to_owned()
+        };
         return ApiError::busy(format!(
-            "this replica has applied changes up to {}, not yet {sequence}, after waiting {} s; retry, or read from another replica",
+            "this replica has applied changes up to {}, not yet {sequence}, {waited}; retry, or read from another replica",
             progress.applied(),
-            SEQUENCE_WAIT.as_secs()
         ))
         .into_response();
     }

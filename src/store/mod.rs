@@ -170,6 +170,9 @@ pub trait WriteStore: Send + 'static {
     /// Never, where nobody else writes.
     async fn wait_for_changes(&mut self);
 
+    /// Whether other processes commit to this database (so there is a log to follow).
+    fn follows_others(&self) -> bool;
+
     /// The newest sequence this replica has heard of (the head of the log, as far as it knows).
     fn known_head(&self) -> u64;
 

@@ -17,3 +17,4 @@ mod patterns;
 mod persistence;
 mod postgres;
 mod queries;
+mod sequences;

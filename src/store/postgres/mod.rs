@@ -348,6 +348,10 @@ impl WriteStore for PostgresWrites {
         let _ = tokio::time::timeout(POLL_INTERVAL, self.notified.notified()).await;
     }
 
+    fn follows_others(&self) -> bool {
+        true
+    }
+
     fn known_head(&self) -> u64 {
         self.head.load(Ordering::Relaxed)
     }

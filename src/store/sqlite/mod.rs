@@ -237,6 +237,10 @@ impl WriteStore for SqliteWrites {
         std::future::pending::<()>().await;
     }
 
+    fn follows_others(&self) -> bool {
+        false
+    }
+
     /// Nothing is committed that this replica has not applied.
     fn known_head(&self) -> u64 {
         0

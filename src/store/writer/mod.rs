@@ -143,19 +143,29 @@ pub struct Written<T> {
 pub struct Progress {
     applied: watch::Sender<u64>,
     head: AtomicU64,
+    /// Whether other processes commit changes this one follows (PostgreSQL). Where none do
+    /// (SQLite), every change there is was applied before its write was answered: a later one
+    /// is not worth waiting for.
+    follows: bool,
 }
 
 impl Progress {
-    fn new(applied: u64) -> Progress {
+    fn new(applied: u64, follows: bool) -> Progress {
         Progress {
             applied: watch::Sender::new(applied),
             head: AtomicU64::new(applied),
+            follows,
         }
     }
 
     /// The last change this replica applied: its engine holds every change up to here.
     pub fn applied(&self) -> u64 {
         *self.applied.borrow()
+    }
+
+    /// Whether changes arrive from other processes (a read may wait for them).
+    pub fn follows(&self) -> bool {
+        self.follows
     }
 
     /// The newest change this replica knows the database holds.
@@ -165,6 +175,9 @@ impl Progress {
 
     /// Waits at most `within` for this replica to apply `sequence`; whether it did.
     pub async fn reached(&self, sequence: u64, within: Duration) -> bool {
+        if !self.follows {
+            return self.applied() >= sequence;
+        }
         let mut applied = self.applied.subscribe();
         matches!(
             tokio::time::timeout(within, applied.wait_for(|&a| a >= sequence)).await,
@@ -279,7 +292,7 @@ impl Writer {
     ) -> std::io::Result<(Writer, WriterThread)> {
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriteStats::default());
-        let progress = Arc::new(Progress::new(applied));
+        let progress = Arc::new(Progress::new(applied, store.follows_others()));
         let (stop, stop_signal) = oneshot::channel();
         let (stopped_signal, stopped) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
