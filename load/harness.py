@@ -250,11 +250,14 @@ class Server:
     """One `BINARY serve` process at a time on one database file, on 127.0.0.1 and a free port.
 
     Runs `BINARY serve --listen 127.0.0.1:PORT --database-url sqlite://DATABASE --log-level warn
-    [extra_args]` with its output appended to `log_path`. With die_with_parent the server gets
-    SIGKILL if the script dies (Linux; only for single-threaded scripts: it needs a preexec_fn)."""
+    [extra_args]` with its output appended to `log_path`; `database_url`, when given, is passed
+    instead of sqlite://DATABASE (a PostgreSQL replica: postgres://...). With die_with_parent the
+    server gets SIGKILL if the script dies (Linux; only for single-threaded scripts: it needs a
+    preexec_fn)."""
 
-    def __init__(self, binary, database, log_path, extra_args=(), die_with_parent=False):
+    def __init__(self, binary, database, log_path, extra_args=(), die_with_parent=False, database_url=None):
         self.binary, self.database, self.log_path = binary, database, log_path
+        self.database_url = database_url if database_url is not None else f"sqlite://{database}"
         self.extra_args = list(extra_args)
         self.die_with_parent = die_with_parent
         self.process = None
@@ -268,7 +271,7 @@ class Server:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}",
-                 "--database-url", f"sqlite://{self.database}", "--log-level", "warn", *self.extra_args],
+                 "--database-url", self.database_url, "--log-level", "warn", *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if self.die_with_parent else None)
         started = time.monotonic()
