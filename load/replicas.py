@@ -333,6 +333,13 @@ def parity(port_a, port_b, queries, failures):
     return same
 
 
+def pin(server, cpu, wanted):
+    """With --one-core-each, binds every thread of `server` (and those it starts later) to `cpu`."""
+    if wanted:
+        subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(server.process.pid)],
+                       check=True, stdout=subprocess.DEVNULL)
+
+
 def main():
     parser = harness.argument_parser(__doc__)
     parser.add_argument("--postgres-url", required=True,
@@ -345,6 +352,10 @@ def main():
                         help="client threads that store through A and read back from B (default 4)")
     parser.add_argument("--lag-background", type=int, default=16,
                         help="wrk connections storing through A meanwhile (default 16; 0: none)")
+    parser.add_argument("--one-core-each", action="store_true",
+                        help="pin replica A to CPU 0 and B to CPU 1 (every thread, with taskset), as if "
+                             "each ran on a one-core machine of its own: what a second replica adds "
+                             "when each is bound by its own CPU")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (SQLite file, logs) and the database")
     options = parser.parse_args()
@@ -370,7 +381,8 @@ def main():
     servers = (sqlite, a, b)
     created = False
     failures = []
-    summary = {"binary": binary, "duration_s": options.duration, "database": name}
+    summary = {"binary": binary, "duration_s": options.duration, "database": name,
+               "one_core_each": options.one_core_each}
     say(f"binary {binary}, data and logs in {directory}, database {name}")
 
     try:
@@ -398,6 +410,7 @@ def main():
         psql(options.postgres_url, f'CREATE DATABASE "{name}"')
         created = True
         summary["replica_a_ready_s"] = round(a.start(START_TIMEOUT), 2)
+        pin(a, 0, options.one_core_each)
         backend = stats(a.port).get("backend")
         if backend != "postgres":
             raise RuntimeError(f"replica A's /v1/stats says backend {backend!r}, not 'postgres'")
@@ -418,6 +431,7 @@ def main():
         say(f"queries, one replica: {query['one_replica']}")
         target = sequences(a.port)[0]
         summary["replica_b_ready_s"] = round(b.start(START_TIMEOUT), 2)
+        pin(b, 1, options.one_core_each)
         summary["replica_b_caught_up_after_ready_s"] = round(wait_caught_up(b.port, target, 120.0), 2)
         same = parity(a.port, b.port, parity_bodies, failures)
         query["identical_answers"] = f"{same}/{len(parity_bodies)}"

@@ -57,10 +57,15 @@ CREATE TABLE changes (
     seq          BIGINT      PRIMARY KEY,
     -- create_space, delete_space, store, forget or delete_neuron.
     kind         TEXT        NOT NULL,
-    -- The change as JSON: the stored plans, or the names deleted.
-    body         JSONB       NOT NULL,
+    -- The change as JSON: the stored plans, or the names deleted. `json`, not `jsonb`, and stored
+    -- uncompressed: a 1000-pattern store is about 440 kB of JSON, which jsonb would convert and
+    -- pglz try to compress on every commit (several times the cost of writing it as it is), while
+    -- the log is only ever read back whole.
+    body         JSON        NOT NULL,
     committed_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+ALTER TABLE changes ALTER COLUMN body SET STORAGE EXTERNAL;
 
 CREATE TABLE change_head (
     id                INTEGER PRIMARY KEY CHECK (id = 1),

@@ -53,7 +53,7 @@ pub const MIN_SEQUENCE: &str = "min_sequence";
 const SEQUENCE_WAIT: Duration = Duration::from_secs(5);
 
 /// Read-your-writes across replicas: a read with `?min_sequence=N` (the `Dendrite-Sequence` of
-/// a write) waits until this replica has applied change N, at most [`SEQUENCE_WAIT`], then runs
+/// a write) waits until this replica has applied change N, at most 5 s, then runs
 /// as if the parameter had not been there. A replica that does not get there in time answers 503
 /// (at once on SQLite, where no change can arrive from elsewhere).
 pub async fn read_after_sequence(

@@ -4,7 +4,7 @@
 //! engine is the result of applying the changes in that order, whether it made them itself or
 //! read them from the log another replica wrote: [`Change::apply`] is the one place that turns a
 //! change into engine state, so the two paths cannot drift apart. The log stores a change as JSON
-//! (PostgreSQL's `jsonb`), which an operator can read with plain SQL.
+//! (PostgreSQL's `json`), which an operator can read with plain SQL.
 
 use crate::engine::{
     EngineError, Name, Pattern, PatternError, Space, SpaceParams, SpaceSpec, Spaces, StorePlan,

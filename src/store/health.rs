@@ -42,6 +42,22 @@ impl Fault {
         }
     }
 
+    /// PostgreSQL's error classes (the first two characters of its SQLSTATE), by what fixes them.
+    fn of_postgres(code: &str) -> Fault {
+        match code.get(..2) {
+            // Insufficient resources: a full disk, out of memory or connections.
+            Some("53") => Fault::Full,
+            // A read-only transaction (a standby, or a database set read-only), a lost privilege.
+            Some("25") if code == "25006" => Fault::ReadOnly,
+            Some("42") if code == "42501" => Fault::ReadOnly,
+            // A serialization failure, a deadlock, a lock not available within lock_timeout.
+            Some("40" | "55") => Fault::Locked,
+            // The connection was lost, the server is shutting down, or its system failed.
+            Some("08" | "57" | "58") => Fault::Io,
+            _ => Fault::Other,
+        }
+    }
+
     #[allow(clippy::wildcard_enum_match_arm)] // sqlx::Error is non_exhaustive
     fn of(error: &sqlx::Error) -> Fault {
         match error {
@@ -50,7 +66,7 @@ impl Fault {
                     .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
                     .is_some() =>
             {
-                crate::store::postgres::fault_of(&error.code().unwrap_or_default())
+                Fault::of_postgres(&error.code().unwrap_or_default())
             }
             sqlx::Error::Database(error) => {
                 // SQLite reports extended result codes; the primary code is the low byte.
@@ -177,6 +193,24 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgresql_errors_are_classified_by_their_class() {
+        let cases = [
+            ("53100", Fault::Full),     // disk full
+            ("25006", Fault::ReadOnly), // read-only sql transaction
+            ("42501", Fault::ReadOnly), // insufficient privilege
+            ("55P03", Fault::Locked),   // lock not available
+            ("40P01", Fault::Locked),   // deadlock detected
+            ("57P01", Fault::Io),       // admin shutdown
+            ("08006", Fault::Io),       // connection failure
+            ("23505", Fault::Other),    // unique violation: a bug, not a condition that clears
+            ("42P01", Fault::Other),    // undefined table
+        ];
+        for (code, fault) in cases {
+            assert_eq!(Fault::of_postgres(code), fault, "{code}");
+        }
+    }
 
     #[test]
     fn a_failure_episode_is_reported_until_a_commit_succeeds() {

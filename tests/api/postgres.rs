@@ -223,3 +223,62 @@ async fn backups_of_postgresql_are_left_to_its_own_tools() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_replica_behind_the_compacted_log_reloads_the_tables() {
+    postgres_only!();
+    use std::time::Duration;
+    let app = TestApp::spawn_configured(|settings| settings.change_log_retention = 1).await;
+    app.standard_space("s").await;
+    for i in 0..5u64 {
+        app.store("s", "n", &cells(i, 40)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let head = sequence_of(&app.store("s", "n", &cells(99, 40)).await);
+    // A replica compacts at start-up, then every minute: every change older than the retention
+    // goes, but never the newest.
+    let url = app.database.display().to_string();
+    let dir = app.stop().await;
+    let app = TestApp::spawn_with(dendrite::config::ServeArgs {
+        change_log_retention: 1,
+        ..args(std::path::Path::new(&url))
+    })
+    .await;
+    let mut log = sqlx::PgConnection::connect(&url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (compacted, kept) = loop {
+        let compacted: i64 =
+            sqlx::query_scalar("SELECT compacted_through FROM change_head WHERE id = 1")
+                .fetch_one(&mut log)
+                .await
+                .unwrap();
+        let kept: Vec<i64> = sqlx::query_scalar("SELECT seq FROM changes ORDER BY seq")
+            .fetch_all(&mut log)
+            .await
+            .unwrap();
+        if compacted > 0 || std::time::Instant::now() > deadline {
+            break (compacted as u64, kept);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        compacted,
+        head - 1,
+        "every change but the newest was old enough"
+    );
+    assert_eq!(kept, [head as i64]);
+    // A replica that had applied none of them cannot follow the log from where it is: it
+    // reloads the tables and goes on from the head.
+    let behind = InProcess::on(&url).await;
+    assert_eq!(behind.writer.catch_up().await.unwrap(), head);
+    assert_eq!(behind.writer.progress().applied(), head);
+    let space = behind
+        .spaces
+        .get(&dendrite::engine::Name::parse("s").unwrap())
+        .expect("the reload brought the space");
+    assert_eq!(space.read().unwrap().counts().patterns, 6);
+    behind.thread.stop().await;
+    log.close().await.unwrap();
+    app.stop().await;
+    drop(dir);
+}

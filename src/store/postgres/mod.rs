@@ -12,7 +12,7 @@
 
 mod sql;
 
-use super::health::{Fault, StorageError};
+use super::health::StorageError;
 use super::{Change, Changes, Committed, LoadSummary, PatternRow, Rebuild, SpaceRow, WriteStore};
 use crate::engine::{Name, Spaces};
 use anyhow::Context;
@@ -366,17 +366,5 @@ impl WriteStore for PostgresWrites {
         if let Some(connection) = self.connection.take() {
             let _ = connection.close().await;
         }
-    }
-}
-
-/// PostgreSQL's error classes, by what fixes them.
-pub(crate) fn fault_of(code: &str) -> Fault {
-    match code.get(..2) {
-        Some("53") => Fault::Full, // insufficient resources: disk full, out of memory
-        Some("25") if code == "25006" => Fault::ReadOnly, // read-only transaction (a standby)
-        Some("42") if code == "42501" => Fault::ReadOnly, // insufficient privilege
-        Some("40") | Some("55") => Fault::Locked, // serialization failure, deadlock, lock not available
-        Some("08") | Some("57") | Some("58") => Fault::Io, // connection lost, shutdown, system error
-        _ => Fault::Other,
     }
 }

@@ -61,7 +61,7 @@ pub(super) async fn write_change(
         sqlx::query_scalar("UPDATE change_head SET last = last + 1 WHERE id = 1 RETURNING last")
             .fetch_one(&mut *connection)
             .await?;
-    sqlx::query("INSERT INTO changes (seq, kind, body) VALUES ($1, $2, $3::jsonb)")
+    sqlx::query("INSERT INTO changes (seq, kind, body) VALUES ($1, $2, $3::json)")
         .bind(sequence)
         .bind(change.kind())
         .bind(change.to_json())
