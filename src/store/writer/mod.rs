@@ -41,8 +41,8 @@ const MAX_PATTERNS_PER_COMMIT: usize = 20_000;
 /// While writes are failing, how often the writer tries a probe commit when no write comes.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Changes read from the log at a time while catching up: bounds the memory a long way behind
-/// takes.
-const FOLLOW_BATCH: usize = 512;
+/// takes (a change carries at most one commit's patterns, about 9 MB of JSON at the most).
+const FOLLOW_BATCH: usize = 16;
 /// How often old entries are deleted from the change log (where there is one).
 const COMPACT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -680,10 +680,13 @@ impl<S: WriteStore> WriterTask<S> {
             Ok(()) => self.catch_up(None).await,
             Err(error) => Err(error),
         };
-        locked.map_err(|error| {
+        if let Err(error) = locked {
+            // Whatever failed, no transaction is left open holding the spaces' locks.
+            self.store.rollback().await;
             self.health.storage_failed(&error);
-            WriteError::Storage(error)
-        })
+            return Err(WriteError::Storage(error));
+        }
+        Ok(())
     }
 
     /// Ends a write with nothing to commit, answering at the sequence applied.
@@ -758,7 +761,6 @@ impl<S: WriteStore> WriterTask<S> {
         names.sort_unstable();
         names.dedup();
         if let Err(error) = self.lock(&names).await {
-            self.store.rollback().await;
             let WriteError::Storage(error) = error else {
                 unreachable!("locking fails only with a storage error")
             };
