@@ -32,6 +32,7 @@ Then it stops every server it started, drops the database and removes its tempor
 
 Usage (release binary built; PostgreSQL reachable with a role that may create databases):
     load/replicas.py --postgres-url postgres://dendrite@127.0.0.1:PORT/postgres [--duration S]
+                     [--one-core-each]   (A on CPU 0, B on CPU 1: each replica on a core of its own)
     (scripts/pg_cluster start DIR prints such a URL for a throw-away cluster)
 Needs wrk (apt-get install wrk) and psql (apt-get install postgresql-client). Traffic goes only to
 127.0.0.1 and to the PostgreSQL server named. Exit status 0, or 1 when a check failed (a request
