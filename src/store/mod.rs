@@ -219,6 +219,19 @@ fn migration_failed(
     }
 }
 
+/// Commits a probe through `writes`, then closes them: a database that cannot take a commit is
+/// refused at start-up with `refuse`'s message (which says what to fix), rather than served as
+/// ready with every write failing.
+async fn refuse_unless_writable(
+    mut writes: impl WriteStore,
+    url: &str,
+    refuse: fn(&str, &StorageError) -> anyhow::Error,
+) -> anyhow::Result<()> {
+    let probed = writes.probe().await;
+    writes.close().await;
+    probed.map_err(|error| refuse(url, &error))
+}
+
 /// One space rebuilt from its stored plans on a thread of its own, while the caller reads the
 /// next chunk: loading costs about the larger of reading and applying, not their sum.
 struct Rebuild {

@@ -79,10 +79,7 @@ impl PostgresDatabase {
             options,
             retention,
         };
-        let mut probe = database.writes();
-        let probed = probe.probe().await;
-        probe.close().await;
-        probed.map_err(|e| cannot_use(url, &e))?;
+        super::refuse_unless_writable(database.writes(), url, cannot_use).await?;
         Ok(database)
     }
 

@@ -91,10 +91,7 @@ impl SqliteDatabase {
             options,
             in_memory,
         };
-        let mut probe = database.writes();
-        let probed = probe.probe().await;
-        probe.close().await;
-        probed.map_err(|e| cannot_write(url, &e))?;
+        super::refuse_unless_writable(database.writes(), url, cannot_write).await?;
         Ok(database)
     }
 
