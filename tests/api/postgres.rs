@@ -1,5 +1,6 @@
 //! What only a shared PostgreSQL store has: replicas in one process writing the same neurons, a
-//! server that drops the connection or turns read-only, and backups left to PostgreSQL's tools.
+//! log compacted past a replica, a server that drops the connection, turns read-only or is full,
+//! and backups left to PostgreSQL's tools.
 //! Each test runs only when the suite runs on PostgreSQL (`DENDRITE_TEST_POSTGRES_URL`).
 
 use crate::helpers::*;
@@ -281,4 +282,76 @@ async fn a_replica_behind_the_compacted_log_reloads_the_tables() {
     log.close().await.unwrap();
     app.stop().await;
     drop(dir);
+}
+
+#[tokio::test]
+async fn a_full_server_refuses_writes_with_507_and_they_resume_once_it_has_room() {
+    postgres_only!();
+    use std::time::{Duration, Instant};
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    assert_eq!(
+        app.store("s", "n", &cells(1, 40)).await.status(),
+        StatusCode::CREATED
+    );
+    // What PostgreSQL answers when its disk is full (SQLSTATE 53100), raised by triggers on
+    // every table a write touches: a real full disk cannot be made for one database alone.
+    let url = app.database.display().to_string();
+    let mut server = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION disk_is_full() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' \
+         USING ERRCODE = 'disk_full'; END $$; \
+         CREATE TRIGGER full_patterns BEFORE INSERT ON patterns \
+         FOR EACH STATEMENT EXECUTE FUNCTION disk_is_full(); \
+         CREATE TRIGGER full_heartbeat BEFORE INSERT OR UPDATE ON heartbeat \
+         FOR EACH STATEMENT EXECUTE FUNCTION disk_is_full();",
+    )
+    .execute(&mut server)
+    .await
+    .unwrap();
+    let refused = app
+        .post(
+            "/v1/spaces/s/neurons/n/patterns",
+            &json!({ "active": cells(2, 40), "id": "late" }),
+        )
+        .await;
+    let body = problem(refused, StatusCode::INSUFFICIENT_STORAGE).await;
+    assert!(body["detail"].as_str().unwrap().contains("full"), "{body}");
+    assert_eq!(
+        app.get("/v1/spaces/s/neurons/n/patterns/late")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/readyz").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let changes: i64 = sqlx::query_scalar("SELECT count(*) FROM changes")
+        .fetch_one(&mut server)
+        .await
+        .unwrap();
+    assert_eq!(changes, 2, "the refused store left no change in the log");
+    sqlx::raw_sql(
+        "DROP TRIGGER full_patterns ON patterns; DROP TRIGGER full_heartbeat ON heartbeat;",
+    )
+    .execute(&mut server)
+    .await
+    .unwrap();
+    // The writer's probe notices by itself that commits go through again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.get("/readyz").await.status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stored = app
+        .post(
+            "/v1/spaces/s/neurons/n/patterns",
+            &json!({ "active": cells(2, 40), "id": "late" }),
+        )
+        .await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    server.close().await.unwrap();
+    app.stop().await;
 }
