@@ -29,6 +29,8 @@ use tokio::sync::Notify;
 const CHANNEL: &str = "dendrite_changes";
 /// How often a replica looks at the log's head even without a notification.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long the writer waits for a new connection to the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A PostgreSQL database shared by replicas.
 #[derive(Clone, Debug)]
@@ -203,7 +205,13 @@ pub struct PostgresWrites {
 impl PostgresWrites {
     async fn connection(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
         if self.connection.is_none() {
-            self.connection = Some(PgConnection::connect_with(&self.database.options).await?);
+            // Bounded: a server that does not answer at all must fail the write, not hold the
+            // writer (and every write queued behind it) for the operating system's TCP timeout.
+            let connecting = PgConnection::connect_with(&self.database.options);
+            let connected = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            self.connection = Some(connected);
         }
         Ok(self.connection.as_mut().expect("connected above"))
     }
@@ -220,8 +228,10 @@ impl PostgresWrites {
         };
         if outcome.is_err() {
             self.in_transaction = false;
+            // Dropped without a goodbye: a graceful close would wait on a connection that may be
+            // the very thing that failed.
             if let Some(connection) = self.connection.take() {
-                let _ = connection.close().await;
+                let _ = connection.close_hard().await;
             }
         }
         outcome.map_err(StorageError::from)
