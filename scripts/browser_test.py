@@ -354,7 +354,8 @@ def seed(base: str) -> dict:
     status, stats, _ = call(base, "GET", "/v1/stats")
     if status != 200:
         raise Failure(f"GET /v1/stats answered {status}")
-    return {"neuron": neuron, "pattern": pattern_id, "active": active, "version": stats.get("version")}
+    return {"neuron": neuron, "pattern": pattern_id, "active": active, "version": stats.get("version"),
+            "sequence": stats.get("applied_sequence")}
 
 
 # ------------------------------------------------------------------ the browser
@@ -521,6 +522,9 @@ def run_browser(chromium: str, url: str, keyed_url: str, expected: dict, out: Pa
             page.goto(url + "/", wait_until="load")
             wait_text(page, "#stat-patterns", str(PATTERNS), "the service's pattern count")
             wait_text(page, f'#spaces-table tbody tr[data-space="{SPACE}"] td.patterns', str(PATTERNS), "the space's pattern count")
+            # One change per write: the space, then each pattern (SQLite shows no lag).
+            wait_text(page, "#stat-sequence", str(expected["sequence"]), "the changes applied")
+            wait_text(page, "#stat-backend", "sqlite database", "the database's kind")
             if expected["version"]:
                 wait_text(page, "#version", f"version {expected['version']}", "the version")
                 say(f"counts show {PATTERNS} patterns, version {expected['version']}")

@@ -482,7 +482,11 @@
     $('stat-synapses').textContent = fmtInt(stats.synapses);
     $('stat-memory').textContent = fmtBytes(stats.memory_bytes)
       + (stats.memory_limit ? ' of ' + fmtBytes(stats.memory_limit) : '');
+    $('stat-backend').textContent = stats.backend ? stats.backend + ' database' : 'database';
     $('stat-database').textContent = fmtBytes(stats.database_bytes);
+    // Replicas on PostgreSQL follow each other's writes: how far behind this one is matters.
+    $('stat-sequence').textContent = fmtInt(stats.applied_sequence)
+      + (stats.backend === 'postgres' ? ' · ' + fmtInt(stats.replication_lag) + ' behind' : '');
     $('stat-queue').textContent = fmtInt(stats.writer_queue_depth);
     $('stat-queries').textContent = fmtInt(stats.queries);
     $('stat-matches').textContent = fmtInt(stats.matches);
