@@ -80,8 +80,10 @@ impl Database {
         } else if url.starts_with("sqlite:") {
             Ok(Database::Sqlite(SqliteDatabase::open(url, settings).await?))
         } else {
+            // Only the scheme is repeated: the rest of a URL may carry a password.
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
             anyhow::bail!(
-                "the database URL {url:?} names no database dendrite knows: use sqlite://FILE or postgres://USER@HOST/DATABASE"
+                "the database URL's scheme {scheme:?} names no database dendrite knows: use sqlite://FILE or postgres://USER:PASSWORD@HOST/DATABASE"
             )
         }
     }
@@ -392,6 +394,16 @@ fn decode_cells(bytes: &[u8]) -> anyhow::Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_database_is_refused_without_repeating_its_password() {
+        let error = Database::open("mysql://me:hunter2@db/x", &StoreSettings::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("\"mysql\""), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
 
     #[test]
     fn cells_round_trip_through_their_column_encoding() {
