@@ -63,7 +63,9 @@ fn a_workload_directory_is_measured_and_reported_as_one_json_object() {
         (&report["neurons"], &report["patterns"], &report["queries"]),
         (&json!(5), &json!(100), &json!(40))
     );
-    assert_eq!(report["kernel"], Kernel::detected().name());
+    // 100 patterns are too few for the dense matrix to pay for itself: the space, as the service
+    // would hold it, counts with postings.
+    assert_eq!(report["kernel"], "postings");
     assert_eq!(
         report["noisy_found"], report["noisy_queries"],
         "every noisy copy finds its neuron"

@@ -21,6 +21,14 @@ pub enum EngineError {
     TooFewActiveBits { active: usize, threshold: u32 },
     #[error("the threshold must be at least 1, not {0}")]
     InvalidThreshold(u32),
+    /// A plan read back from storage or a change log breaks a rule every plan keeps: the rows no
+    /// longer describe a state this space could have learned.
+    #[error("stored pattern {id} of neuron {neuron} cannot be applied: {reason}")]
+    InvalidPlan {
+        neuron: Name,
+        id: Name,
+        reason: String,
+    },
     /// The pattern does not fit the space it would be stored in.
     #[error("{0}")]
     InvalidPattern(#[from] PatternError),

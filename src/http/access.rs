@@ -57,6 +57,10 @@ pub enum KeyError {
         "{setting}: a key may hold only visible ASCII characters (no spaces), as HTTP headers carry them"
     )]
     NotVisibleAscii { setting: &'static str },
+    #[error(
+        "{setting} is set but holds no key (an empty file or value, or only commas and blanks): give it a key, or unset it to run without keys"
+    )]
+    NoKey { setting: &'static str },
     #[error("a key is set both as read-write and as read-only: give each key one scope")]
     InBothScopes,
     #[error("{setting}: cannot read {path}: {source}")]
@@ -114,9 +118,12 @@ impl Keys {
     }
 }
 
+/// Every key of every list. A list that is given must hold a key: a setting present but empty
+/// (a Docker secret mounted empty, `DENDRITE_API_KEY=`) would otherwise start an open service.
 fn parse_lists(lists: &[(&'static str, String)]) -> Result<Vec<String>, KeyError> {
     let mut keys = Vec::new();
     for (setting, list) in lists {
+        let before = keys.len();
         for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
             if !key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(KeyError::NotVisibleAscii { setting });
@@ -128,6 +135,9 @@ fn parse_lists(lists: &[(&'static str, String)]) -> Result<Vec<String>, KeyError
                 });
             }
             keys.push(key.to_owned());
+        }
+        if keys.len() == before {
+            return Err(KeyError::NoKey { setting });
         }
     }
     Ok(keys)
@@ -238,11 +248,42 @@ pub async fn check_host(
 mod tests {
     use super::*;
 
+    /// The keys of two settings; an empty string leaves its setting unset.
     fn keys(read_write: &str, read_only: &str) -> Result<Keys, KeyError> {
+        let given = |setting: &'static str, list: &str| {
+            (!list.is_empty())
+                .then(|| (setting, list.to_owned()))
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
         Keys::new(
-            &[("DENDRITE_API_KEY", read_write.into())],
-            &[("DENDRITE_READ_ONLY_API_KEY", read_only.into())],
+            &given("DENDRITE_API_KEY", read_write),
+            &given("DENDRITE_READ_ONLY_API_KEY", read_only),
         )
+    }
+
+    #[test]
+    fn a_setting_given_without_a_key_stops_start_up_naming_it() {
+        for blank in ["", " ", ",,", " , \n,"] {
+            let error = Keys::new(&[("DENDRITE_API_KEY_FILE", blank.into())], &[]).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("DENDRITE_API_KEY_FILE is set but holds no key"),
+                "{blank:?}: {error}"
+            );
+            let error = Keys::new(
+                &[("DENDRITE_API_KEY", "a-good-read-write-key".into())],
+                &[("DENDRITE_READ_ONLY_API_KEY", blank.into())],
+            )
+            .unwrap_err();
+            assert!(matches!(
+                error,
+                KeyError::NoKey {
+                    setting: "DENDRITE_READ_ONLY_API_KEY"
+                }
+            ));
+        }
     }
 
     #[test]

@@ -450,6 +450,8 @@ impl From<EngineError> for ApiError {
                 return ApiError::invalid_pattern("active", error.to_string());
             }
             EngineError::InvalidThreshold(_) => Kind::InvalidParameter,
+            // Only stored rows and logged changes are checked this way, never a request.
+            EngineError::InvalidPlan { .. } => Kind::Internal,
         };
         ApiError::new(kind, error.to_string())
     }

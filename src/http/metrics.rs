@@ -14,7 +14,7 @@ use super::AppState;
 use super::activity::{self, Activity};
 use super::error::ApiError;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Key, Label, Level, Metadata, Recorder, SharedString, Unit};
@@ -183,6 +183,43 @@ pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, Ap
         .into_response())
 }
 
+/// The method as a metric label: one of the few methods HTTP defines, or `other`. Any token is a
+/// valid method, so a label taken from the request would let a client add series without end
+/// (and without a key: this runs before the key check).
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The most bytes of a method a log line repeats: enough for any real method.
+const LOGGED_METHOD_BYTES: usize = 32;
+
+/// A method as a log line shows it: cut to [`LOGGED_METHOD_BYTES`] and escaped, so a client's
+/// 50 KB method costs the log a few dozen bytes.
+struct LoggedMethod<'a>(&'a Method);
+
+impl std::fmt::Display for LoggedMethod<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.0.as_str().as_bytes();
+        let shown = &bytes[..bytes.len().min(LOGGED_METHOD_BYTES)];
+        write!(f, "{}", shown.escape_ascii())?;
+        if shown.len() < bytes.len() {
+            write!(f, "...({} bytes)", bytes.len())?;
+        }
+        Ok(())
+    }
+}
+
 /// Copies the route template the router matched onto the answer, for [`observe`], which runs
 /// outside the router (so that it also sees the answers given before routing: 421, 413).
 pub(super) async fn tag_route(request: Request, next: Next) -> Response {
@@ -210,14 +247,32 @@ pub async fn observe(
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
-    metrics.observe_request(route, method.as_str(), status, took);
-    activity.request(activity::Kind::of(method.as_str(), route), status, took);
+    let label = method_label(&method);
+    metrics.observe_request(route, label, status, took);
+    activity.request(activity::Kind::of(label, route), status, took);
     tracing::info!(
         route = %route,
-        method = %method,
+        method = %LoggedMethod(&method),
         status,
         duration_ms = took.as_secs_f64() * 1000.0,
         "request"
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_outside_http_s_own_becomes_other_and_is_logged_cut_and_escaped() {
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        let invented = Method::from_bytes(&[b'X'; 50_000]).unwrap();
+        assert_eq!(method_label(&invented), "other");
+        let logged = LoggedMethod(&invented).to_string();
+        assert!(logged.len() < 64, "{logged}");
+        assert!(logged.ends_with("...(50000 bytes)"), "{logged}");
+        let quoted = Method::from_bytes(b"GE'T").unwrap();
+        assert_eq!(LoggedMethod(&quoted).to_string(), r"GE\'T");
+    }
 }

@@ -6,9 +6,7 @@
 //! change into engine state, so the two paths cannot drift apart. The log stores a change as JSON
 //! (PostgreSQL's `json`), which an operator can read with plain SQL.
 
-use crate::engine::{
-    EngineError, Name, Pattern, PatternError, Space, SpaceParams, SpaceSpec, Spaces, StorePlan,
-};
+use crate::engine::{EngineError, Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
 use serde::{Deserialize, Serialize};
 
 /// What one write transaction changed.
@@ -103,17 +101,12 @@ impl Change {
                     while let Some((_, next)) = patterns.next_if(|(next, _)| *next == space) {
                         run.push(next);
                     }
+                    // Every plan is checked against the space as it applies: a log entry that
+                    // breaks a rule (a synapse past the input, an over-full segment) is an error
+                    // the replica answers by reloading, never a panic in the index.
                     space_of(&space)?
-                        .update(|s| {
-                            // A cell past the space's input would be out of the index's bounds:
-                            // a log this replica cannot follow.
-                            let size = s.params().input_size;
-                            run.iter()
-                                .try_for_each(|plan| plan.active.check_fits(size))?;
-                            s.apply_stores(run);
-                            Ok(())
-                        })
-                        .map_err(|e: PatternError| engine(e.into()))?;
+                        .update(|s| s.apply_stores(run))
+                        .map_err(engine)?;
                 }
             }
             Change::Forget { space, neuron, id } => {

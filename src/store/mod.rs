@@ -238,20 +238,22 @@ async fn refuse_unless_writable(
 /// next chunk: loading costs about the larger of reading and applying, not their sum.
 struct Rebuild {
     chunks: std::sync::mpsc::SyncSender<Vec<StorePlan>>,
-    applier: std::thread::JoinHandle<(Space, Duration)>,
+    applier: std::thread::JoinHandle<Result<(Space, Duration), crate::engine::EngineError>>,
 }
 
 impl Rebuild {
+    /// Starts the applier. A stored plan that breaks the space's rules stops it: the reader's
+    /// next hand-over fails, and [`Rebuild::finish`] names the row.
     fn start(mut space: Space) -> Rebuild {
         let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<StorePlan>>(4);
         let applier = std::thread::spawn(move || {
             let mut busy = Duration::ZERO;
             for plans in received {
                 let started = Instant::now();
-                space.apply_stores(plans);
+                space.apply_stores(plans)?;
                 busy += started.elapsed();
             }
-            (space, busy)
+            Ok((space, busy))
         });
         Rebuild { chunks, applier }
     }
@@ -261,13 +263,15 @@ impl Rebuild {
         self.chunks.clone()
     }
 
-    /// Waits for the applier to finish the chunks handed to it.
-    fn finish(self) -> anyhow::Result<Space> {
+    /// Waits for the applier to finish the chunks handed to it; `space` names the space in the
+    /// error of a row that cannot be applied.
+    fn finish(self, space: &Name) -> anyhow::Result<Space> {
         drop(self.chunks);
         let (space, busy) = self
             .applier
             .join()
-            .map_err(|_| anyhow::anyhow!("the loader thread panicked"))?;
+            .map_err(|_| anyhow::anyhow!("the loader thread panicked"))?
+            .with_context(|| format!("space {space}: a stored pattern breaks its rules (the database was changed outside dendrite, or by two processes at once)"))?;
         tracing::debug!(space = %space.name(), apply_ms = busy.as_millis() as u64, "space rebuilt");
         Ok(space)
     }

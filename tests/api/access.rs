@@ -422,3 +422,54 @@ fn an_open_service_on_a_network_address_warns_at_start_up() {
         READ_WRITE
     ])));
 }
+
+#[test]
+fn a_key_setting_present_but_empty_stops_start_up_naming_it_instead_of_serving_openly() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty_secret = dir.path().join("empty-secret");
+    std::fs::write(&empty_secret, "\n").unwrap();
+    let empty_secret = empty_secret.display().to_string();
+    // (environment, flags, the setting the refusal names)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: [Case; 6] = [
+        (&[("DENDRITE_API_KEY", "")], &[], "DENDRITE_API_KEY "),
+        (&[], &["--api-key", ",,"], "DENDRITE_API_KEY "),
+        (&[], &["--api-key", "  ,  "], "DENDRITE_API_KEY "),
+        (
+            &[("DENDRITE_READ_ONLY_API_KEY", "")],
+            &[],
+            "DENDRITE_READ_ONLY_API_KEY ",
+        ),
+        (
+            &[("DENDRITE_API_KEY_FILE", &empty_secret)],
+            &[],
+            "DENDRITE_API_KEY_FILE ",
+        ),
+        (
+            &[],
+            &["--read-only-api-key-file", &empty_secret],
+            "DENDRITE_READ_ONLY_API_KEY_FILE ",
+        ),
+    ];
+    for (env, flags, setting) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_dendrite"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+            .arg(format!("sqlite://{}", dir.path().join("d.db").display()))
+            .args(flags)
+            .env_remove("DENDRITE_API_KEY")
+            .env_remove("DENDRITE_API_KEY_FILE")
+            .env_remove("DENDRITE_READ_ONLY_API_KEY")
+            .env_remove("DENDRITE_READ_ONLY_API_KEY_FILE")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{env:?} {flags:?} started");
+        assert!(
+            stderr.contains(&format!("{setting}is set but holds no key")),
+            "{env:?} {flags:?}: {stderr}"
+        );
+    }
+}

@@ -116,6 +116,42 @@ async fn metrics_move_with_real_requests_and_follow_the_naming_rules() {
 }
 
 #[tokio::test]
+async fn invented_methods_add_no_series_and_need_no_key_to_be_counted_as_other() {
+    let app = TestApp::spawn_configured(|s| {
+        s.access.api_key = Some("metrics-key-0123456789".into());
+        s.access.metrics_without_key = true;
+    })
+    .await;
+    for i in 0..20 {
+        let method = format!("X{i}{}", "Y".repeat(10_000));
+        let response = app
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                app.url("/v1/spaces"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    let text = scrape(&app).await;
+    assert!(!text.contains("YYYY"), "a method reached a label");
+    assert!(
+        text.len() < 64 * 1024,
+        "/metrics grew to {} bytes",
+        text.len()
+    );
+    let others = text
+        .lines()
+        .filter(|line| line.starts_with("dendrite_http_request_duration_seconds_count"))
+        .filter(|line| line.contains("method=\"other\""))
+        .map(|line| line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum::<f64>();
+    assert_eq!(others, 20.0, "{text}");
+}
+
+#[tokio::test]
 async fn metrics_need_a_key_when_keys_are_set_unless_opened_to_scrapers() {
     let key = "metrics-key-0123456789";
     let app = TestApp::spawn_configured(|s| s.access.read_only_api_key = Some(key.into())).await;

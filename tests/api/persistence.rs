@@ -230,3 +230,144 @@ async fn a_damaged_stored_pattern_stops_start_up_with_a_line_naming_it() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_second_process_on_the_same_file_refuses_to_start_and_a_killed_owner_leaves_no_lock() {
+    crate::sqlite_only!();
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("dendrite.db");
+    let mut first = start_binary(&database);
+    let second = Command::new(env!("CARGO_BIN_EXE_dendrite"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(crate::helpers::database_url(&database))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second process started");
+    let owner = format!("in use by process {}", first.child.id());
+    assert!(stderr.contains(&owner), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+    // The first one serves on, undisturbed.
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("{}/readyz", first.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    first.kill_9();
+    let third = start_binary(&database);
+    let ready = client
+        .get(format!("{}/readyz", third.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "a crashed owner left its lock"
+    );
+}
+
+/// Little-endian u32 cells, as the `patterns` table stores them.
+fn cell_blob(cells: &[u32]) -> Vec<u8> {
+    cells.iter().flat_map(|c| c.to_le_bytes()).collect()
+}
+
+#[tokio::test]
+async fn a_stored_pattern_that_breaks_the_space_s_rules_stops_start_up_naming_its_row() {
+    crate::sqlite_only!();
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine.db");
+    let app = TestApp::spawn_on(&pristine).await;
+    app.standard_space("s").await;
+    // Enough patterns on one neuron to fill several segments.
+    for i in 0..30 {
+        assert_eq!(
+            app.store("s", "n", &cells(i, 40)).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    app.stop().await;
+    let url = |path: &std::path::Path| format!("sqlite://{}", path.display());
+    let mut connection = sqlx::SqliteConnection::connect(&url(&pristine))
+        .await
+        .unwrap();
+    let (active, synapses): (Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT active, synapses FROM patterns WHERE neuron = 'n' AND id = '1'")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+    connection.close().await.unwrap();
+    let decode = |blob: &[u8]| -> Vec<u32> {
+        blob.chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let (active, synapses) = (decode(&active), decode(&synapses));
+    let mut past_the_input = synapses.clone();
+    *past_the_input.last_mut().unwrap() = 5000;
+    let mut unsorted = synapses.clone();
+    unsorted.reverse();
+    let outside = (0..2048).find(|c| !active.contains(c)).unwrap();
+    let mut off_the_pattern = synapses.clone();
+    off_the_pattern[0] = outside;
+    off_the_pattern.sort_unstable();
+
+    let cases: [(&str, Option<Vec<u8>>, &str); 4] = [
+        (
+            "UPDATE patterns SET synapses = ?1 WHERE neuron = 'n' AND id = '1'",
+            Some(cell_blob(&past_the_input)),
+            "outside the pattern",
+        ),
+        (
+            "UPDATE patterns SET synapses = ?1 WHERE neuron = 'n' AND id = '1'",
+            Some(cell_blob(&unsorted)),
+            "not sorted",
+        ),
+        (
+            "UPDATE patterns SET synapses = ?1 WHERE neuron = 'n' AND id = '1'",
+            Some(cell_blob(&off_the_pattern)),
+            "outside the pattern",
+        ),
+        // What two processes on one file did: every pattern in one segment.
+        (
+            "UPDATE patterns SET segment = 0 WHERE neuron = 'n'",
+            None,
+            "over the",
+        ),
+    ];
+    for (n, (statement, blob, reason)) in cases.into_iter().enumerate() {
+        let copy = dir.path().join(format!("case{n}.db"));
+        std::fs::copy(&pristine, &copy).unwrap();
+        let mut connection = sqlx::SqliteConnection::connect(&url(&copy)).await.unwrap();
+        let mut query = sqlx::query(statement);
+        if let Some(blob) = blob {
+            query = query.bind(blob);
+        }
+        query.execute(&mut connection).await.unwrap();
+        connection.close().await.unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_dendrite"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &url(&copy),
+            ])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(1), "case {n} started: {stderr}");
+        assert!(
+            stderr.contains("space s:")
+                && stderr.contains("of neuron n")
+                && stderr.contains(reason),
+            "case {n}: {stderr}"
+        );
+    }
+}

@@ -355,3 +355,66 @@ async fn a_full_server_refuses_writes_with_507_and_they_resume_once_it_has_room(
     server.close().await.unwrap();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_log_entry_that_breaks_a_space_s_rules_makes_replicas_reload_not_panic() {
+    postgres_only!();
+    let first = TestApp::spawn().await;
+    first.standard_space("s").await;
+    let stored = first.store("s", "n", &cells(0, 40)).await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    let second = replica_of(&first).await;
+    // A change no dendrite would log: a synapse at 5000 in a 2048-bit space, on bits that are
+    // not the pattern's.
+    let active: Vec<u32> = (0..40).collect();
+    let mut synapses: Vec<u32> = (0..23).collect();
+    synapses.push(5000);
+    let body = json!({"kind": "store", "patterns": [{
+        "space": "s", "neuron": "forged", "id": "x", "segment": 0,
+        "active": active, "synapses": synapses,
+    }]});
+    let url = first.database.display().to_string();
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut transaction = connection.begin().await.unwrap();
+    let sequence: i64 =
+        sqlx::query_scalar("UPDATE change_head SET last = last + 1 WHERE id = 1 RETURNING last")
+            .fetch_one(&mut *transaction)
+            .await
+            .unwrap();
+    sqlx::query("INSERT INTO changes (seq, kind, body) VALUES ($1, 'store', $2::json)")
+        .bind(sequence)
+        .bind(body.to_string())
+        .execute(&mut *transaction)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_notify('dendrite_changes', $1::text)")
+        .bind(sequence)
+        .execute(&mut *transaction)
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    connection.close().await.unwrap();
+
+    // Both replicas reach the forged change's sequence by reloading the tables, which never held
+    // it, and go on serving and writing.
+    for (i, app) in [&first, &second].into_iter().enumerate() {
+        let neuron = app
+            .get(&format!(
+                "/v1/spaces/s/neurons/forged?min_sequence={sequence}"
+            ))
+            .await;
+        assert_eq!(neuron.status(), StatusCode::NOT_FOUND);
+        assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+        let next = app.store("s", "n", &cells(i as u64 + 7, 40)).await;
+        assert_eq!(next.status(), StatusCode::CREATED);
+    }
+    let report: Value = first
+        .get("/v1/spaces/s?min_sequence=0")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["counts"]["neurons"], 1, "{report}");
+    second.stop().await;
+    first.stop().await;
+}

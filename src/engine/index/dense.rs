@@ -77,7 +77,17 @@ impl DenseMatrix {
 
     /// A block: its rows, and its pointer in the list of blocks.
     fn block_bytes(&self) -> usize {
-        self.input_size * size_of::<Row>() + size_of::<Box<[Row]>>()
+        DenseMatrix::block_bytes_for(self.input_size)
+    }
+
+    fn block_bytes_for(input_size: usize) -> usize {
+        input_size * size_of::<Row>() + size_of::<Box<[Row]>>()
+    }
+
+    /// The bytes a matrix of `input_size` rows takes to hold segment slots `0 .. slots`.
+    pub fn bytes_for(input_size: u32, slots: usize) -> u64 {
+        let blocks = slots.div_ceil(64 * BLOCK);
+        (blocks * DenseMatrix::block_bytes_for(input_size as usize)) as u64
     }
 
     /// The bytes to allocate before `slot` can be set: its block, unless it is there already.

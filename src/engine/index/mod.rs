@@ -32,12 +32,22 @@ const POSTING_BYTES_PER_CELL: u64 = 48;
 const DENSE_BITS_PER_SYNAPSE: u64 = 256;
 
 /// The index of one space, in the layout that suits its density.
+///
+/// A space whose segments suit the dense matrix still starts in postings: the matrix reserves
+/// `input_size / 8` bytes for every one of a block's 2048 segment slots (16 MiB for a 65,536-bit
+/// space), which the first few patterns would pay alone. The index moves to the matrix once the
+/// matrix would take at most 32 bytes per synapse it holds, so the bound holds from the first
+/// pattern, not only on average over a full block.
 #[derive(Clone, Debug)]
 pub struct InvertedIndex {
     layout: Layout,
     len: usize,
     /// The kernel the dense layout counts with.
     kernel: Kernel,
+    /// The input size, when the space's segments suit the dense matrix: the layout to move to.
+    dense_input: Option<u32>,
+    /// One past the highest segment slot ever posted: the slots a matrix would have to cover.
+    slots: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -58,12 +68,11 @@ impl InvertedIndex {
     /// standard workload, 12 to 24 synapses per segment on 2048 bits, is dense: its segments
     /// fill to about 117 synapses, 2 bytes each.)
     pub fn for_space(input_size: u32, fewest_synapses: u32) -> InvertedIndex {
-        if input_size <= MAX_DENSE_INPUT
-            && u64::from(fewest_synapses) * DENSE_BITS_PER_SYNAPSE >= u64::from(input_size)
-        {
-            InvertedIndex::dense(input_size)
-        } else {
-            InvertedIndex::postings()
+        let suits_dense = input_size <= MAX_DENSE_INPUT
+            && u64::from(fewest_synapses) * DENSE_BITS_PER_SYNAPSE >= u64::from(input_size);
+        InvertedIndex {
+            dense_input: suits_dense.then_some(input_size),
+            ..InvertedIndex::postings()
         }
     }
 
@@ -72,15 +81,37 @@ impl InvertedIndex {
             layout: Layout::Postings(Postings::default()),
             len: 0,
             kernel: Kernel::detected(),
+            dense_input: None,
+            slots: 0,
         }
     }
 
-    pub fn dense(input_size: u32) -> InvertedIndex {
-        InvertedIndex {
-            layout: Layout::Dense(DenseMatrix::new(input_size)),
-            len: 0,
-            kernel: Kernel::detected(),
+    /// Whether the space's segments suit the dense matrix (whether or not it is in use yet).
+    #[cfg(test)]
+    fn suits_dense(&self) -> bool {
+        self.dense_input.is_some()
+    }
+
+    /// Moves the postings into the dense matrix now, if the space suits it: what `add` does by
+    /// itself once the matrix is small enough. Returns whether the index is dense.
+    pub fn use_dense(&mut self) -> bool {
+        if let (Layout::Postings(postings), Some(input_size)) = (&self.layout, self.dense_input) {
+            let mut matrix = DenseMatrix::new(input_size);
+            for (cell, slot) in postings.entries() {
+                matrix.set(cell, slot);
+            }
+            self.layout = Layout::Dense(matrix);
         }
+        self.is_dense()
+    }
+
+    /// Whether the dense matrix, holding every slot posted so far, would take at most 32 bytes
+    /// per synapse.
+    fn dense_fits(&self) -> bool {
+        self.dense_input.is_some_and(|input_size| {
+            DenseMatrix::bytes_for(input_size, self.slots)
+                <= self.len as u64 * DENSE_BITS_PER_SYNAPSE / 8
+        })
     }
 
     /// Counts with `kernel` from now on (the fastest the CPU has, unless told otherwise).
@@ -98,11 +129,17 @@ impl InvertedIndex {
     }
 
     pub fn add(&mut self, cell: CellIndex, slot: SegmentSlot) {
+        self.slots = self.slots.max(slot as usize + 1);
+        self.len += 1;
         match &mut self.layout {
-            Layout::Postings(postings) => postings.add(cell, slot),
+            Layout::Postings(postings) => {
+                postings.add(cell, slot);
+                if self.dense_fits() {
+                    self.use_dense();
+                }
+            }
             Layout::Dense(matrix) => matrix.set(cell, slot),
         }
-        self.len += 1;
     }
 
     pub fn remove(&mut self, cell: CellIndex, slot: SegmentSlot) {
@@ -201,13 +238,45 @@ mod tests {
 
     #[test]
     fn dense_layout_only_where_the_sparsest_segment_keeps_it_within_32_bytes_a_synapse() {
-        assert!(InvertedIndex::for_space(2048, 12).is_dense());
-        assert!(InvertedIndex::for_space(2048, 8).is_dense());
-        assert!(!InvertedIndex::for_space(2048, 7).is_dense());
+        assert!(InvertedIndex::for_space(2048, 12).suits_dense());
+        assert!(InvertedIndex::for_space(2048, 8).suits_dense());
+        assert!(!InvertedIndex::for_space(2048, 7).suits_dense());
         // One synapse per segment in a 65,536-bit space would take 8 KiB a synapse densely.
-        assert!(!InvertedIndex::for_space(65_536, 1).is_dense());
-        assert!(InvertedIndex::for_space(65_536, 256).is_dense());
-        assert!(!InvertedIndex::for_space(1 << 20, 1 << 20).is_dense());
+        assert!(!InvertedIndex::for_space(65_536, 1).suits_dense());
+        assert!(InvertedIndex::for_space(65_536, 256).suits_dense());
+        assert!(!InvertedIndex::for_space(1 << 20, 1 << 20).suits_dense());
+        let mut sparse = InvertedIndex::for_space(65_536, 1);
+        assert!(
+            !sparse.use_dense(),
+            "a space that does not suit it stays in postings"
+        );
+    }
+
+    #[test]
+    fn a_dense_space_starts_in_postings_and_moves_once_the_matrix_costs_32_bytes_a_synapse() {
+        // 2048 bits: a block of 2048 slots takes 512 KiB, which 16,384 synapses pay for.
+        let mut index = InvertedIndex::for_space(2048, 12);
+        let mut added = 0u64;
+        let mut slot = 0;
+        while !index.is_dense() {
+            for cell in (0..24).map(|i| (slot * 7 + i * 83) % 2048) {
+                index.add(cell, slot);
+                added += 1;
+                assert!(
+                    index.estimated_bytes() <= added * 56,
+                    "{} bytes for {added} synapses",
+                    index.estimated_bytes()
+                );
+            }
+            slot += 1;
+        }
+        let bytes = index.heap_bytes() as u64;
+        assert!(bytes <= added * 32, "{bytes} bytes for {added} synapses");
+        assert!((16_384..16_384 + 24).contains(&added), "{added}");
+        // Every posting made it into the matrix.
+        let everything: Vec<u32> = (0..2048).collect();
+        let overlaps = index.overlaps_reaching(&everything, 24, slot as usize);
+        assert_eq!(overlaps.reaching.len() as u32, slot);
     }
 
     #[test]

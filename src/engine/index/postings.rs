@@ -110,6 +110,13 @@ impl Postings {
         lists + table
     }
 
+    /// Every posting, as (input bit, segment slot), in no particular order.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (CellIndex, SegmentSlot)> + '_ {
+        self.postings
+            .iter()
+            .flat_map(|(&cell, slots)| slots.iter().map(move |&slot| (cell, slot)))
+    }
+
     /// Input bits with at least one posting.
     pub(super) fn cells(&self) -> usize {
         self.postings.len()

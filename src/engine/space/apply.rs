@@ -3,7 +3,15 @@
 //! Nothing here decides anything a store's plan did not already decide, and every check that
 //! could refuse a forget or a deletion runs before the first change, so a committed write always
 //! applies.
+//!
+//! A plan reaches the tables and the index only as a [`CheckedPlan`], which only
+//! [`Space::check_plan`] makes. Plans come from the planner, but also from stored rows and from
+//! other replicas' log entries, which a damaged database, a second process on the same file or a
+//! hand-edited row can make wrong: a synapse past the input would index out of bounds, and an
+//! over-full segment would silently break the false-match limit the space promises. So every
+//! plan is checked against the rules the planner keeps, whatever its source.
 
+use super::sorted::intersection_len;
 use super::{Neuron, NeuronSlot, Segment, Space, StorePlan, StoredPattern};
 use crate::engine::EngineError;
 use crate::engine::index::SegmentSlot;
@@ -12,24 +20,129 @@ use crate::theory::Probability;
 use std::collections::HashMap;
 use std::sync::PoisonError;
 
+/// A plan that keeps every rule of the space it was checked against, at the state it was checked
+/// in: the only form in which a plan changes the tables. Its field is private, so only
+/// [`Space::check_plan`] makes one.
+#[derive(Debug)]
+pub(super) struct CheckedPlan {
+    plan: StorePlan,
+}
+
 impl Space {
-    /// Makes a planned store visible. Plans must be applied in the order they were made.
-    pub fn apply_store(&mut self, plan: StorePlan) {
-        let slot = self.apply_store_quietly(plan);
+    /// Makes a planned store visible. Plans must be applied in the order they were made; one that
+    /// breaks the space's rules (possible only for a plan read back from storage) is refused
+    /// with nothing changed.
+    pub fn apply_store(&mut self, plan: StorePlan) -> Result<(), EngineError> {
+        let checked = self.check_plan(plan)?;
+        let slot = self.apply_store_quietly(checked);
         self.refresh_neuron(slot);
+        Ok(())
     }
 
     /// Applies plans in order, refreshing each touched neuron's probability once at the end
     /// (start-up replays millions of plans; a neuron's refresh costs one step per segment).
-    pub fn apply_stores(&mut self, plans: Vec<StorePlan>) {
-        let mut touched: Vec<NeuronSlot> = plans
-            .into_iter()
-            .map(|p| self.apply_store_quietly(p))
-            .collect();
+    ///
+    /// Each plan is checked against the state the ones before it left. On the first that breaks
+    /// a rule the rest are not applied and its error is returned; the ones before it stay, so a
+    /// caller that gets an error discards the space (start-up) or reloads it (a replica).
+    pub fn apply_stores(&mut self, plans: Vec<StorePlan>) -> Result<(), EngineError> {
+        let mut touched = Vec::with_capacity(plans.len());
+        let mut outcome = Ok(());
+        for plan in plans {
+            match self.check_plan(plan) {
+                Ok(checked) => touched.push(self.apply_store_quietly(checked)),
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+        }
         touched.sort_unstable();
         touched.dedup();
         for slot in touched {
             self.refresh_neuron(slot);
+        }
+        outcome
+    }
+
+    /// Checks a plan against every rule the planner keeps, at the space's current state: its
+    /// pattern fits the input and reaches the threshold; its synapses are the sorted, distinct
+    /// sample of the pattern's own bits the space takes; its id and bits are new to the neuron;
+    /// and its segment stays within the learning limit (a segment's first pattern may exceed it,
+    /// as planning allows) and the neuron within its segment count.
+    pub(super) fn check_plan(&self, plan: StorePlan) -> Result<CheckedPlan, EngineError> {
+        match self.plan_fault(&plan) {
+            None => Ok(CheckedPlan { plan }),
+            Some(reason) => Err(EngineError::InvalidPlan {
+                neuron: plan.neuron,
+                id: plan.id,
+                reason,
+            }),
+        }
+    }
+
+    /// What is wrong with `plan`, if anything.
+    fn plan_fault(&self, plan: &StorePlan) -> Option<String> {
+        let params = &self.params;
+        if let Err(error) = plan.active.check_fits(params.input_size) {
+            return Some(error.to_string());
+        }
+        if plan.active.len() < params.threshold as usize {
+            return Some(format!(
+                "it has {} active bits, fewer than the threshold {}",
+                plan.active.len(),
+                params.threshold
+            ));
+        }
+        let sampled = (params.synapses_per_pattern as usize).min(plan.active.len());
+        if plan.synapses.len() != sampled {
+            return Some(format!(
+                "it has {} synapses where the space samples {sampled}",
+                plan.synapses.len()
+            ));
+        }
+        if !plan.synapses.is_sorted_by(|a, b| a < b) {
+            return Some("its synapses are not sorted and distinct".into());
+        }
+        if intersection_len(plan.active.cells(), &plan.synapses) != plan.synapses.len() {
+            return Some("a synapse lies on a bit outside the pattern".into());
+        }
+        // A neuron not created yet holds nothing the plan could collide with: no fault.
+        let neuron = self.neuron(&plan.neuron)?;
+        if neuron.patterns.contains_key(&plan.id) {
+            return Some("the neuron already holds a pattern with this id".into());
+        }
+        if let Some(other) = neuron.by_content.get(&plan.active) {
+            return Some(format!(
+                "the neuron already holds these active bits as pattern {other}"
+            ));
+        }
+        match neuron
+            .segments
+            .binary_search_by_key(&plan.segment, |&(number, _)| number)
+        {
+            Ok(at) => {
+                let held = &self.segment(neuron.segments[at].1).synapses;
+                let added = plan
+                    .synapses
+                    .iter()
+                    .filter(|cell| held.binary_search_by_key(cell, |(c, _)| c).is_err())
+                    .count();
+                let union = held.len() + added;
+                (union > self.max_synapses_per_segment as usize).then(|| {
+                    format!(
+                        "segment {} would hold {union} synapses, over the {} its false-match limit allows",
+                        plan.segment, self.max_synapses_per_segment
+                    )
+                })
+            }
+            Err(_) if neuron.segments.len() >= params.max_segments_per_neuron as usize => {
+                Some(format!(
+                    "a new segment {} would give the neuron more than max_segments_per_neuron ({})",
+                    plan.segment, params.max_segments_per_neuron
+                ))
+            }
+            Err(_) => None,
         }
     }
 
@@ -44,7 +157,8 @@ impl Space {
 
     /// Takes the plan by value: its cells and id move into the tables instead of being copied
     /// (start-up applies a million plans).
-    fn apply_store_quietly(&mut self, plan: StorePlan) -> NeuronSlot {
+    fn apply_store_quietly(&mut self, checked: CheckedPlan) -> NeuronSlot {
+        let plan = checked.plan;
         let neuron_slot = self.neuron_slot_or_create(&plan.neuron);
         let segment_slot = self.segment_slot_or_create(neuron_slot, plan.segment);
         let segment = self.segments.get_mut(segment_slot);
@@ -251,5 +365,128 @@ impl Space {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{EngineError, Name, Pattern, SpaceSpec, StorePlan, StoreRequest};
+
+    fn name(raw: &str) -> Name {
+        Name::parse(raw).unwrap()
+    }
+
+    /// A standard space (2048 bits, 24 synapses, threshold 12, at most 8 segments a neuron) and
+    /// the plan of one pattern.
+    fn space_and_plan() -> (crate::engine::Space, StorePlan) {
+        let space = crate::engine::space_for_tests(
+            "s",
+            SpaceSpec {
+                input_size: 2048,
+                active_bits: 40,
+                synapses_per_pattern: Some(24),
+                threshold: Some(12),
+                max_segments_per_neuron: Some(8),
+                ..SpaceSpec::default()
+            },
+        );
+        let request = StoreRequest {
+            neuron: name("n"),
+            active: Pattern::from_sorted((0..40).map(|i| i * 50).collect(), 2048).unwrap(),
+            id: None,
+        };
+        let plan = match space.plan_store(&[request]).unwrap().remove(0) {
+            crate::engine::Planned::New(plan) => plan,
+            crate::engine::Planned::Existing { .. } => unreachable!("an empty space"),
+        };
+        (space, plan)
+    }
+
+    fn refusal(plan: StorePlan) -> String {
+        let (mut space, _) = space_and_plan();
+        match space.apply_store(plan) {
+            Err(error @ EngineError::InvalidPlan { .. }) => {
+                assert_eq!(space.counts().patterns, 0, "nothing applied");
+                error.to_string()
+            }
+            other => panic!("applied or refused otherwise: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plan_that_breaks_a_rule_is_refused_before_it_reaches_the_index() {
+        let (mut space, plan) = space_and_plan();
+        let past_the_input = StorePlan {
+            synapses: plan.synapses[..23].iter().copied().chain([5000]).collect(),
+            ..plan.clone()
+        };
+        assert!(refusal(past_the_input).contains("outside the pattern"));
+        let mut reversed = plan.synapses.clone();
+        reversed.reverse();
+        let unsorted = StorePlan {
+            synapses: reversed,
+            ..plan.clone()
+        };
+        assert!(refusal(unsorted).contains("not sorted"));
+        let too_few = StorePlan {
+            synapses: plan.synapses[..10].to_vec(),
+            ..plan.clone()
+        };
+        assert!(refusal(too_few).contains("10 synapses where the space samples 24"));
+        let repeated = StorePlan {
+            synapses: vec![plan.synapses[0]; 24],
+            ..plan.clone()
+        };
+        assert!(refusal(repeated).contains("not sorted and distinct"));
+
+        space.apply_store(plan.clone()).unwrap();
+        let same_id = StorePlan {
+            active: Pattern::from_sorted((1..41).collect(), 2048).unwrap(),
+            synapses: (1..25).collect(),
+            ..plan.clone()
+        };
+        let refused = space.apply_store(same_id).unwrap_err().to_string();
+        assert!(
+            refused.contains("already holds a pattern with this id"),
+            "{refused}"
+        );
+        let same_bits = StorePlan {
+            id: name("other"),
+            ..plan
+        };
+        let refused = space.apply_store(same_bits).unwrap_err().to_string();
+        assert!(refused.contains("as pattern 1"), "{refused}");
+        assert_eq!(space.counts().patterns, 1);
+    }
+
+    #[test]
+    fn a_segment_is_refused_past_its_learning_limit_and_a_neuron_past_its_segments() {
+        let (mut space, _) = space_and_plan();
+        let limit = space.max_synapses_per_segment as usize;
+        // Disjoint patterns forced into segment 0: each adds 24 synapses.
+        let plan = |i: u32, segment: u32| StorePlan {
+            neuron: name("n"),
+            id: name(&format!("p{i}")),
+            active: Pattern::from_sorted((i * 40..i * 40 + 40).collect(), 2048).unwrap(),
+            synapses: (i * 40..i * 40 + 24).collect(),
+            segment,
+        };
+        let fits = limit / 24;
+        for i in 0..fits as u32 {
+            space.apply_store(plan(i, 0)).unwrap();
+        }
+        let refused = space.apply_store(plan(fits as u32, 0)).unwrap_err();
+        assert!(refused.to_string().contains("over the"), "{refused}");
+        let max = space.params().max_segments_per_neuron;
+        for segment in 1..max {
+            space
+                .apply_store(plan(fits as u32 + segment, segment))
+                .unwrap();
+        }
+        let refused = space.apply_store(plan(fits as u32 + max, max)).unwrap_err();
+        assert!(
+            refused.to_string().contains("max_segments_per_neuron"),
+            "{refused}"
+        );
     }
 }

@@ -328,7 +328,9 @@ mod tests {
                 id: None,
             };
             if let Planned::New(plan) = space.plan_store(&[request]).unwrap().remove(0) {
-                space.apply_store(plan);
+                space
+                    .apply_store(plan)
+                    .expect("a plan of this space applies");
             }
         }
         space

@@ -137,7 +137,9 @@ mod tests {
                         && let Planned::New(plan) = plans.remove(0)
                     {
                         stored.push((plan.neuron.clone(), plan.id.clone()));
-                        space.apply_store(plan);
+                        space
+                            .apply_store(plan)
+                            .expect("a plan of this space applies");
                     }
                 }
                 7 | 8 if !stored.is_empty() => {

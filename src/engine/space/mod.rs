@@ -258,9 +258,17 @@ impl Space {
         bytes
     }
 
-    /// Whether recognition counts with the dense bit matrix (true) or with postings.
+    /// Whether recognition counts with the dense bit matrix (true) or with postings. A space
+    /// whose segments suit the matrix starts in postings and moves to it by itself once the
+    /// matrix would take at most 32 bytes per synapse.
     pub fn is_dense(&self) -> bool {
         self.index.is_dense()
+    }
+
+    /// Moves the index to the dense matrix now, if the space's segments suit it; returns whether
+    /// it is dense. For comparing and testing the layouts: the index moves by itself.
+    pub fn use_dense_layout(&mut self) -> bool {
+        self.index.use_dense()
     }
 
     /// Whether a recognition here splits its counting across rayon's threads.

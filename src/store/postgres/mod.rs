@@ -148,40 +148,48 @@ impl PostgresDatabase {
             let input_size = space.params().input_size;
             let rebuild = Rebuild::start(space);
             let chunks = rebuild.chunks();
-            let mut rows = sqlx::query(
-                "SELECT neuron, id, segment, active, synapses FROM patterns WHERE space = $1 ORDER BY seq",
-            )
-            .bind(name.as_str())
-            .fetch(&mut *snapshot);
-            let mut chunk = Vec::with_capacity(super::LOAD_CHUNK);
-            let mut last_neuron = None;
-            while let Some(row) = rows.try_next().await? {
-                let plan = PatternRow {
-                    neuron: row.try_get(0)?,
-                    id: row.try_get(1)?,
-                    segment: row.try_get(2)?,
-                    active: row.try_get(3)?,
-                    synapses: row.try_get(4)?,
+            // Read until done or until the applier stops; then its error, which names the row
+            // it refused, comes before the reader's "stopped".
+            let read: anyhow::Result<u64> = async {
+                let mut read = 0;
+                let mut rows = sqlx::query(
+                    "SELECT neuron, id, segment, active, synapses FROM patterns WHERE space = $1 ORDER BY seq",
+                )
+                .bind(name.as_str())
+                .fetch(&mut *snapshot);
+                let mut chunk = Vec::with_capacity(super::LOAD_CHUNK);
+                let mut last_neuron = None;
+                while let Some(row) = rows.try_next().await? {
+                    let plan = PatternRow {
+                        neuron: row.try_get(0)?,
+                        id: row.try_get(1)?,
+                        segment: row.try_get(2)?,
+                        active: row.try_get(3)?,
+                        synapses: row.try_get(4)?,
+                    }
+                    .plan(input_size, &mut last_neuron)
+                    .with_context(|| format!("a stored pattern of space {name}"))?;
+                    chunk.push(plan);
+                    read += 1;
+                    if chunk.len() == super::LOAD_CHUNK {
+                        // A blocking send: the applier is at most four chunks behind, and this runs
+                        // at start-up or on the writer's own thread.
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(super::LOAD_CHUNK));
+                        chunks
+                            .send(full)
+                            .map_err(|_| anyhow::anyhow!("the loader thread stopped"))?;
+                    }
                 }
-                .plan(input_size, &mut last_neuron)
-                .with_context(|| format!("a stored pattern of space {name}"))?;
-                chunk.push(plan);
-                summary.patterns += 1;
-                if chunk.len() == super::LOAD_CHUNK {
-                    // A blocking send: the applier is at most four chunks behind, and this runs
-                    // at start-up or on the writer's own thread.
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(super::LOAD_CHUNK));
-                    chunks
-                        .send(full)
-                        .map_err(|_| anyhow::anyhow!("the loader thread stopped"))?;
-                }
+                drop(rows);
+                chunks
+                    .send(chunk)
+                    .map_err(|_| anyhow::anyhow!("the loader thread stopped"))?;
+                Ok(read)
             }
-            drop(rows);
-            chunks
-                .send(chunk)
-                .map_err(|_| anyhow::anyhow!("the loader thread stopped"))?;
+            .await;
             drop(chunks);
-            spaces.insert(rebuild.finish()?);
+            spaces.insert(rebuild.finish(&name)?);
+            summary.patterns += read?;
             summary.spaces += 1;
         }
         snapshot.rollback().await?;

@@ -7,6 +7,7 @@
 
 mod bulk;
 pub mod connection;
+pub mod owner;
 mod sql;
 
 use super::health::{Fault, StorageError};
@@ -33,6 +34,8 @@ pub struct SqliteDatabase {
     options: SqliteConnectOptions,
     /// `sqlite::memory:`: no file, and nothing stored before this process opened it.
     in_memory: bool,
+    /// This process's claim on the file, held while any handle to the database lives.
+    _owner: Option<std::sync::Arc<owner::FileOwner>>,
 }
 
 /// A start-up error that says which database failed and what to do about it.
@@ -73,6 +76,15 @@ impl SqliteDatabase {
         // An in-memory database lives as long as one of its connections: the pool keeps one open
         // for good, and the writer's connection shares it (sqlx names it and shares its cache).
         let in_memory = url.contains(":memory:");
+        // Claimed before the first connection: a second process stops here, before it migrates
+        // or loads anything.
+        let owner = if in_memory {
+            None
+        } else {
+            let claim = owner::FileOwner::claim(options.get_filename())
+                .with_context(|| format!("cannot use the database {url}"))?;
+            Some(std::sync::Arc::new(claim))
+        };
         let connections = if in_memory { 1 } else { 2 };
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
@@ -90,6 +102,7 @@ impl SqliteDatabase {
             pool,
             options,
             in_memory,
+            _owner: owner,
         };
         super::refuse_unless_writable(database.writes(), url, cannot_write).await?;
         Ok(database)
@@ -170,7 +183,7 @@ impl SqliteDatabase {
                 })
             })
             .await;
-            let space = rebuild.finish()?;
+            let space = rebuild.finish(&name)?;
             summary.patterns += read
                 .context("the reader thread failed")?
                 .with_context(|| format!("the stored patterns of space {name}"))?;
