@@ -36,7 +36,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(args: &ServeArgs) -> anyhow::Result<Application> {
-        // Settings first: a bad key stops start-up before anything is opened.
+        // Settings first: a bad key or duration stops start-up before anything is opened.
+        args.check()?;
         let keys = args.access.keys()?;
         let cors = cors_layer(&args.access.cors_origins)?;
         let db = Database::open(&args.database_url, &args.store_settings()).await?;
@@ -60,12 +61,20 @@ impl Application {
             "loaded the engine from the {} database",
             db.backend()
         );
+        match args.memory_limit() {
+            Some(limit) => tracing::info!(
+                memory_limit = limit,
+                "the engine may take {} MiB (--memory-limit; 0 turns the limit off)",
+                limit >> 20
+            ),
+            None => tracing::info!("the engine's memory is not limited (--memory-limit)"),
+        }
         let health = Arc::new(Health::default());
         let (writer, writer_thread) = Writer::spawn(
             &db,
             Arc::clone(&spaces),
             Arc::clone(&health),
-            args.memory_limit,
+            args.memory_limit(),
             loaded.sequence,
         )
         .context("cannot start the writer thread")?;
@@ -85,7 +94,8 @@ impl Application {
         let state = AppState::new(spaces, writer, db.clone(), health, args.request_timeout())
             .with_keys(keys)
             .with_backups(backups)
-            .with_open_metrics(args.access.metrics_without_key);
+            .with_open_metrics(args.access.metrics_without_key)
+            .with_trusted_origins(access::TrustedOrigins::new(&args.access.cors_origins));
         let observers = (Arc::clone(&state.metrics), Arc::clone(&state.activity));
         let hosts = Arc::new(AllowedHosts::new(&args.listen, &args.access.allowed_hosts));
         let keys = Arc::clone(&state.keys);
@@ -113,6 +123,7 @@ impl Application {
                     args.body_limit,
                     http::guard::refuse_declared_oversize,
                 ))
+                .layer(axum::middleware::from_fn(http::guard::refuse_encoded_body))
                 .layer(RequestBodyDeadlineLayer::new(args.body_timeout()))
                 .layer(DefaultBodyLimit::max(args.body_limit)),
         );

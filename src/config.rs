@@ -16,6 +16,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// The longest timeout a setting may give, a day: longer ones mean "never" and would overflow the
+/// clock arithmetic of the connections they bound (2^63 seconds made every connection panic).
+pub const MAX_TIMEOUT_SECONDS: u64 = 86_400;
+
 #[derive(Clone, Debug, Args)]
 pub struct ServeArgs {
     /// Address and port to listen on.
@@ -43,26 +47,31 @@ pub struct ServeArgs {
     #[arg(long, env = "DENDRITE_MAX_DATABASE_SIZE")]
     pub max_database_size: Option<u64>,
     /// The most memory the engine may take, in bytes (by its own estimate, shown in /v1/stats);
-    /// a store that would pass it is refused with 507. Unset: no limit but the machine's.
+    /// a store that would pass it is refused with 507. Unset: half the memory this process may
+    /// use (the container's limit, or the machine's memory); 0: no limit.
     #[arg(long, env = "DENDRITE_MEMORY_LIMIT")]
     pub memory_limit: Option<u64>,
     /// Seconds a read (a GET or a query) may run before it is stopped and answered 503.
     /// Writes have no such deadline: they are always answered with what really happened.
-    #[arg(long, env = "DENDRITE_REQUEST_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "DENDRITE_REQUEST_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECONDS))]
     pub request_timeout: u64,
     /// Seconds a connection may take to send a whole request head, from when it opens or from
     /// its previous answer; past it the connection is closed. This is also how long an idle
     /// keep-alive connection is kept.
-    #[arg(long, env = "DENDRITE_HEADER_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "DENDRITE_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECONDS))]
     pub header_timeout: u64,
     /// The most connections open at once; past it new clients wait to be accepted.
     #[arg(long, env = "DENDRITE_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
     /// Seconds open requests get to finish after SIGTERM or SIGINT; then the process stops.
-    #[arg(long, env = "DENDRITE_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "DENDRITE_SHUTDOWN_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECONDS))]
     pub shutdown_timeout: u64,
     /// Seconds a request body may take to arrive before the request is answered 408.
-    #[arg(long, env = "DENDRITE_BODY_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "DENDRITE_BODY_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECONDS))]
     pub body_timeout: u64,
     /// WAL pages after which a commit checkpoints the WAL into the database file (SQLite's
     /// wal_autocheckpoint). 0 leaves checkpoints to a replicator such as Litestream. Unset:
@@ -150,6 +159,33 @@ impl AccessArgs {
 }
 
 impl ServeArgs {
+    /// Checks what clap's ranges check, for settings built in code rather than parsed.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (setting, seconds, least) in [
+            ("DENDRITE_REQUEST_TIMEOUT", self.request_timeout, 1),
+            ("DENDRITE_HEADER_TIMEOUT", self.header_timeout, 1),
+            ("DENDRITE_SHUTDOWN_TIMEOUT", self.shutdown_timeout, 0),
+            ("DENDRITE_BODY_TIMEOUT", self.body_timeout, 1),
+        ] {
+            anyhow::ensure!(
+                (least..=MAX_TIMEOUT_SECONDS).contains(&seconds),
+                "{setting}: {seconds} s is not in {least}..={MAX_TIMEOUT_SECONDS} (a day)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The engine's memory budget: the setting, or by default half of [`available_memory`] (the
+    /// other half is for what the estimate does not count: the allocator's slack, start-up's
+    /// decoded rows, requests in flight); `None` when set to 0 or when the memory is unknown.
+    pub fn memory_limit(&self) -> Option<u64> {
+        match self.memory_limit {
+            Some(0) => None,
+            Some(bytes) => Some(bytes),
+            None => available_memory().map(|bytes| bytes / 2),
+        }
+    }
+
     pub fn store_settings(&self) -> StoreSettings {
         StoreSettings {
             max_size: self.max_database_size,
@@ -171,6 +207,62 @@ impl ServeArgs {
             header_timeout: Duration::from_secs(self.header_timeout),
             max_connections: self.max_connections,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        }
+    }
+}
+
+/// The memory this process may use: the smallest of the cgroup's limit (v2 `memory.max`, or v1
+/// `memory.limit_in_bytes`) and the machine's `MemTotal`. `None` where none can be read.
+pub fn available_memory() -> Option<u64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    [
+        read("/sys/fs/cgroup/memory.max").and_then(|text| cgroup_limit(&text)),
+        read("/sys/fs/cgroup/memory/memory.limit_in_bytes").and_then(|text| cgroup_limit(&text)),
+        read("/proc/meminfo").and_then(|text| mem_total(&text)),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
+/// A cgroup memory limit in bytes; `None` for no limit (`max`, or v1's near-`i64::MAX` value).
+fn cgroup_limit(text: &str) -> Option<u64> {
+    let bytes: u64 = text.trim().parse().ok()?;
+    (bytes < 1 << 60).then_some(bytes)
+}
+
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_limit_defaults_to_half_the_memory_available_and_0_turns_it_off() {
+        assert_eq!(cgroup_limit("max\n"), None);
+        assert_eq!(cgroup_limit("9223372036854771712\n"), None, "v1's no limit");
+        assert_eq!(cgroup_limit("2147483648\n"), Some(2 << 30));
+        let meminfo = "MemTotal:       24567892 kB\nMemFree:  1000 kB\n";
+        assert_eq!(mem_total(meminfo), Some(24_567_892 * 1024));
+        let settings = |limit| {
+            #[derive(clap::Parser)]
+            struct Serve {
+                #[command(flatten)]
+                args: ServeArgs,
+            }
+            let mut args = <Serve as clap::Parser>::parse_from(["dendrite"]).args;
+            args.memory_limit = limit;
+            args.memory_limit()
+        };
+        assert_eq!(settings(Some(0)), None);
+        assert_eq!(settings(Some(12345)), Some(12345));
+        if let Some(available) = available_memory() {
+            assert_eq!(settings(None), Some(available / 2));
         }
     }
 }

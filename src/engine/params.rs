@@ -89,10 +89,18 @@ impl SpaceParams {
                 theory::threshold_min_error(n.into(), a.into(), s.into(), noise_bits) as u32
             }
         };
-        if !(1..=s).contains(&theta) {
+        // A segment's single pattern has min(s, a) synapses: a higher threshold could never be
+        // reached by the space's own patterns.
+        let most = s.min(a);
+        if !(1..=most).contains(&theta) {
+            let limit = if s <= a {
+                "synapses_per_pattern"
+            } else {
+                "active_bits"
+            };
             return Err(reject(
                 "threshold",
-                format!("must be in 1..={s} (synapses_per_pattern), not {theta}"),
+                format!("must be in 1..={most} ({limit}), not {theta}"),
             ));
         }
         let max_false_match = spec.max_false_match.unwrap_or(1e-6);
@@ -259,6 +267,14 @@ mod tests {
                 "threshold",
                 SpaceSpec {
                     threshold: Some(0),
+                    ..spec(100, 10)
+                },
+            ),
+            (
+                "threshold",
+                SpaceSpec {
+                    synapses_per_pattern: Some(40),
+                    threshold: Some(11),
                     ..spec(100, 10)
                 },
             ),

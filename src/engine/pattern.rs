@@ -9,7 +9,9 @@ use std::sync::Arc;
 /// An input bit: an index below the space's input size.
 pub type CellIndex = u32;
 
-/// The name of a space, a neuron or a pattern id: 1 to 128 letters, digits and `_.:-`.
+/// The name of a space, a neuron or a pattern id: 1 to 128 letters, digits and `_.:-`, not dots
+/// alone (`.` and `..` are path segments every HTTP client resolves away, so such a name could
+/// be created but never reached again).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Name(String);
 
@@ -21,13 +23,16 @@ impl Name {
         if raw.is_empty() || raw.len() > MAX_NAME_LEN {
             return Err(NameError::Length(raw.chars().count()));
         }
-        match raw
+        if let Some(c) = raw
             .chars()
             .find(|&c| !(c.is_ascii_alphanumeric() || "_.:-".contains(c)))
         {
-            Some(c) => Err(NameError::Character(c)),
-            None => Ok(Name(raw.to_owned())),
+            return Err(NameError::Character(c));
         }
+        if raw.bytes().all(|b| b == b'.') {
+            return Err(NameError::OnlyDots);
+        }
+        Ok(Name(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -48,6 +53,8 @@ pub enum NameError {
     Length(usize),
     #[error("a name may hold only letters, digits and _.:- (found {0:?})")]
     Character(char),
+    #[error("a name of dots alone is a path segment, not a name: add a letter or digit")]
+    OnlyDots,
 }
 
 /// A set of active input bits, sorted and distinct, each below the space's input size.
@@ -178,6 +185,10 @@ mod tests {
         assert_eq!(Name::parse("a b"), Err(NameError::Character(' ')));
         assert_eq!(Name::parse("a/b"), Err(NameError::Character('/')));
         assert_eq!(Name::parse("é"), Err(NameError::Character('é')));
+        for dots in [".", "..", "..."] {
+            assert_eq!(Name::parse(dots), Err(NameError::OnlyDots), "{dots}");
+        }
+        assert!(Name::parse(".a").is_ok() && Name::parse("v1.2").is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::extract::Json;
-use super::{AppState, Route, route};
+use super::{AppState, Route};
 use crate::store::backup::{BackupFile, BackupReport};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
@@ -10,8 +10,8 @@ use serde::Serialize;
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        route(Method::POST, "/v1/admin/backup", backup),
-        route(Method::GET, "/v1/admin/backups", list),
+        Route::write(Method::POST, "/v1/admin/backup", backup),
+        Route::read(Method::GET, "/v1/admin/backups", list).with_write_key(),
     ]
 }
 

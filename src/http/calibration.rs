@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use super::extract::{Json, Path};
-use super::{AppState, Route, parse_name, route};
+use super::{AppState, Route, parse_name};
 use crate::engine::{Calibration, Calibrator};
 use axum::extract::State;
 use axum::http::Method;
@@ -13,8 +13,9 @@ use std::sync::{Arc, PoisonError};
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        route(Method::POST, "/v1/spaces/{space}/calibrate", calibrate),
-        route(Method::GET, "/v1/spaces/{space}/calibration", last),
+        // CPU work that replaces the stored result: a read-write key's, under the read deadline.
+        Route::read(Method::POST, "/v1/spaces/{space}/calibrate", calibrate).with_write_key(),
+        Route::read(Method::GET, "/v1/spaces/{space}/calibration", last),
     ]
 }
 

@@ -5,16 +5,16 @@
 //! which asks for a key when keys are set (the page then asks the person for one, and keeps it in
 //! the browser's session only). A strict Content-Security-Policy lets it run only its own files.
 
+use super::Route;
 use super::error::ApiError;
-use super::{Route, route};
 use axum::extract::Path;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        route(Method::GET, "/", page),
-        route(Method::GET, "/dashboard/{file}", asset),
+        Route::open(Method::GET, "/", page),
+        Route::open(Method::GET, "/dashboard/{file}", asset),
     ]
 }
 

@@ -35,6 +35,8 @@ enum Kind {
     Forbidden,
     /// A `Host` that is not a name of this service, while no key is set.
     HostNotAllowed,
+    /// A state-changing request a browser sent from another site.
+    CrossSite,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -62,7 +64,7 @@ impl Kind {
         match self {
             Kind::MalformedRequest | Kind::InvalidParameter => StatusCode::BAD_REQUEST,
             Kind::Unauthorized => StatusCode::UNAUTHORIZED,
-            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::Forbidden | Kind::CrossSite => StatusCode::FORBIDDEN,
             Kind::HostNotAllowed => StatusCode::MISDIRECTED_REQUEST,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -91,6 +93,7 @@ impl Kind {
             | Kind::InvalidParameter
             | Kind::Unauthorized
             | Kind::Forbidden
+            | Kind::CrossSite
             | Kind::HostNotAllowed
             | Kind::NotFound
             | Kind::MethodNotAllowed
@@ -114,6 +117,7 @@ impl Kind {
             Kind::Unauthorized => ("unauthorized", "A valid API key is needed"),
             Kind::Forbidden => ("forbidden", "The API key does not allow this"),
             Kind::HostNotAllowed => ("host-not-allowed", "The Host is not a name of this service"),
+            Kind::CrossSite => ("cross-site", "A cross-site request may not change state"),
             Kind::NotFound => ("not-found", "Not found"),
             Kind::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             Kind::Conflict => ("conflict", "Conflict with the current state"),
@@ -204,6 +208,13 @@ impl ApiError {
     }
 
     /// A body larger than the limit, refused from its declared length or while reading it.
+    pub fn encoded_body() -> ApiError {
+        ApiError::new(
+            Kind::UnsupportedMediaType,
+            "the body has a Content-Encoding other than identity: send it uncompressed",
+        )
+    }
+
     pub fn payload_too_large(limit: usize) -> ApiError {
         ApiError::new(
             Kind::PayloadTooLarge,
@@ -220,6 +231,13 @@ impl ApiError {
     }
 
     /// A key whose scope does not cover the request.
+    pub fn cross_site() -> ApiError {
+        ApiError::new(
+            Kind::CrossSite,
+            "a browser sent this request from another site: requests that change state are accepted from this service's own pages and the origins of --cors-origin only",
+        )
+    }
+
     pub fn forbidden(detail: impl Into<String>) -> ApiError {
         ApiError::new(Kind::Forbidden, detail)
     }

@@ -33,6 +33,25 @@ pub async fn refuse_declared_oversize(
     }
 }
 
+/// Refuses (415) a body with a `Content-Encoding` other than `identity`: the service does not
+/// decompress, and reading gzip bytes as JSON (or ignoring the header) would misread the request.
+pub async fn refuse_encoded_body(request: Request, next: Next) -> Response {
+    let encoded = request
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|value| {
+            value.to_str().map_or(true, |v| {
+                v.split(',')
+                    .any(|coding| !coding.trim().eq_ignore_ascii_case("identity"))
+            })
+        });
+    if encoded {
+        return ApiError::encoded_body().into_response();
+    }
+    next.run(request).await
+}
+
 /// Answers a read that runs past `limit` with a timeout problem. The handler's work is dropped
 /// with it: a query batch starts no further slice, and a slice under way ends within 10 ms.
 pub async fn read_deadline(
@@ -61,31 +80,11 @@ pub async fn read_after_sequence(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let query = request.uri().query().unwrap_or_default();
-    let mut wanted = None;
-    let mut rest = Vec::new();
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        match pair.split_once('=') {
-            Some((MIN_SEQUENCE, value)) if wanted.is_none() => wanted = Some(value.to_owned()),
-            Some((MIN_SEQUENCE, _)) => {
-                return ApiError::invalid_parameter(MIN_SEQUENCE, "give min_sequence once")
-                    .into_response();
-            }
-            _ => rest.push(pair),
-        }
-    }
-    let Some(wanted) = wanted else {
-        return next.run(request).await;
-    };
-    let Ok(sequence) = wanted.parse::<u64>() else {
-        return ApiError::invalid_parameter(
-            MIN_SEQUENCE,
-            format!(
-                "min_sequence must be a whole number from 0 to {} (a write's Dendrite-Sequence), not {wanted:?}",
-                u64::MAX
-            ),
-        )
-        .into_response();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let (sequence, rest) = match split_min_sequence(&query) {
+        Ok((Some(sequence), rest)) => (sequence, rest),
+        Ok((None, _)) => return next.run(request).await,
+        Err(error) => return error.into_response(),
     };
     let progress = writer.progress();
     if !progress.reached(sequence, SEQUENCE_WAIT).await {
@@ -112,6 +111,106 @@ pub async fn read_after_sequence(
         Err(_) => {
             return ApiError::invalid_parameter(MIN_SEQUENCE, "a malformed query").into_response();
         }
+    }
+    next.run(request).await
+}
+
+/// The query's `min_sequence` and its other parameters. The parameter must be written plainly,
+/// once, as `min_sequence=DIGITS`: a spelling that a client meant as it but that would not be
+/// read as it (no `=`, percent-encoded, a sign) is refused rather than served without waiting.
+fn split_min_sequence(query: &str) -> Result<(Option<u64>, Vec<&str>), ApiError> {
+    let mut wanted = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != MIN_SEQUENCE {
+            if decoded_name(name) == MIN_SEQUENCE {
+                return Err(ApiError::invalid_parameter(
+                    MIN_SEQUENCE,
+                    "write min_sequence plainly, not percent-encoded",
+                ));
+            }
+            rest.push(pair);
+            continue;
+        }
+        if wanted.is_some() {
+            return Err(ApiError::invalid_parameter(
+                MIN_SEQUENCE,
+                "give min_sequence once",
+            ));
+        }
+        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        match value.parse::<u64>() {
+            Ok(sequence) if digits && pair.contains('=') => wanted = Some(sequence),
+            _ => {
+                return Err(ApiError::invalid_parameter(
+                    MIN_SEQUENCE,
+                    format!(
+                        "min_sequence must be written min_sequence=N, N a whole number from 0 to {} (a write's Dendrite-Sequence), not {:?}",
+                        u64::MAX,
+                        pair.chars().take(64).collect::<String>()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((wanted, rest))
+}
+
+/// A query parameter's name as a form decoder reads it: `+` a space, `%XX` a byte.
+fn decoded_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                decoded.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// Refuses (400) a query parameter a route does not take, naming it; a read's `min_sequence`
+/// passes (it is checked by [`read_after_sequence`]). Routes with parameters of their own check
+/// them with their extractor, which refuses unknown names too. Without this a typo such as
+/// `min_sequense=7` would be answered from possibly stale data, without a word.
+pub async fn refuse_unknown_query(
+    State(takes_min_sequence): State<bool>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        if takes_min_sequence && decoded_name(name) == MIN_SEQUENCE {
+            continue;
+        }
+        let shown: String = name.chars().take(64).collect();
+        let accepted = if takes_min_sequence {
+            "it takes only min_sequence"
+        } else {
+            "it takes none"
+        };
+        return ApiError::invalid_parameter(
+            &shown,
+            format!("this route has no query parameter {shown:?}: {accepted}"),
+        )
+        .into_response();
     }
     next.run(request).await
 }

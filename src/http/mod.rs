@@ -64,6 +64,8 @@ pub struct AppState {
     pub calibrations: Arc<Mutex<HashMap<Name, Calibration>>>,
     /// Whether `/metrics` answers without a key while keys are set.
     pub open_metrics: bool,
+    /// The origins whose pages may send state-changing requests across sites.
+    pub trusted_origins: Arc<access::TrustedOrigins>,
 }
 
 impl AppState {
@@ -88,6 +90,15 @@ impl AppState {
             activity: Arc::new(activity::Activity::default()),
             calibrations: Arc::default(),
             open_metrics: false,
+            trusted_origins: Arc::default(),
+        }
+    }
+
+    /// The same state, trusting these origins' pages to send writes (the CORS setting).
+    pub fn with_trusted_origins(self, origins: access::TrustedOrigins) -> AppState {
+        AppState {
+            trusted_origins: Arc::new(origins),
+            ..self
         }
     }
 
@@ -158,50 +169,112 @@ impl CpuPool {
     }
 }
 
+/// What a route does, declared in its module's table beside its path (never inferred from the
+/// path, so a new route cannot become a read or a write by its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Open to everyone: the probes, the API's description and the dashboard's files, which
+    /// hold no data. Run under the read deadline.
+    Open,
+    /// Changes nothing stored (GETs and queries): run under the read deadline, after waiting
+    /// for `min_sequence`.
+    Read,
+    /// Changes state: never cut off by a deadline (its answer is its real outcome), and refused
+    /// when a browser sends it from another site.
+    Write,
+}
+
 /// One route of the API.
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
+    pub class: Class,
+    /// Whether the route needs a read-write key although it is a read: administration, and
+    /// work that replaces a stored result.
+    write_key: bool,
+    /// Whether the route has query parameters of its own (its extractor refuses unknown ones);
+    /// any other route refuses every parameter but a read's `min_sequence`.
+    query: bool,
     handler: MethodRouter<AppState>,
 }
 
 impl Route {
-    /// Whether the route only reads: every GET, and the queries (POSTs that change nothing).
-    /// Reads are cut off at the request timeout; writes are always answered with their outcome.
-    pub fn is_read(&self) -> bool {
-        self.method == Method::GET
-            || self.path.ends_with("/query")
-            || self.path.ends_with("/query/batch")
-            || self.path.ends_with("/calibrate")
+    pub(crate) fn open<H, T>(method: Method, path: &'static str, handler: H) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        Route::new(Class::Open, method, path, handler)
     }
 
-    /// The key the route needs when keys are set: none for the probes, the API's description
-    /// and the dashboard's files (which hold no data), a read-write key for administration and
-    /// every write, any key otherwise.
-    pub fn need(&self) -> Need {
-        if matches!(
-            self.path,
-            "/healthz" | "/readyz" | "/openapi.yaml" | "/" | "/dashboard/{file}"
-        ) {
-            Need::Nothing
-        } else if self.path.starts_with("/v1/admin/") || !self.is_read() {
-            Need::Write
-        } else {
-            Need::Read
+    pub(crate) fn read<H, T>(method: Method, path: &'static str, handler: H) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        Route::new(Class::Read, method, path, handler)
+    }
+
+    pub(crate) fn write<H, T>(method: Method, path: &'static str, handler: H) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        Route::new(Class::Write, method, path, handler)
+    }
+
+    fn new<H, T>(class: Class, method: Method, path: &'static str, handler: H) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+        Route {
+            method,
+            path,
+            class,
+            write_key: false,
+            query: false,
+            handler: on(filter, handler),
         }
     }
-}
 
-fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
-    Route {
-        method,
-        path,
-        handler: on(filter, handler),
+    /// The same route, with query parameters of its own.
+    pub(crate) fn with_query(self) -> Route {
+        Route {
+            query: true,
+            ..self
+        }
+    }
+
+    /// The same route, needing a read-write key.
+    pub(crate) fn with_write_key(self) -> Route {
+        Route {
+            write_key: true,
+            ..self
+        }
+    }
+
+    /// Whether the route only reads: it is cut off at the request timeout, while writes are
+    /// always answered with their outcome.
+    pub fn is_read(&self) -> bool {
+        self.class != Class::Write
+    }
+
+    /// Whether the route changes state: its writes, and the reads that need a read-write key
+    /// and are not GETs (calibration). A browser may not send one from another site.
+    pub fn changes_state(&self) -> bool {
+        self.class == Class::Write || (self.write_key && self.method != Method::GET)
+    }
+
+    /// The key the route needs when keys are set.
+    pub fn need(&self) -> Need {
+        match self.class {
+            Class::Open => Need::Nothing,
+            Class::Write => Need::Write,
+            Class::Read if self.write_key => Need::Write,
+            Class::Read => Need::Read,
+        }
     }
 }
 
@@ -228,6 +301,7 @@ pub fn router(state: AppState) -> Router {
     let writer = state.writer.clone();
     let keys = Arc::clone(&state.keys);
     let open_metrics = state.open_metrics;
+    let trusted_origins = Arc::clone(&state.trusted_origins);
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| {
@@ -236,6 +310,8 @@ pub fn router(state: AppState) -> Router {
             } else {
                 r.need()
             };
+            let changes_state = r.changes_state();
+            let (takes_query, is_read) = (r.query, r.is_read());
             let handler = if r.is_read() {
                 r.handler
                     .layer(axum::middleware::from_fn_with_state(
@@ -248,6 +324,22 @@ pub fn router(state: AppState) -> Router {
                     ))
             } else {
                 r.handler
+            };
+            let handler = if takes_query {
+                handler
+            } else {
+                handler.layer(axum::middleware::from_fn_with_state(
+                    is_read,
+                    guard::refuse_unknown_query,
+                ))
+            };
+            let handler = if changes_state {
+                handler.layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&trusted_origins),
+                    access::refuse_cross_site,
+                ))
+            } else {
+                handler
             };
             // The key is checked first: a refused request waits for nothing and reads no body.
             let handler = handler.layer(axum::middleware::from_fn_with_state(
@@ -434,6 +526,15 @@ mod tests {
             Some(Need::Read)
         );
         assert_eq!(need(Method::GET, "/v1/admin/backups"), Some(Need::Write));
+        // Calibration replaces the stored result and costs CPU: not a read-only key's to run.
+        assert_eq!(
+            need(Method::POST, "/v1/spaces/{space}/calibrate"),
+            Some(Need::Write)
+        );
+        assert_eq!(
+            need(Method::GET, "/v1/spaces/{space}/calibration"),
+            Some(Need::Read)
+        );
         assert_eq!(
             need(Method::DELETE, "/v1/spaces/{space}"),
             Some(Need::Write)

@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::guard::with_sequence;
-use super::{AppState, ReadCost, Route, parse_name, route};
+use super::{AppState, ReadCost, Route, parse_name};
 use crate::engine::{Name, NeuronReport, NeuronSummary, Pattern, PatternView, StoreRequest};
 use crate::store::writer::{Stored, Written};
 use axum::extract::State;
@@ -19,25 +19,25 @@ const DEFAULT_PAGE: usize = 100;
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        route(Method::POST, "/v1/spaces/{space}/patterns", store_batch),
-        route(Method::GET, "/v1/spaces/{space}/neurons", list),
-        route(Method::GET, "/v1/spaces/{space}/neurons/{neuron}", report),
-        route(
+        Route::write(Method::POST, "/v1/spaces/{space}/patterns", store_batch),
+        Route::read(Method::GET, "/v1/spaces/{space}/neurons", list).with_query(),
+        Route::read(Method::GET, "/v1/spaces/{space}/neurons/{neuron}", report).with_query(),
+        Route::write(
             Method::DELETE,
             "/v1/spaces/{space}/neurons/{neuron}",
             delete,
         ),
-        route(
+        Route::write(
             Method::POST,
             "/v1/spaces/{space}/neurons/{neuron}/patterns",
             store,
         ),
-        route(
+        Route::read(
             Method::GET,
             "/v1/spaces/{space}/neurons/{neuron}/patterns/{id}",
             pattern,
         ),
-        route(
+        Route::write(
             Method::DELETE,
             "/v1/spaces/{space}/neurons/{neuron}/patterns/{id}",
             forget,

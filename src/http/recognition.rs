@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::extract::{Json, Path};
-use super::{AppState, ReadCost, Route, parse_name, route};
+use super::{AppState, ReadCost, Route, parse_name};
 use crate::engine::{DEFAULT_LIMIT, Pattern, Query, Recognition, SharedSpace, Space};
 use axum::extract::State;
 use axum::http::Method;
@@ -20,8 +20,8 @@ const READ_SLICE: Duration = Duration::from_millis(10);
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        route(Method::POST, "/v1/spaces/{space}/query", query),
-        route(Method::POST, "/v1/spaces/{space}/query/batch", query_batch),
+        Route::read(Method::POST, "/v1/spaces/{space}/query", query),
+        Route::read(Method::POST, "/v1/spaces/{space}/query/batch", query_batch),
     ]
 }
 

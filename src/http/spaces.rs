@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use super::extract::{Json, Path};
 use super::guard::with_sequence;
-use super::{AppState, ReadCost, Route, parse_name, route};
+use super::{AppState, ReadCost, Route, parse_name};
 use crate::engine::{Space, SpaceParams, SpaceReport, SpaceSpec};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
@@ -12,10 +12,10 @@ use serde::Serialize;
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        route(Method::GET, "/v1/spaces", list),
-        route(Method::PUT, "/v1/spaces/{space}", create),
-        route(Method::GET, "/v1/spaces/{space}", report),
-        route(Method::DELETE, "/v1/spaces/{space}", delete),
+        Route::read(Method::GET, "/v1/spaces", list),
+        Route::write(Method::PUT, "/v1/spaces/{space}", create),
+        Route::read(Method::GET, "/v1/spaces/{space}", report),
+        Route::write(Method::DELETE, "/v1/spaces/{space}", delete),
     ]
 }
 

@@ -3,7 +3,7 @@
 use super::activity::ActivityReport;
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
-use super::{AppState, ReadCost, Route, route};
+use super::{AppState, ReadCost, Route};
 use crate::analysis::{self, Analysis};
 use crate::engine::{Counts, FillReport, Kernel, Space};
 use axum::extract::State;
@@ -17,13 +17,13 @@ pub const OPENAPI: &str = include_str!("../../openapi.yaml");
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        route(Method::GET, "/healthz", healthz),
-        route(Method::GET, "/readyz", readyz),
-        route(Method::GET, "/openapi.yaml", openapi),
-        route(Method::GET, "/v1/stats", stats),
-        route(Method::GET, "/v1/spaces/{space}/stats", space_stats),
-        route(Method::GET, "/metrics", super::metrics::scrape),
-        route(Method::GET, "/v1/theory", theory),
+        Route::open(Method::GET, "/healthz", healthz),
+        Route::open(Method::GET, "/readyz", readyz),
+        Route::open(Method::GET, "/openapi.yaml", openapi),
+        Route::read(Method::GET, "/v1/stats", stats),
+        Route::read(Method::GET, "/v1/spaces/{space}/stats", space_stats),
+        Route::read(Method::GET, "/metrics", super::metrics::scrape),
+        Route::read(Method::GET, "/v1/theory", theory).with_query(),
     ]
 }
 

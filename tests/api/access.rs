@@ -115,10 +115,12 @@ async fn with_keys_set_every_route_but_the_probes_needs_one_and_writes_a_read_wr
             "{path}"
         );
     }
+    // Calibration too: it costs CPU and replaces the stored result.
     for (method, path, body) in [
         (Method::POST, "/v1/spaces/s/neurons/n/patterns", &store),
         (Method::PUT, "/v1/spaces/t", &space),
         (Method::DELETE, "/v1/spaces/s", &json!(null)),
+        (Method::POST, "/v1/spaces/s/calibrate", &json!({})),
     ] {
         let response = read_only
             .request(method, app.url(path))

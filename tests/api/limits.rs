@@ -133,6 +133,42 @@ async fn one_bit_patterns_in_a_wide_space_cost_bytes_not_kilobytes() {
 }
 
 #[tokio::test]
+async fn a_space_s_first_pattern_reserves_bytes_in_proportion_to_its_synapses() {
+    let app = TestApp::spawn().await;
+    let wide = json!({"input_size": 65_536, "active_bits": 256, "synapses_per_pattern": 256, "threshold": 256});
+    assert_eq!(
+        app.put("/v1/spaces/wide", &wide).await.status(),
+        StatusCode::CREATED
+    );
+    app.standard_space("standard").await;
+    let wide_pattern: Vec<u32> = (0..256).map(|i| i * 256 + 3).collect();
+    assert_eq!(
+        app.store("wide", "n", &wide_pattern).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.store("standard", "n", &cells(1, 40)).await.status(),
+        StatusCode::CREATED
+    );
+    for (space, synapses) in [("wide", 256), ("standard", 24)] {
+        let report: Value = app
+            .get(&format!("/v1/spaces/{space}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(report["counts"]["synapses"], synapses);
+        // A dense matrix's first block would be 16 MiB here, and 512 KiB in the standard space.
+        let bytes = report["counts"]["memory_bytes"].as_u64().unwrap();
+        assert!(
+            bytes < 200 * synapses,
+            "{space}: {bytes} bytes for {synapses} synapses"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn stores_past_the_memory_limit_are_507_and_change_nothing() {
     let limit = 3_000_000u64;
     let app = TestApp::spawn_configured(|settings| settings.memory_limit = Some(limit)).await;

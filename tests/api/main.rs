@@ -8,6 +8,7 @@ mod contract;
 mod errors;
 mod failures;
 mod faults;
+mod hardening;
 mod helpers;
 mod isolation;
 mod lifecycle;
