@@ -223,7 +223,10 @@ pub async fn shutdown_signal() {
 
 /// `dendrite serve`: build, serve until a signal, stop cleanly.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    crate::telemetry::init(args.log_format, &args.log_level);
+    crate::telemetry::init(
+        args.log_format == crate::config::LogFormat::Json,
+        &args.log_level,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,10 +1,26 @@
-//! Logging: a tracing subscriber in text or JSON, filtered by the configured level.
+//! Logging: a tracing subscriber in text or JSON, filtered by the configured level, writing to
+//! stdout through a writer that never fails a request.
+//!
+//! The log is the first thing a full disk takes (stdout redirected to a file on it, a collector
+//! that stopped reading). tracing's formatter reports a failed write with `eprintln!`, which
+//! panics when stderr fails too, and the panic closes the connection of whatever request was
+//! logging. So a failed log write is counted, for `/metrics`, and otherwise dropped: losing a log
+//! line is better than losing the request or the writer it describes.
 
-use crate::config::LogFormat;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; `RUST_LOG`, when set, overrides `level`.
-pub fn init(format: LogFormat, level: &str) {
+/// Log lines that could not be written since the process started.
+static FAILED_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How many log lines could not be written (the stream was full, closed or failing).
+pub fn failed_writes() -> u64 {
+    FAILED_WRITES.load(Ordering::Relaxed)
+}
+
+/// Installs the global subscriber, JSON lines or text; `RUST_LOG`, when set, overrides `level`.
+pub fn init(json: bool, level: &str) {
     // PostgreSQL's notices ("relation ... already exists, skipping" at every start, as the
     // migrations check their table) are its chatter, not dendrite's news: warnings only, unless
     // the level given says otherwise about sqlx.
@@ -18,10 +34,59 @@ pub fn init(format: LogFormat, level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colours)
-        .with_writer(std::io::stdout);
+        .log_internal_errors(false)
+        .with_writer(|| NeverFails(std::io::stdout()));
     // A second call (tests start several servers) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
     };
+}
+
+/// A writer whose failures are counted in [`FAILED_WRITES`] and otherwise swallowed.
+struct NeverFails<W>(W);
+
+impl<W: Write> Write for NeverFails<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // One attempt at the whole line: a line half written is as lost as one not written.
+        if self.0.write_all(buf).is_err() {
+            FAILED_WRITES.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.0.flush().is_err() {
+            FAILED_WRITES.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_log_write_that_fails_is_counted_and_reported_as_written() {
+        let before = failed_writes();
+        let mut writer = NeverFails(Full);
+        assert_eq!(writer.write(b"a line\n").unwrap(), 7);
+        assert!(failed_writes() > before);
+        let mut fine = NeverFails(Vec::new());
+        fine.write_all(b"kept\n").unwrap();
+        assert_eq!(fine.0, b"kept\n");
+    }
 }

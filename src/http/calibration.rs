@@ -89,11 +89,23 @@ async fn calibrate(
         }
     }
     let calibration = calibrator.finish();
-    state
+    // Kept only for the space it measured: one deleted (and perhaps created anew) meanwhile
+    // gets no result, and a later GET cannot serve this one for its successor.
+    let mut kept = state
         .calibrations
         .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(name, calibration.clone());
+        .unwrap_or_else(PoisonError::into_inner);
+    kept.retain(|_, (space, _)| space.strong_count() > 0);
+    if !state
+        .spaces
+        .get(&name)
+        .is_some_and(|current| Arc::ptr_eq(&current, &shared))
+    {
+        return Err(ApiError::not_found(format!(
+            "space {name} was deleted while it was calibrated"
+        )));
+    }
+    kept.insert(name, (Arc::downgrade(&shared), calibration.clone()));
     Ok(Json(calibration))
 }
 
@@ -118,14 +130,18 @@ async fn last(
     Path(space): Path<String>,
 ) -> Result<Json<Calibration>, ApiError> {
     let name = parse_name("space", &space)?;
-    state.space(&name)?;
+    let current = state.space(&name)?;
     state
         .calibrations
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&name)
-        .cloned()
-        .map(Json)
+        .filter(|(measured, _)| {
+            measured
+                .upgrade()
+                .is_some_and(|measured| Arc::ptr_eq(&measured, &current))
+        })
+        .map(|(_, calibration)| Json(calibration.clone()))
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "no calibration has been run on space {name} since the service started; POST .../calibrate runs one"

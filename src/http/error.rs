@@ -44,6 +44,8 @@ enum Kind {
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidPattern,
+    /// A query batch whose limits add up to more matches than one answer may carry.
+    AnswerTooLarge,
     Busy,
     Unavailable,
     /// Writes fail because the disk (or the configured database size) is full.
@@ -71,7 +73,7 @@ impl Kind {
             Kind::Conflict | Kind::NeuronFull => StatusCode::CONFLICT,
             Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Kind::InvalidPattern => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::InvalidPattern | Kind::AnswerTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
             Kind::Busy | Kind::Unavailable | Kind::StorageUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -102,6 +104,7 @@ impl Kind {
             | Kind::PayloadTooLarge
             | Kind::UnsupportedMediaType
             | Kind::InvalidPattern
+            | Kind::AnswerTooLarge
             | Kind::Unavailable
             | Kind::MemoryFull
             | Kind::RequestTimeout
@@ -125,6 +128,7 @@ impl Kind {
             Kind::PayloadTooLarge => ("payload-too-large", "The request body is too large"),
             Kind::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Kind::InvalidPattern => ("invalid-pattern", "The pattern is invalid"),
+            Kind::AnswerTooLarge => ("answer-too-large", "The answer would be too large"),
             Kind::Busy => ("busy", "The service is busy"),
             Kind::Unavailable => ("unavailable", "The service is unavailable"),
             Kind::StorageFull => ("storage-full", "The database's storage is full"),
@@ -208,6 +212,10 @@ impl ApiError {
     }
 
     /// A body larger than the limit, refused from its declared length or while reading it.
+    pub fn answer_too_large(detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::AnswerTooLarge, detail).with_field("limit")
+    }
+
     pub fn encoded_body() -> ApiError {
         ApiError::new(
             Kind::UnsupportedMediaType,

@@ -103,6 +103,11 @@ impl Metrics {
             text("Write transactions committed since start."),
         );
         r.describe_counter(
+            "dendrite_log_write_failures_total".into(),
+            None,
+            text("Log lines that could not be written (the log's disk full or its reader gone), since start."),
+        );
+        r.describe_counter(
             "dendrite_writes_committed_total".into(),
             None,
             text("Writes committed since start; per commit, the ratio of the two counters' rates."),
@@ -156,6 +161,10 @@ impl Metrics {
         let (commits, writes) = state.writer.stats().snapshot();
         self.counter("dendrite_commits_total", commits);
         self.counter("dendrite_writes_committed_total", writes);
+        self.counter(
+            "dendrite_log_write_failures_total",
+            crate::telemetry::failed_writes(),
+        );
         self.gauge(
             "dendrite_writer_queue_depth",
             Vec::new(),

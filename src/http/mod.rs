@@ -37,6 +37,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+/// A calibration and the space it measured (held weakly: it is only compared with the space now
+/// under the name).
+pub type MeasuredCalibration = (std::sync::Weak<crate::engine::SpaceLock>, Calibration);
+
 /// What every handler shares.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -60,8 +64,9 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Requests served and their latencies, for `/v1/stats`.
     pub activity: Arc<activity::Activity>,
-    /// The last calibration of each space.
-    pub calibrations: Arc<Mutex<HashMap<Name, Calibration>>>,
+    /// The last calibration of each space, with the space it measured: a space deleted and
+    /// created anew under the same name is another space, whose calibration this is not.
+    pub calibrations: Arc<Mutex<HashMap<Name, MeasuredCalibration>>>,
     /// Whether `/metrics` answers without a key while keys are set.
     pub open_metrics: bool,
     /// The origins whose pages may send state-changing requests across sites.

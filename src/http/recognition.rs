@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 pub const MAX_LIMIT: usize = 1_000;
 /// The most queries one batch may hold.
 pub const MAX_QUERIES: usize = 1_000;
+/// The most matches one batch may ask for, summing its queries' limits: a match is about 220
+/// bytes of JSON, so an answer stays under about 22 MB (1,000 queries at limit 1,000 with
+/// threshold 1 once answered 223 MB).
+pub const MAX_BATCH_MATCHES: usize = 100_000;
 /// The longest a batch holds its space's read lock at a stretch: a write waiting for the lock
 /// (and every query queued behind that write) waits at most about this long.
 const READ_SLICE: Duration = Duration::from_millis(10);
@@ -87,7 +91,8 @@ async fn query_batch(
     Path(space): Path<String>,
     Json(body): Json<QueryBatchBody>,
 ) -> Result<Json<QueryBatchAnswer>, ApiError> {
-    let shared = state.space(&parse_name("space", &space)?)?;
+    let name = parse_name("space", &space)?;
+    let shared = state.space(&name)?;
     if body.queries.is_empty() || body.queries.len() > MAX_QUERIES {
         return Err(ApiError::invalid_parameter(
             "queries",
@@ -97,12 +102,32 @@ async fn query_batch(
             ),
         ));
     }
+    let asked = body
+        .queries
+        .iter()
+        .map(|q| q.limit.unwrap_or(DEFAULT_LIMIT))
+        .fold(0usize, usize::saturating_add);
+    if asked > MAX_BATCH_MATCHES {
+        return Err(ApiError::answer_too_large(format!(
+            "the queries' limits add up to {asked} matches; a batch may ask for at most {MAX_BATCH_MATCHES}: lower the limits or split the batch"
+        )));
+    }
     // A slice at a time, each on a CPU worker for at most READ_SLICE: the space's lock and the
     // CPU workers are shared with everyone else between slices. When the request timeout cuts
-    // this handler off, no further slice starts.
+    // this handler off, no further slice starts. Each slice looks the space up again: one
+    // deleted (or deleted and created anew) meanwhile ends the batch with 404, rather than
+    // answering from a space that no longer exists.
     let queries = Arc::new(body.queries);
     let mut results = Vec::with_capacity(queries.len());
     while results.len() < queries.len() {
+        if !results.is_empty() {
+            let current = state.spaces.get(&name);
+            if !current.is_some_and(|current| Arc::ptr_eq(&current, &shared)) {
+                return Err(ApiError::not_found(format!(
+                    "space {name} was deleted while the batch ran"
+                )));
+            }
+        }
         let (shared, queries, first) = (Arc::clone(&shared), Arc::clone(&queries), results.len());
         let slice = state
             .cpu

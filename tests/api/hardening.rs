@@ -264,3 +264,204 @@ fn a_timeout_beyond_a_day_is_refused_at_start_up_naming_the_setting() {
         assert!(stderr.contains(flag), "{flag}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_log_that_cannot_be_written_fails_no_request_and_is_counted() {
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    // Both streams on a full device: where the log goes, and where its error report would.
+    let _server = KilledOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_dendrite"))
+            .args(["serve", "--log-level", "info", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", dir.path().join("d.db").display()))
+            .stdout(full())
+            .stderr(full())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(answer) = client.get(format!("{base}/readyz")).send().await
+            && answer.status() == StatusCode::OK
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        ready,
+        "the service did not start with its log on a full device"
+    );
+    let space =
+        json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12});
+    let created = client
+        .put(format!("{base}/v1/spaces/s"))
+        .json(&space)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    for i in 0..20 {
+        let stored = client
+            .post(format!("{base}/v1/spaces/s/neurons/n/patterns"))
+            .json(&json!({"active": cells(i, 40)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stored.status(), StatusCode::CREATED);
+    }
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failures: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("dendrite_log_write_failures_total "))
+        .and_then(|l| l.rsplit_once(' '))
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("the counter is exported");
+    assert!(failures >= 20.0, "{failures} failed log writes counted");
+}
+
+#[tokio::test]
+async fn a_query_batch_asking_for_too_many_matches_is_refused_before_it_runs() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    let queries: Vec<Value> = (0..1000)
+        .map(|i| json!({"active": cells(i, 40), "threshold": 1, "limit": 1000}))
+        .collect();
+    let refused = app
+        .post("/v1/spaces/s/query/batch", &json!({ "queries": queries }))
+        .await;
+    let body = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["type"], "urn:dendrite:problem:answer-too-large");
+    assert_eq!(body["field"], "limit");
+    assert!(
+        body["detail"].as_str().unwrap().contains("100000"),
+        "{body}"
+    );
+    let queries: Vec<Value> = (0..1000)
+        .map(|i| json!({"active": cells(i, 40), "threshold": 1, "limit": 100}))
+        .collect();
+    let answered = app
+        .post("/v1/spaces/s/query/batch", &json!({ "queries": queries }))
+        .await;
+    assert_eq!(answered.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_query_batch_stops_at_the_first_slice_after_its_space_is_deleted() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    // Enough segments that a batch of 1,000 queries takes many 10 ms slices.
+    for round in 0..16u64 {
+        let patterns: Vec<Value> = (0..2_500u64)
+            .map(|i| json!({"neuron": format!("n{}", i % 2_000), "active": cells(round * 2_500 + i, 40)}))
+            .collect();
+        let stored = app
+            .post("/v1/spaces/s/patterns", &json!({ "patterns": patterns }))
+            .await;
+        assert_eq!(stored.status(), StatusCode::OK);
+    }
+    let queries: Vec<Value> = (0..1000)
+        .map(|i| json!({"active": cells(100_000 + i, 40), "threshold": 4}))
+        .collect();
+    let started = std::time::Instant::now();
+    let batch = {
+        let request = app
+            .client
+            .post(app.url("/v1/spaces/s/query/batch"))
+            .json(&json!({ "queries": queries }));
+        tokio::spawn(async move {
+            let answer = request.send().await.unwrap();
+            (answer.status(), std::time::Instant::now())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    assert_eq!(
+        app.delete("/v1/spaces/s").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let deleted = std::time::Instant::now();
+    // Created anew at once, with other parameters: the batch must not go on in it either.
+    assert_eq!(
+        app.put(
+            "/v1/spaces/s",
+            &json!({"input_size": 4096, "active_bits": 40})
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    let (status, answered) = batch.await.unwrap();
+    eprintln!(
+        "batch answered {status} after {:?}; the delete was acknowledged after {:?}",
+        answered - started,
+        deleted - started
+    );
+    if answered > deleted {
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "answered from a deleted space"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_calibration_is_not_served_for_a_space_created_anew_under_its_name() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    for i in 0..10 {
+        app.store("s", &format!("n{i}"), &cells(i, 40)).await;
+    }
+    let calibrated = app
+        .post(
+            "/v1/spaces/s/calibrate",
+            &json!({"sample": 5, "random_inputs": 10}),
+        )
+        .await;
+    assert_eq!(calibrated.status(), StatusCode::OK);
+    assert_eq!(app.get("/v1/spaces/s/calibration").await.status(), 200);
+    assert_eq!(app.delete("/v1/spaces/s").await.status(), 204);
+    assert_eq!(
+        app.put(
+            "/v1/spaces/s",
+            &json!({"input_size": 4096, "active_bits": 20})
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    problem(
+        app.get("/v1/spaces/s/calibration").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    app.stop().await;
+}
