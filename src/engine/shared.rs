@@ -98,6 +98,19 @@ impl Spaces {
         *self.spaces.write().unwrap_or_else(PoisonError::into_inner) = fresh;
     }
 
+    /// Up to `limit` spaces by name, starting after `after` (from the first without it).
+    pub fn page(&self, after: Option<&Name>, limit: usize) -> Vec<SharedSpace> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.spaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .range::<Name, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, space)| Arc::clone(space))
+            .collect()
+    }
+
     /// Every space, by name.
     pub fn all(&self) -> Vec<SharedSpace> {
         self.spaces

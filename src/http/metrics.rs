@@ -141,47 +141,53 @@ impl Metrics {
             .absolute(value);
     }
 
-    /// The text a scrape gets, with the gauges and counters read from `state` now.
-    async fn render(&self, state: &AppState) -> Result<String, ApiError> {
+    /// The text a scrape gets, with the gauges and counters read from `state` now. Rendering
+    /// thousands of spaces' series takes a while, so it runs on a blocking thread.
+    async fn render(self: Arc<Self>, state: &AppState) -> Result<String, ApiError> {
         let spaces = state
             .read_every_space(|space| (space.name().to_string(), space.counts()))
             .await?;
-        for (name, counts) in spaces {
-            let label = || vec![Label::new("space", name.clone())];
-            self.gauge("dendrite_space_neurons", label(), counts.neurons as f64);
-            self.gauge("dendrite_space_segments", label(), counts.segments as f64);
-            self.gauge("dendrite_space_patterns", label(), counts.patterns as f64);
-            self.gauge("dendrite_space_synapses", label(), counts.synapses as f64);
-            self.gauge(
-                "dendrite_space_memory_bytes",
-                label(),
-                counts.memory_bytes as f64,
-            );
-        }
         let (commits, writes) = state.writer.stats().snapshot();
-        self.counter("dendrite_commits_total", commits);
-        self.counter("dendrite_writes_committed_total", writes);
-        self.counter(
-            "dendrite_log_write_failures_total",
-            crate::telemetry::failed_writes(),
-        );
-        self.gauge(
-            "dendrite_writer_queue_depth",
-            Vec::new(),
-            state.writer.queue_depth() as f64,
-        );
-        self.gauge(
-            "dendrite_build_info",
-            vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
-            1.0,
-        );
-        Ok(self.handle.render())
+        let queue_depth = state.writer.queue_depth();
+        tokio::task::spawn_blocking(move || {
+            for (name, counts) in spaces {
+                let label = || vec![Label::new("space", name.clone())];
+                self.gauge("dendrite_space_neurons", label(), counts.neurons as f64);
+                self.gauge("dendrite_space_segments", label(), counts.segments as f64);
+                self.gauge("dendrite_space_patterns", label(), counts.patterns as f64);
+                self.gauge("dendrite_space_synapses", label(), counts.synapses as f64);
+                self.gauge(
+                    "dendrite_space_memory_bytes",
+                    label(),
+                    counts.memory_bytes as f64,
+                );
+            }
+            self.counter("dendrite_commits_total", commits);
+            self.counter("dendrite_writes_committed_total", writes);
+            self.counter(
+                "dendrite_log_write_failures_total",
+                crate::telemetry::failed_writes(),
+            );
+            self.gauge(
+                "dendrite_writer_queue_depth",
+                Vec::new(),
+                queue_depth as f64,
+            );
+            self.gauge(
+                "dendrite_build_info",
+                vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+                1.0,
+            );
+            self.handle.render()
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("rendering the metrics failed: {e}")))
     }
 }
 
 /// `GET /metrics`.
 pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let text = state.metrics.render(&state).await?;
+    let text = Arc::clone(&state.metrics).render(&state).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -190,43 +196,6 @@ pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, Ap
         text,
     )
         .into_response())
-}
-
-/// The method as a metric label: one of the few methods HTTP defines, or `other`. Any token is a
-/// valid method, so a label taken from the request would let a client add series without end
-/// (and without a key: this runs before the key check).
-fn method_label(method: &Method) -> &'static str {
-    match method.as_str() {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "PATCH" => "PATCH",
-        "OPTIONS" => "OPTIONS",
-        "CONNECT" => "CONNECT",
-        "TRACE" => "TRACE",
-        _ => "other",
-    }
-}
-
-/// The most bytes of a method a log line repeats: enough for any real method.
-const LOGGED_METHOD_BYTES: usize = 32;
-
-/// A method as a log line shows it: cut to [`LOGGED_METHOD_BYTES`] and escaped, so a client's
-/// 50 KB method costs the log a few dozen bytes.
-struct LoggedMethod<'a>(&'a Method);
-
-impl std::fmt::Display for LoggedMethod<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let bytes = self.0.as_str().as_bytes();
-        let shown = &bytes[..bytes.len().min(LOGGED_METHOD_BYTES)];
-        write!(f, "{}", shown.escape_ascii())?;
-        if shown.len() < bytes.len() {
-            write!(f, "...({} bytes)", bytes.len())?;
-        }
-        Ok(())
-    }
 }
 
 /// Copies the route template the router matched onto the answer, for [`observe`], which runs
@@ -267,6 +236,43 @@ pub async fn observe(
         "request"
     );
     response
+}
+
+/// The method as a metric label: one of the few methods HTTP defines, or `other`. Any token is a
+/// valid method, so a label taken from the request would let a client add series without end
+/// (and without a key: this runs before the key check).
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The most bytes of a method a log line repeats: enough for any real method.
+const LOGGED_METHOD_BYTES: usize = 32;
+
+/// A method as a log line shows it: cut to [`LOGGED_METHOD_BYTES`] and escaped, so a client's
+/// 50 KB method costs the log a few dozen bytes.
+struct LoggedMethod<'a>(&'a Method);
+
+impl std::fmt::Display for LoggedMethod<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.0.as_str().as_bytes();
+        let shown = &bytes[..bytes.len().min(LOGGED_METHOD_BYTES)];
+        write!(f, "{}", shown.escape_ascii())?;
+        if shown.len() < bytes.len() {
+            write!(f, "...({} bytes)", bytes.len())?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

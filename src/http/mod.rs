@@ -415,16 +415,31 @@ impl AppState {
     }
 }
 
+/// Spaces read right here by one request that reads many (`/v1/stats`, `/metrics`, a page of
+/// `/v1/spaces`); past this count the reads move to a blocking thread, since 10,000 spaces took
+/// over 100 ms and held up `/healthz` behind them.
+const INLINE_SPACES: usize = 64;
+
 impl AppState {
-    /// `read` (cheap) of every space, by name, each under its read lock: right here while every
-    /// lock is free, on a blocking thread as soon as one is not (a space whose writer waits
-    /// behind a long read must not hold the async worker that answers a dashboard's poll).
+    /// `read` (cheap) of every space, by name, each under its read lock.
     async fn read_every_space<T: Send + 'static>(
         &self,
         read: impl Fn(&Space) -> T + Send + 'static,
     ) -> Result<Vec<T>, ApiError> {
-        let spaces = self.spaces.all();
-        let mut results = Vec::with_capacity(spaces.len());
+        read_spaces(self.spaces.all(), read).await
+    }
+}
+
+/// `read` (cheap) of each of `spaces`, in order, each under its read lock: right here when they
+/// are few and every lock is free, on a blocking thread otherwise (a space whose writer waits
+/// behind a long read must not hold the async worker that answers a dashboard's poll, and
+/// neither must thousands of spaces).
+async fn read_spaces<T: Send + 'static>(
+    spaces: Vec<SharedSpace>,
+    read: impl Fn(&Space) -> T + Send + 'static,
+) -> Result<Vec<T>, ApiError> {
+    let mut results = Vec::with_capacity(spaces.len());
+    if spaces.len() <= INLINE_SPACES {
         for shared in &spaces {
             match try_read(shared) {
                 Some(space) => results.push(read(&space)),
@@ -434,15 +449,15 @@ impl AppState {
         if results.len() == spaces.len() {
             return Ok(results);
         }
-        tokio::task::spawn_blocking(move || {
-            spaces
-                .iter()
-                .map(|shared| read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
-                .collect()
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("a read failed: {e}")))
     }
+    tokio::task::spawn_blocking(move || {
+        spaces
+            .iter()
+            .map(|shared| read(&shared.read().unwrap_or_else(PoisonError::into_inner)))
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("a read failed: {e}")))
 }
 
 /// How the cost of a read grows.

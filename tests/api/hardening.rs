@@ -465,3 +465,45 @@ async fn a_calibration_is_not_served_for_a_space_created_anew_under_its_name() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn spaces_are_listed_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    for i in 0..5 {
+        let created = app
+            .put(
+                &format!("/v1/spaces/s{i}"),
+                &json!({"input_size": 256, "active_bits": 8}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+    let mut names = Vec::new();
+    let mut path = "/v1/spaces?limit=2".to_owned();
+    loop {
+        let page: Value = app.get(&path).await.json().await.unwrap();
+        let spaces = page["spaces"].as_array().unwrap();
+        assert!(spaces.len() <= 2, "{page}");
+        names.extend(
+            spaces
+                .iter()
+                .map(|s| s["name"].as_str().unwrap().to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/spaces?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["s0", "s1", "s2", "s3", "s4"]);
+    let all: Value = app.get("/v1/spaces").await.json().await.unwrap();
+    assert_eq!(all["spaces"].as_array().unwrap().len(), 5);
+    assert!(all["next"].is_null());
+    for bad in [
+        "/v1/spaces?limit=0",
+        "/v1/spaces?limit=1001",
+        "/v1/spaces?after=%2E%2E",
+    ] {
+        problem(app.get(bad).await, StatusCode::BAD_REQUEST).await;
+    }
+    app.stop().await;
+}
