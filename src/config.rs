@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// SQLite's default, 1000 pages (about 4 MiB).
     #[arg(long, env = "DENDRITE_WAL_AUTOCHECKPOINT")]
     pub wal_autocheckpoint: Option<u32>,
+    /// Serve a SQLite file without first checking it (`PRAGMA quick_check`, which reads the
+    /// whole file: seconds per gigabyte). Only for a file too large to check at every start.
+    #[arg(long, env = "DENDRITE_SKIP_INTEGRITY_CHECK", default_value_t = false)]
+    pub skip_integrity_check: bool,
     /// Seconds PostgreSQL's change log keeps an entry. A replica that was away for longer
     /// reloads the tables when it comes back rather than following the log.
     #[arg(long, env = "DENDRITE_CHANGE_LOG_RETENTION", default_value_t = 3600,
@@ -190,6 +194,7 @@ impl ServeArgs {
         StoreSettings {
             max_size: self.max_database_size,
             wal_autocheckpoint: self.wal_autocheckpoint,
+            integrity_check: !self.skip_integrity_check,
             log_retention: Duration::from_secs(self.change_log_retention),
         }
     }

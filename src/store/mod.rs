@@ -46,6 +46,8 @@ pub struct StoreSettings {
     /// How long PostgreSQL's change log keeps an entry. A replica away for longer reloads the
     /// tables instead of following the log; the log is never needed to rebuild.
     pub log_retention: Duration,
+    /// Whether a SQLite file is checked (`PRAGMA quick_check`) before it is served.
+    pub integrity_check: bool,
 }
 
 impl Default for StoreSettings {
@@ -54,6 +56,7 @@ impl Default for StoreSettings {
             max_size: None,
             wal_autocheckpoint: None,
             log_retention: Duration::from_secs(3600),
+            integrity_check: true,
         }
     }
 }
@@ -376,6 +379,29 @@ impl PatternRow<'_> {
             segment: u32::try_from(self.segment)?,
         })
     }
+}
+
+/// The checksum of a `patterns` row: FNV-1a over its columns, each preceded by its length (so no
+/// two rows' fields can run together into the same bytes), as the signed integer SQLite stores.
+pub(crate) fn pattern_checksum(
+    space: &str,
+    neuron: &str,
+    id: &str,
+    segment: i64,
+    active: &[u8],
+    synapses: &[u8],
+) -> i64 {
+    use crate::rng::{FNV1A_START, fnv1a};
+    let field =
+        |hash: u64, bytes: &[u8]| fnv1a(fnv1a(hash, &(bytes.len() as u64).to_le_bytes()), bytes);
+    let mut hash = FNV1A_START;
+    for bytes in [space.as_bytes(), neuron.as_bytes(), id.as_bytes()] {
+        hash = field(hash, bytes);
+    }
+    hash = field(hash, &segment.to_le_bytes());
+    hash = field(hash, active);
+    hash = field(hash, synapses);
+    hash as i64
 }
 
 /// Cells as little-endian u32s, the column encoding of `patterns.active` and `patterns.synapses`.

@@ -102,6 +102,7 @@ pub fn args(database: &Path) -> ServeArgs {
         max_database_size: None,
         memory_limit: None,
         wal_autocheckpoint: None,
+        skip_integrity_check: false,
         backup_dir: None,
         backup_keep: 7,
         change_log_retention: 3600,

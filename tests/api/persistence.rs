@@ -210,10 +210,11 @@ async fn a_damaged_stored_pattern_stops_start_up_with_a_line_naming_it() {
     assert_eq!(stored.status(), StatusCode::CREATED);
     server.kill_9();
 
-    // Three bytes cannot be a list of 4-byte cells.
+    // Three bytes cannot be a list of 4-byte cells. (Without a checksum, as rows stored before
+    // checksums were: the checksum would catch the change first.)
     let url = format!("sqlite://{}", database.display());
     let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE patterns SET synapses = X'010203'")
+    sqlx::query("UPDATE patterns SET synapses = X'010203', checksum = NULL")
         .execute(&mut connection)
         .await
         .unwrap();
@@ -319,23 +320,24 @@ async fn a_stored_pattern_that_breaks_the_space_s_rules_stops_start_up_naming_it
 
     let cases: [(&str, Option<Vec<u8>>, &str); 4] = [
         (
-            "UPDATE patterns SET synapses = ?1 WHERE neuron = 'n' AND id = '1'",
+            "UPDATE patterns SET synapses = ?1, checksum = NULL WHERE neuron = 'n' AND id = '1'",
             Some(cell_blob(&past_the_input)),
             "outside the pattern",
         ),
         (
-            "UPDATE patterns SET synapses = ?1 WHERE neuron = 'n' AND id = '1'",
+            "UPDATE patterns SET synapses = ?1, checksum = NULL WHERE neuron = 'n' AND id = '1'",
             Some(cell_blob(&unsorted)),
             "not sorted",
         ),
         (
-            "UPDATE patterns SET synapses = ?1 WHERE neuron = 'n' AND id = '1'",
+            "UPDATE patterns SET synapses = ?1, checksum = NULL WHERE neuron = 'n' AND id = '1'",
             Some(cell_blob(&off_the_pattern)),
             "outside the pattern",
         ),
-        // What two processes on one file did: every pattern in one segment.
+        // What two processes on one file did: every pattern in one segment. (Checksums are cleared,
+        // as for rows stored before they existed: the rules must hold without them.)
         (
-            "UPDATE patterns SET segment = 0 WHERE neuron = 'n'",
+            "UPDATE patterns SET segment = 0, checksum = NULL WHERE neuron = 'n'",
             None,
             "over the",
         ),
@@ -370,4 +372,88 @@ async fn a_stored_pattern_that_breaks_the_space_s_rules_stops_start_up_naming_it
             "case {n}: {stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_damaged_file_or_a_changed_pattern_stops_start_up_instead_of_being_served() {
+    crate::sqlite_only!();
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine.db");
+    let app = TestApp::spawn_on(&pristine).await;
+    app.standard_space("s").await;
+    for i in 0..200 {
+        app.store("s", &format!("n{}", i % 20), &cells(i, 40)).await;
+    }
+    app.stop().await;
+    let url = |path: &std::path::Path| format!("sqlite://{}", path.display());
+    let start = |path: &std::path::Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_dendrite"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &url(path),
+            ])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+
+    // One bit of the pattern moved to another bit outside its synapses: still a valid pattern
+    // (sorted, in range), so only the row's checksum can tell.
+    let changed = dir.path().join("changed.db");
+    std::fs::copy(&pristine, &changed).unwrap();
+    let mut connection = sqlx::SqliteConnection::connect(&url(&changed))
+        .await
+        .unwrap();
+    let (active, synapses): (Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT active, synapses FROM patterns WHERE neuron = 'n3' AND id = '1'")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+    let decode = |blob: &[u8]| -> Vec<u32> {
+        blob.chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let (mut active, synapses) = (decode(&active), decode(&synapses));
+    let at = active.iter().position(|c| !synapses.contains(c)).unwrap();
+    active[at] = (0..2048).find(|c| !active.contains(c)).unwrap();
+    active.sort_unstable();
+    sqlx::query("UPDATE patterns SET active = ?1 WHERE neuron = 'n3' AND id = '1'")
+        .bind(cell_blob(&active))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    let (code, stderr) = start(&changed);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("checksum does not match") && stderr.contains("\"n3\""),
+        "{stderr}"
+    );
+
+    // A page of the file zeroed, as a failing disk leaves it.
+    let zeroed = dir.path().join("zeroed.db");
+    std::fs::copy(&pristine, &zeroed).unwrap();
+    let mut bytes = std::fs::read(&zeroed).unwrap();
+    assert!(bytes.len() > 4 * 4096, "{} bytes", bytes.len());
+    let last_page = bytes.len() / 4096 - 1;
+    bytes[last_page * 4096..(last_page + 1) * 4096].fill(0);
+    std::fs::write(&zeroed, &bytes).unwrap();
+    let (code, stderr) = start(&zeroed);
+    assert_eq!(code, Some(1), "a zeroed page was served: {stderr}");
+    assert!(
+        stderr.contains("damaged") || stderr.contains("malformed"),
+        "{stderr}"
+    );
+    // The pristine copy still starts.
+    let app = TestApp::spawn_on(&pristine).await;
+    app.stop().await;
 }

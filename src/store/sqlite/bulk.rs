@@ -9,7 +9,7 @@
 //! the database stays with sqlx.
 
 use crate::engine::{Name, StorePlan};
-use crate::store::{LOAD_CHUNK, PatternRow};
+use crate::store::{LOAD_CHUNK, PatternRow, pattern_checksum};
 use anyhow::Context;
 use rusqlite::OpenFlags;
 use std::path::Path;
@@ -28,14 +28,14 @@ pub fn read_patterns(
     )
     .with_context(|| format!("cannot open {} to read its patterns", path.display()))?;
     let mut statement = connection.prepare(
-        "SELECT neuron, id, segment, active, synapses FROM patterns WHERE space = ?1 ORDER BY seq",
+        "SELECT neuron, id, segment, active, synapses, checksum FROM patterns WHERE space = ?1 ORDER BY seq",
     )?;
     let mut rows = statement.query([space])?;
     let mut chunk = Vec::with_capacity(LOAD_CHUNK);
     let mut last_neuron: Option<Name> = None;
     let mut count = 0;
     while let Some(row) = rows.next()? {
-        chunk.push(plan(row, input_size, &mut last_neuron)?);
+        chunk.push(plan(row, space, input_size, &mut last_neuron)?);
         count += 1;
         if chunk.len() == LOAD_CHUNK {
             hand_on(std::mem::replace(
@@ -48,18 +48,37 @@ pub fn read_patterns(
     Ok(count)
 }
 
-/// The plan a row (neuron, id, segment, active, synapses) recorded.
+/// The plan a row (neuron, id, segment, active, synapses, checksum) recorded, once its checksum
+/// (when it has one) matches its columns.
 fn plan(
     row: &rusqlite::Row<'_>,
+    space: &str,
     input_size: u32,
     last_neuron: &mut Option<Name>,
 ) -> anyhow::Result<StorePlan> {
-    PatternRow {
+    let stored = PatternRow {
         neuron: row.get_ref(0)?.as_str()?,
         id: row.get_ref(1)?.as_str()?,
         segment: row.get(2)?,
         active: row.get_ref(3)?.as_blob()?,
         synapses: row.get_ref(4)?.as_blob()?,
+    };
+    let checksum: Option<i64> = row.get(5)?;
+    if let Some(checksum) = checksum {
+        let computed = pattern_checksum(
+            space,
+            stored.neuron,
+            stored.id,
+            stored.segment,
+            stored.active,
+            stored.synapses,
+        );
+        anyhow::ensure!(
+            computed == checksum,
+            "stored pattern {:?} of neuron {:?}: its checksum does not match its columns (the file is damaged; restore a backup)",
+            stored.id.chars().take(128).collect::<String>(),
+            stored.neuron.chars().take(128).collect::<String>()
+        );
     }
-    .plan(input_size, last_neuron)
+    stored.plan(input_size, last_neuron)
 }

@@ -2,11 +2,11 @@
 //! the writer opened. Nothing here decides anything; the writer plans, commits and applies.
 
 use crate::engine::{Name, SpaceParams, StorePlan};
-use crate::store::{Change, encode_cells};
+use crate::store::{Change, encode_cells, pattern_checksum};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
-/// Rows per INSERT statement: 6 bound values each stays well under SQLite's 32,766.
+/// Rows per INSERT statement: 7 bound values each stays well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Counts one more committed write, inside the transaction that commits it, and returns its
@@ -132,15 +132,29 @@ async fn insert_stores(
     }
     for chunk in plans.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO patterns (space, neuron, id, segment, active, synapses) ",
+            "INSERT INTO patterns (space, neuron, id, segment, active, synapses, checksum) ",
         );
         insert.push_values(chunk, |mut row, (space, plan)| {
+            let (active, synapses) = (
+                encode_cells(plan.active.cells()),
+                encode_cells(&plan.synapses),
+            );
+            let segment = i64::from(plan.segment);
+            let checksum = pattern_checksum(
+                space.as_str(),
+                plan.neuron.as_str(),
+                plan.id.as_str(),
+                segment,
+                &active,
+                &synapses,
+            );
             row.push_bind(space.as_str().to_owned())
                 .push_bind(plan.neuron.as_str().to_owned())
                 .push_bind(plan.id.as_str().to_owned())
-                .push_bind(i64::from(plan.segment))
-                .push_bind(encode_cells(plan.active.cells()))
-                .push_bind(encode_cells(&plan.synapses));
+                .push_bind(segment)
+                .push_bind(active)
+                .push_bind(synapses)
+                .push_bind(checksum);
         });
         insert.build().execute(&mut *connection).await?;
     }
