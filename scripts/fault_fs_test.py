@@ -26,6 +26,8 @@ Scenario and checks (each check is printed PASS/FAIL; exit 1 if any failed, 0 ot
      verify that every acknowledged store (2xx) is present with the same bits and every
      acknowledged forget (204) is gone. Writes answered otherwise (no answer, 500, ...) are
      "uncertain": either state is accepted and the real one is reported.
+  6. a backup disk with room for --backup-keep 2 backups: the third backup removes the oldest
+     first and is written, and the two newest are kept.
 
 Everything is bounded in time (the whole run takes well under 2 minutes; the outer process kills
 the inner one after --time-limit seconds); every server started is killed on exit. Traffic goes
@@ -475,6 +477,8 @@ def inside(options):
         run_mount("-o", "remount,rw", directory)
         subprocess.run(["umount", directory], capture_output=True, timeout=20)
 
+    full_backup_disk(options, checks, logdir)
+
     print(f"summary: {checks.passed} passed, {len(checks.failed)} failed; {model.acked_stores} acknowledged stores, "
           f"{model.acked_forgets} acknowledged forgets")
     for note in checks.notes:
@@ -488,6 +492,64 @@ def inside(options):
         return 1
     shutil.rmtree(logdir, ignore_errors=True)
     return 0
+
+
+def full_backup_disk(options, checks, logdir):
+    """6. A backup disk with room for `--backup-keep 2` backups and no more: the third backup
+    finds it full, removes the oldest (which it would prune anyway) and succeeds, where it would
+    otherwise be refused for ever. A backup folder on its own tmpfs, the database on another."""
+    print("6. a backup disk sized for the backups kept")
+    database_dir = tempfile.mkdtemp(prefix="dendrite-fault-db-")
+    backup_dir = tempfile.mkdtemp(prefix="dendrite-fault-backups-")
+    code, message = run_mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", database_dir)
+    if not checks.check(code == 0, "a tmpfs mounts for the database", message):
+        return
+    server = None
+    try:
+        probe = os.path.join(database_dir, "probe-backups")
+        server = Server(options.binary, os.path.join(database_dir, "dendrite.db"),
+                        os.path.join(logdir, "backup-server.log"), extra_args=("--backup-dir", probe),
+                        die_with_parent=True)
+        server.start(30.0, http_timeout=10.0)
+        status, _, body = call(server.port, "PUT", f"/v1/spaces/{SPACE}", SPACE_PARAMS)
+        rng = random.Random(6)
+        patterns = [{"neuron": f"n{i % 10}", "active": random_bits(rng)} for i in range(300)]
+        call(server.port, "POST", f"/v1/spaces/{SPACE}/patterns", {"patterns": patterns}, timeout=30.0)
+        status, _, body = call(server.port, "POST", "/v1/admin/backup", timeout=30.0)
+        if not checks.check(status == 201, "a first backup is written to learn its size", f"{status}: {body}"):
+            return
+        size = body["bytes"]
+        server.stop(10.0)
+        # Room for two backups and a half: the third must make room first.
+        kib = (size * 5 // 2) // 1024 + 4
+        code, message = run_mount("-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", backup_dir)
+        if not checks.check(code == 0, "a small tmpfs mounts for the backups", message):
+            return
+        server = Server(options.binary, os.path.join(database_dir, "dendrite.db"),
+                        os.path.join(logdir, "backup-server.log"),
+                        extra_args=("--backup-dir", backup_dir, "--backup-keep", "2"), die_with_parent=True)
+        server.start(30.0, http_timeout=10.0)
+        names = []
+        for n in range(3):
+            status, _, body = call(server.port, "POST", "/v1/admin/backup", timeout=30.0)
+            checks.check(status == 201, f"full backup disk: backup {n + 1} of 3 is written (201)", f"{status}: {body}")
+            if status == 201:
+                names.append(body["name"])
+            time.sleep(0.01)
+        kept = sorted(f for f in os.listdir(backup_dir) if f.startswith("dendrite-"))
+        checks.check(kept == sorted(names[-2:]), "full backup disk: the two newest backups are kept",
+                     f"kept {kept}, written {names}")
+        checks.check("removed the oldest backup" in server.log_tail(50),
+                     "full backup disk: the third backup made room by removing the oldest (logged)")
+    except (RuntimeError, NoAnswer, subprocess.SubprocessError, OSError, KeyError) as error:
+        checks.check(False, "the backup disk phase ran to its end", f"{type(error).__name__}: {error}")
+    finally:
+        if server is not None:
+            server.kill9()
+        subprocess.run(["umount", backup_dir], capture_output=True, timeout=20)
+        subprocess.run(["umount", database_dir], capture_output=True, timeout=20)
+        shutil.rmtree(database_dir, ignore_errors=True)
+        shutil.rmtree(backup_dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

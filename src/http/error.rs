@@ -461,6 +461,16 @@ impl From<BackupError> for ApiError {
                 ApiError::new(Kind::Conflict, error.to_string())
             }
             BackupError::Running => ApiError::busy(error.to_string()),
+            BackupError::Folder { fault, .. } => {
+                let kind = match fault {
+                    Fault::Full => Kind::StorageFull,
+                    Fault::ReadOnly | Fault::Locked | Fault::Io | Fault::Other => {
+                        Kind::StorageUnavailable
+                    }
+                };
+                tracing::warn!(%error, "a backup could not be written");
+                ApiError::new(kind, format!("{error}; no backup was written"))
+            }
             BackupError::Storage(storage) => storage_error(storage, "no backup was written"),
         }
     }

@@ -7,7 +7,7 @@
 //! backup the oldest beyond `keep` are removed. A backup is restored by starting a server on it.
 
 use super::Database;
-use super::health::StorageError;
+use super::health::{Fault, StorageError};
 use super::sqlite::SqliteDatabase;
 use serde::Serialize;
 use sqlx::Connection;
@@ -59,8 +59,39 @@ pub enum BackupError {
         "the database is PostgreSQL: back it up with PostgreSQL's own tools (pg_dump, or the managed service's snapshots); dendrite's backups copy a SQLite file"
     )]
     NotSqlite,
+    /// The backup folder, not the database, failed: its disk full or read-only, or it is no
+    /// folder at all. Named, so the operator looks at the right disk.
+    #[error("cannot write a backup into {folder}: {problem}")]
+    Folder {
+        folder: String,
+        fault: Fault,
+        problem: String,
+    },
+    /// Reading the database failed.
     #[error("{0}")]
     Storage(#[from] StorageError),
+}
+
+impl BackupError {
+    /// A failure writing into `folder`, classified as a failed commit is, and said of the folder.
+    fn folder(folder: &Path, error: StorageError) -> BackupError {
+        let not_a_folder = folder.exists() && !folder.is_dir();
+        let (fault, problem) = if not_a_folder {
+            (Fault::Other, "it is a file, not a folder".to_owned())
+        } else {
+            let what = match error.fault {
+                Fault::Full => "its disk is full",
+                Fault::ReadOnly => "it is read-only, or not writable by the user running dendrite",
+                Fault::Locked | Fault::Io | Fault::Other => "writing to it failed",
+            };
+            (error.fault, format!("{what} ({error})"))
+        };
+        BackupError::Folder {
+            folder: folder.display().to_string(),
+            fault,
+            problem,
+        }
+    }
 }
 
 impl Backups {
@@ -86,18 +117,54 @@ impl Backups {
     }
 
     /// Writes a backup of `db` and prunes the oldest past `keep`.
+    ///
+    /// When the backup disk is full and the folder already holds `keep` backups, the oldest (the
+    /// one this backup would prune anyway) is removed and the backup tried once more: otherwise
+    /// a disk sized for `keep` backups could never take a new one.
     pub async fn create(&self, db: &Database) -> Result<BackupReport, BackupError> {
         let db = db.sqlite().ok_or(BackupError::NotSqlite)?;
         let dir = self.dir.as_ref().ok_or(BackupError::NoFolder)?;
         let _running = self.running.try_lock().map_err(|_| BackupError::Running)?;
-        tokio::fs::create_dir_all(dir).await.map_err(io_fault)?;
+        match self.create_in(db, dir).await {
+            Err(BackupError::Folder {
+                fault: Fault::Full, ..
+            }) if self.drop_oldest_at_keep(dir).await => self.create_in(db, dir).await,
+            outcome => outcome,
+        }
+    }
+
+    /// Removes the oldest backup when the folder holds `keep` or more; whether it did.
+    async fn drop_oldest_at_keep(&self, dir: &Path) -> bool {
+        let Ok(files) = backup_files(dir).await else {
+            return false;
+        };
+        let Some(oldest) = files.first().filter(|_| files.len() >= self.keep) else {
+            return false;
+        };
+        match tokio::fs::remove_file(dir.join(&oldest.name)).await {
+            Ok(()) => {
+                tracing::warn!(backup = %oldest.name, "the backup disk is full: removed the oldest backup first to make room");
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn create_in(
+        &self,
+        db: &SqliteDatabase,
+        dir: &Path,
+    ) -> Result<BackupReport, BackupError> {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| BackupError::folder(dir, io_error(e)))?;
         let stamp: String = sqlx::query_scalar("SELECT strftime('%Y-%m-%dT%H-%M-%fZ', 'now')")
             .fetch_one(&db.pool)
             .await
             .map_err(StorageError::from)?;
         let name = format!("{PREFIX}{stamp}{SUFFIX}");
         let partial = dir.join(format!(".{name}.partial"));
-        let outcome = write_backup(db, &partial, &dir.join(&name)).await;
+        let outcome = write_backup(db, dir, &partial, &dir.join(&name)).await;
         if outcome.is_err() {
             let _ = tokio::fs::remove_file(&partial).await;
         }
@@ -119,7 +186,7 @@ impl Backups {
         let mut files = match backup_files(dir).await {
             Ok(files) => files,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(error) => return Err(io_fault(error)),
+            Err(error) => return Err(BackupError::folder(dir, io_error(error))),
         };
         files.reverse();
         Ok(files)
@@ -148,21 +215,26 @@ impl Backups {
 /// its final name: (patterns, last write, bytes).
 async fn write_backup(
     db: &SqliteDatabase,
+    dir: &Path,
     partial: &Path,
     complete: &Path,
 ) -> Result<(u64, u64, u64), BackupError> {
+    let in_folder = |error: StorageError| BackupError::folder(dir, error);
     let target = partial.to_str().ok_or_else(|| {
-        io_fault(std::io::Error::new(
+        in_folder(io_error(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "the backup folder's path is not UTF-8",
-        ))
+        )))
     })?;
+    // VACUUM INTO only reads the database: what fails here is writing the copy.
     sqlx::query("VACUUM INTO ?1")
         .bind(target)
         .execute(&db.pool)
         .await
-        .map_err(StorageError::from)?;
-    let (patterns, last_write) = contents(partial).await.map_err(StorageError::from)?;
+        .map_err(|e| in_folder(StorageError::from(e)))?;
+    let (patterns, last_write) = contents(partial)
+        .await
+        .map_err(|e| in_folder(StorageError::from(e)))?;
     let (partial, complete) = (partial.to_owned(), complete.to_owned());
     let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let file = std::fs::File::open(&partial)?;
@@ -175,8 +247,8 @@ async fn write_backup(
         Ok(bytes)
     })
     .await
-    .map_err(|e| io_fault(std::io::Error::other(e)))?
-    .map_err(io_fault)?;
+    .map_err(|e| in_folder(io_error(std::io::Error::other(e))))?
+    .map_err(|e| in_folder(io_error(e)))?;
     Ok((patterns, last_write, bytes))
 }
 
@@ -210,8 +282,8 @@ async fn backup_files(dir: &Path) -> std::io::Result<Vec<BackupFile>> {
 }
 
 /// A file-system failure, classified as a failed commit is (a full disk is "full").
-fn io_fault(error: std::io::Error) -> BackupError {
-    BackupError::Storage(StorageError::from(sqlx::Error::Io(error)))
+fn io_error(error: std::io::Error) -> StorageError {
+    StorageError::from(sqlx::Error::Io(error))
 }
 
 #[cfg(test)]

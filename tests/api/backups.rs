@@ -346,6 +346,14 @@ async fn a_backup_folder_that_cannot_be_made_is_503_and_the_service_goes_on() {
     let response = app.post("/v1/admin/backup", &json!(null)).await;
     let body = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(body["type"], "urn:dendrite:problem:storage-unavailable");
+    // The backup folder is named, with what is wrong with it: not "the database" at all.
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&not_a_folder.display().to_string())
+            && detail.contains("is a file, not a folder")
+            && !detail.contains("database"),
+        "{detail}"
+    );
     assert_eq!(
         app.store("s", "n", &cells(1, 40)).await.status(),
         StatusCode::CREATED,
