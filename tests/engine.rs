@@ -864,3 +864,36 @@ fn recognition_counts_in_parallel_by_segment_slots_not_by_live_segments() {
     );
     assert!(!space(standard_spec()).counts_in_parallel());
 }
+
+/// Under store and forget churn at a constant number of patterns, new patterns fill the room
+/// forgetting left, so a neuron's segments (its memory, and its false-match probability) level
+/// off instead of growing until the neuron is full.
+#[test]
+fn churn_at_a_constant_size_fills_the_room_forgetting_leaves() {
+    let mut s = space(standard_spec());
+    let mut rng = Rng::new(5);
+    let mut stored: Vec<Name> = (0..60)
+        .map(|_| store_random(&mut s, "n", &mut rng).unwrap().id)
+        .collect();
+    let at_start = s.segment_count();
+    let mut most = at_start;
+    for _ in 0..3_000 {
+        let forgotten = stored.swap_remove(rng.below(stored.len() as u64) as usize);
+        s.apply_forget(&name("n"), &forgotten).unwrap();
+        stored.push(store_random(&mut s, "n", &mut rng).unwrap().id);
+        most = most.max(s.segment_count());
+    }
+    // Each segment holds at most the learning limit: the patterns need about as many segments
+    // as at the start, give or take how the holes fall.
+    assert!(
+        most <= at_start + at_start / 2 + 1,
+        "segments grew from {at_start} to {most} at a constant 60 patterns"
+    );
+    let plain = PlainIndex::build(&s);
+    let query = Query {
+        active: pattern(&rng.distinct_below(2048, 40), 2048),
+        threshold: None,
+        limit: 100,
+    };
+    assert_eq!(s.recognize(&query), plain.recognize(&s, &query));
+}

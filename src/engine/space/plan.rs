@@ -1,8 +1,12 @@
 //! Planning a store: which synapses, which segment and which id, decided from `&Space` without
 //! changing it, so that the service can commit the decision before anyone sees it.
 //!
-//! The learning rule lives here: a pattern joins its neuron's newest segment while the union of
-//! their synapses stays within the space's learning limit, and opens a new segment otherwise.
+//! The learning rule lives here: a pattern joins its neuron's first segment (by number) whose union
+//! of synapses with the pattern's stays within the space's learning limit, and opens a new segment
+//! when none has room. Without forgetting that is the newest segment, as older ones are full; with
+//! it, the room a forgotten pattern left is filled again, so a neuron under store and forget churn
+//! keeps as few segments (and as low a false-match probability) as its patterns need, rather than
+//! growing a new segment for every store while old ones stand half empty.
 
 use super::sorted::{merge_sorted, union_len};
 use super::{Neuron, Space};
@@ -109,13 +113,9 @@ impl Space {
             });
         }
         let synapses = self.sample_synapses(&request.neuron, &request.active);
-        let union = draft
-            .newest_synapses
-            .as_ref()
-            .map(|newest| union_len(newest, &synapses));
-        let segment = match union {
-            Some(len) if len <= self.max_synapses_per_segment as usize => draft.newest_number,
-            _ => {
+        let segment = match self.segment_with_room(request, draft, &synapses) {
+            Some(number) => number,
+            None => {
                 if draft.segments >= self.params.max_segments_per_neuron {
                     return Err(EngineError::NeuronFull {
                         neuron: request.neuron.clone(),
@@ -123,17 +123,17 @@ impl Space {
                     });
                 }
                 draft.segments += 1;
-                draft.newest_number = draft.next_segment;
                 draft.next_segment += 1;
-                draft.newest_synapses = Some(Vec::new());
-                draft.newest_number
+                draft.next_segment - 1
             }
         };
-        let newest = draft
-            .newest_synapses
-            .as_mut()
-            .expect("a segment was chosen");
-        *newest = merge_sorted(newest, &synapses);
+        let held = draft.touched.get(&segment).map_or_else(
+            || self.segment_cells(&request.neuron, segment),
+            Clone::clone,
+        );
+        draft
+            .touched
+            .insert(segment, merge_sorted(&held, &synapses));
         let id = match &request.id {
             Some(id) => id.clone(),
             None => draft.fresh_id(|id| existing_id_in(self.neuron(&request.neuron), id)),
@@ -149,6 +149,63 @@ impl Space {
             synapses,
             segment,
         }))
+    }
+
+    /// The first segment of the neuron, by number, that can take `synapses` within the learning
+    /// limit, with this group's earlier plans folded in; `None` when every one is full.
+    fn segment_with_room(
+        &self,
+        request: &StoreRequest,
+        draft: &Draft,
+        synapses: &[CellIndex],
+    ) -> Option<u32> {
+        let limit = self.max_synapses_per_segment as usize;
+        let stored = self
+            .neuron(&request.neuron)
+            .map_or(&[][..], |n| &n.segments[..]);
+        let numbers: std::collections::BTreeSet<u32> = stored
+            .iter()
+            .map(|&(number, _)| number)
+            .chain(draft.touched.keys().copied())
+            .collect();
+        numbers.into_iter().find(|number| {
+            let fits = match draft.touched.get(number) {
+                Some(held) => union_len(held, synapses) <= limit,
+                None => {
+                    let slot = stored
+                        .binary_search_by_key(number, |&(n, _)| n)
+                        .map(|at| stored[at].1)
+                        .expect("a stored segment");
+                    let held = &self.segment(slot).synapses;
+                    // Counted until the limit is passed: a full segment is ruled out after a
+                    // few of the pattern's synapses.
+                    let mut union = held.len();
+                    synapses.iter().all(|cell| {
+                        if held.binary_search_by_key(cell, |&(c, _)| c).is_err() {
+                            union += 1;
+                        }
+                        union <= limit
+                    })
+                }
+            };
+            fits
+        })
+    }
+
+    /// The cells of a stored segment of `neuron` (none for a segment not stored yet).
+    fn segment_cells(&self, neuron: &Name, number: u32) -> Vec<CellIndex> {
+        self.neuron(neuron)
+            .and_then(|n| {
+                let at = n.segments.binary_search_by_key(&number, |&(n, _)| n).ok()?;
+                Some(
+                    self.segment(n.segments[at].1)
+                        .synapses
+                        .iter()
+                        .map(|&(cell, _)| cell)
+                        .collect(),
+                )
+            })
+            .unwrap_or_default()
     }
 
     /// Samples min(s, |pattern|) of the pattern's bits. The generator is seeded by the space's
@@ -196,7 +253,7 @@ impl Planner {
             let draft = self
                 .drafts
                 .entry(request.neuron.clone())
-                .or_insert_with(|| Draft::of(space, space.neuron(&request.neuron)));
+                .or_insert_with(|| Draft::of(space.neuron(&request.neuron)));
             match space.plan_one(request, draft) {
                 Ok(planned) => plans.push(planned),
                 Err(error) => {
@@ -219,30 +276,20 @@ impl Planner {
 struct Draft {
     segments: u32,
     next_segment: u32,
-    newest_number: u32,
-    newest_synapses: Option<Vec<CellIndex>>,
+    /// The synapses of the segments this group's plans joined or opened, by number: the rest
+    /// are read from the space.
+    touched: std::collections::BTreeMap<u32, Vec<CellIndex>>,
     new_ids: HashMap<Name, Pattern>,
     new_contents: HashMap<Pattern, Name>,
     next_pattern_number: u64,
 }
 
 impl Draft {
-    fn of(space: &Space, neuron: Option<&Neuron>) -> Draft {
-        let newest = neuron.and_then(|n| n.segments.last());
+    fn of(neuron: Option<&Neuron>) -> Draft {
         Draft {
             segments: neuron.map_or(0, |n| n.segments.len() as u32),
             next_segment: neuron.map_or(0, |n| n.next_segment),
-            newest_number: neuron
-                .and_then(|n| n.segments.last())
-                .map_or(0, |&(number, _)| number),
-            newest_synapses: newest.map(|&(_, slot)| {
-                space
-                    .segment(slot)
-                    .synapses
-                    .iter()
-                    .map(|&(c, _)| c)
-                    .collect()
-            }),
+            touched: std::collections::BTreeMap::new(),
             new_ids: HashMap::new(),
             new_contents: HashMap::new(),
             next_pattern_number: neuron.map_or(1, |n| n.next_pattern_number),
