@@ -169,7 +169,7 @@ impl Space {
             .chain(draft.touched.keys().copied())
             .collect();
         numbers.into_iter().find(|number| {
-            let fits = match draft.touched.get(number) {
+            match draft.touched.get(number) {
                 Some(held) => union_len(held, synapses) <= limit,
                 None => {
                     let slot = stored
@@ -187,8 +187,7 @@ impl Space {
                         union <= limit
                     })
                 }
-            };
-            fits
+            }
         })
     }
 
