@@ -127,6 +127,14 @@ impl Application {
                 .layer(RequestBodyDeadlineLayer::new(args.body_timeout()))
                 .layer(DefaultBodyLimit::max(args.body_limit)),
         );
+        let open_files = raise_open_files_limit();
+        let limits = args.connection_limits(open_files);
+        tracing::info!(
+            max_connections = limits.max_connections,
+            max_connections_per_peer = limits.max_connections_per_peer,
+            open_files,
+            "connection limits"
+        );
         let listener = TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -143,7 +151,7 @@ impl Application {
             router,
             db,
             writer: writer_thread,
-            limits: args.connection_limits(),
+            limits,
         })
     }
 
@@ -196,6 +204,20 @@ fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
                 HeaderName::from_static(http::guard::SEQUENCE_HEADER),
             ]),
     ))
+}
+
+/// Raises the soft limit on open files to the hard one (the default soft limit, often 1,024,
+/// would cap connections far below what the machine allows); returns the limit now in force.
+fn raise_open_files_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read or raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

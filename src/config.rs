@@ -16,6 +16,12 @@ pub enum LogFormat {
     Json,
 }
 
+/// File descriptors kept back from connections: the database, its WAL and lock files, the
+/// backup being written, the log.
+const RESERVED_FILES: u64 = 256;
+/// The most connections allowed by default, whatever the open-file limit.
+const MAX_DEFAULT_CONNECTIONS: u64 = 65_536;
+
 /// The longest timeout a setting may give, a day: longer ones mean "never" and would overflow the
 /// clock arithmetic of the connections they bound (2^63 seconds made every connection panic).
 pub const MAX_TIMEOUT_SECONDS: u64 = 86_400;
@@ -62,9 +68,17 @@ pub struct ServeArgs {
     #[arg(long, env = "DENDRITE_HEADER_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECONDS))]
     pub header_timeout: u64,
-    /// The most connections open at once; past it new clients wait to be accepted.
-    #[arg(long, env = "DENDRITE_MAX_CONNECTIONS", default_value_t = 1024)]
-    pub max_connections: usize,
+    /// The most connections open at once; at it, the connection idle longest is closed to make
+    /// room (new clients wait only while every connection is busy). Unset: as many as the
+    /// open-file limit allows (raised to its hard limit at start-up), less 256 for the database
+    /// and logs, at most 65,536.
+    #[arg(long, env = "DENDRITE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// The most connections one client address may hold; past it its idle ones make room, or a
+    /// new one is closed. Unset: half of --max-connections (behind a reverse proxy every client
+    /// shares the proxy's address: raise it there).
+    #[arg(long, env = "DENDRITE_MAX_CONNECTIONS_PER_PEER", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_peer: Option<u64>,
     /// Seconds open requests get to finish after SIGTERM or SIGINT; then the process stops.
     #[arg(long, env = "DENDRITE_SHUTDOWN_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECONDS))]
@@ -207,10 +221,24 @@ impl ServeArgs {
         Duration::from_secs(self.body_timeout)
     }
 
-    pub fn connection_limits(&self) -> crate::http::serve::ConnectionLimits {
+    /// The connection limits, given the process's open-file limit (`None`: unknown).
+    pub fn connection_limits(
+        &self,
+        open_files: Option<u64>,
+    ) -> crate::http::serve::ConnectionLimits {
+        let by_files = open_files.map_or(1024, |files| {
+            files
+                .saturating_sub(RESERVED_FILES)
+                .clamp(64, MAX_DEFAULT_CONNECTIONS)
+        });
+        let max_connections = self.max_connections.unwrap_or(by_files);
+        let per_peer = self
+            .max_connections_per_peer
+            .unwrap_or((max_connections / 2).max(1));
         crate::http::serve::ConnectionLimits {
             header_timeout: Duration::from_secs(self.header_timeout),
-            max_connections: self.max_connections,
+            max_connections: max_connections as usize,
+            max_connections_per_peer: per_peer as usize,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
         }
     }

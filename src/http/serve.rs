@@ -7,27 +7,35 @@
 //! - a header timeout: a connection that has not sent a whole request head within it, counted
 //!   from when it opened or from the end of its previous answer, is closed (so it is also the
 //!   keep-alive idle timeout: hyper starts the clock as soon as it waits for the next request);
-//! - a cap on open connections: past it the service stops accepting, and new clients wait in the
-//!   kernel's backlog until a connection closes, instead of the process running out of file
-//!   descriptors;
+//! - a cap on open connections, and on those of one peer: at the cap, the connection that has
+//!   waited longest without a request in progress (an idle keep-alive connection, or one that has
+//!   not finished sending its head) is closed to make room, as nginx reclaims idle keep-alive
+//!   connections; only when every connection is busy does a new client wait in the kernel's
+//!   backlog. So neither a thousand polite keep-alive clients nor thousands of half-sent heads
+//!   can lock new clients out;
 //! - a shutdown deadline: after the stop signal, connections get this long to finish their
 //!   requests, then the process stops regardless.
 
 use axum::Router;
+use axum::body::Body;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
+use tower::ServiceExt;
 
 /// The limits a connection is served within.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// The most connections one peer address may hold.
+    pub max_connections_per_peer: usize,
     pub shutdown_timeout: Duration,
 }
 
@@ -43,6 +51,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> bool {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let open = Arc::new(Connections::default());
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -50,15 +59,9 @@ pub async fn serve(
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => {
-                permit.expect("the connection semaphore is never closed")
-            }
-            () = &mut shutdown => break,
-        };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer.ip()),
                 Err(error) => {
                     tracing::warn!(%error, "cannot accept a connection");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -67,13 +70,55 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection closed with an error");
+        if open.count_of(peer) >= limits.max_connections_per_peer.max(1)
+            && !open.close_longest_idle(Some(peer))
+        {
+            tracing::debug!(%peer, "refused a connection: the peer holds its most");
+            continue;
+        }
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // At the cap: make room by closing the longest idle connection, or wait for a
+                // busy one to end when none is idle.
+                open.close_longest_idle(None);
+                tokio::select! {
+                    permit = Arc::clone(&permits).acquire_owned() => {
+                        permit.expect("the connection semaphore is never closed")
+                    }
+                    () = &mut shutdown => break,
+                }
             }
+        };
+        let _ = stream.set_nodelay(true);
+        let (id, close) = open.register(peer);
+        let service = {
+            let (open, router) = (Arc::clone(&open), router.clone());
+            hyper::service::service_fn(
+                move |request: axum::http::Request<hyper::body::Incoming>| {
+                    let busy = Busy::start(Arc::clone(&open), id);
+                    let answer = router.clone().oneshot(request.map(Body::new));
+                    async move {
+                        let response = answer.await?;
+                        // Idle again only once the whole answer is written: the guard goes with
+                        // the body, which hyper drops when it has sent it.
+                        Ok::<_, std::convert::Infallible>(
+                            response.map(|body| Body::new(GuardedBody { body, _busy: busy })),
+                        )
+                    }
+                },
+            )
+        };
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let open = Arc::clone(&open);
+        tokio::spawn(async move {
+            tokio::select! {
+                outcome = connection => if let Err(error) = outcome {
+                    tracing::debug!(%error, "connection closed with an error");
+                },
+                () = close.notified() => tracing::debug!("closed an idle connection to make room"),
+            }
+            open.unregister(id);
             drop(permit);
         });
     }
@@ -87,5 +132,180 @@ pub async fn serve(
             );
             false
         }
+    }
+}
+
+/// The open connections: whose they are, and since when each has been idle.
+#[derive(Debug, Default)]
+struct Connections {
+    inner: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    next_id: u64,
+    by_id: HashMap<u64, Connection>,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+#[derive(Debug)]
+struct Connection {
+    peer: IpAddr,
+    /// Requests in progress on it (more than one only while an answer's body is still written).
+    busy: usize,
+    /// When it last had no request in progress (or opened).
+    idle_since: Instant,
+    close: Arc<Notify>,
+}
+
+impl Connections {
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn register(&self, peer: IpAddr) -> (u64, Arc<Notify>) {
+        let mut table = self.table();
+        let id = table.next_id;
+        table.next_id += 1;
+        let close = Arc::new(Notify::new());
+        table.by_id.insert(
+            id,
+            Connection {
+                peer,
+                busy: 0,
+                idle_since: Instant::now(),
+                close: Arc::clone(&close),
+            },
+        );
+        *table.per_peer.entry(peer).or_default() += 1;
+        (id, close)
+    }
+
+    fn unregister(&self, id: u64) {
+        let mut table = self.table();
+        if let Some(connection) = table.by_id.remove(&id)
+            && let Some(count) = table.per_peer.get_mut(&connection.peer)
+        {
+            *count -= 1;
+            if *count == 0 {
+                table.per_peer.remove(&connection.peer);
+            }
+        }
+    }
+
+    fn count_of(&self, peer: IpAddr) -> usize {
+        self.table().per_peer.get(&peer).copied().unwrap_or(0)
+    }
+
+    fn set_busy(&self, id: u64, started: bool) {
+        if let Some(connection) = self.table().by_id.get_mut(&id) {
+            if started {
+                connection.busy += 1;
+            } else {
+                connection.busy -= 1;
+                if connection.busy == 0 {
+                    connection.idle_since = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Tells the connection idle longest (of `peer`, when given) to close; whether there was one.
+    fn close_longest_idle(&self, peer: Option<IpAddr>) -> bool {
+        let mut table = self.table();
+        let longest = table
+            .by_id
+            .iter()
+            .filter(|(_, c)| c.busy == 0 && peer.is_none_or(|p| c.peer == p))
+            .min_by_key(|(_, c)| c.idle_since)
+            .map(|(&id, _)| id);
+        match longest.and_then(|id| table.by_id.get_mut(&id)) {
+            Some(connection) => {
+                // Busy from now on, so that it is not chosen twice while it closes.
+                connection.busy += 1;
+                connection.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A request in progress on a connection, until dropped.
+struct Busy {
+    open: Arc<Connections>,
+    id: u64,
+}
+
+impl Busy {
+    fn start(open: Arc<Connections>, id: u64) -> Busy {
+        open.set_busy(id, true);
+        Busy { open, id }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.open.set_busy(self.id, false);
+    }
+}
+
+/// An answer's body, holding its connection busy until it is written (or abandoned).
+struct GuardedBody {
+    body: Body,
+    _busy: Busy,
+}
+
+impl axum::body::HttpBody for GuardedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_idle_connection_is_the_one_closed_and_busy_ones_never_are() {
+        let open = Arc::new(Connections::default());
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (first, first_close) = open.register(a);
+        std::thread::sleep(Duration::from_millis(2));
+        let (second, _) = open.register(b);
+        let busy = Busy::start(Arc::clone(&open), second);
+        assert_eq!((open.count_of(a), open.count_of(b)), (1, 1));
+        assert!(
+            !open.close_longest_idle(Some(b)),
+            "b's only connection is busy"
+        );
+        assert!(open.close_longest_idle(None));
+        // The first one was told to close, and is not chosen again.
+        let told = first_close.notified();
+        tokio::pin!(told);
+        assert!(futures_util::FutureExt::now_or_never(told.as_mut()).is_some());
+        assert!(!open.close_longest_idle(None), "nothing else is idle");
+        drop(busy);
+        assert!(
+            open.close_longest_idle(Some(b)),
+            "idle once its answer is written"
+        );
+        open.unregister(first);
+        open.unregister(second);
+        assert_eq!((open.count_of(a), open.count_of(b)), (0, 0));
     }
 }

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 async fn spawn(header_timeout: u64, max_connections: usize, shutdown_timeout: u64) -> TestApp {
     TestApp::spawn_configured(|settings: &mut ServeArgs| {
         settings.header_timeout = header_timeout;
-        settings.max_connections = max_connections;
+        settings.max_connections = Some(max_connections as u64);
         settings.shutdown_timeout = shutdown_timeout;
     })
     .await
@@ -85,4 +85,100 @@ async fn a_half_sent_request_cannot_keep_a_stopping_server_alive() {
     tokio::time::timeout(Duration::from_secs(15), app.stop())
         .await
         .expect("the server stops at its shutdown deadline");
+}
+
+async fn spawn_capped(max_connections: u64, per_peer: u64) -> TestApp {
+    TestApp::spawn_configured(|settings: &mut ServeArgs| {
+        // Long enough that only reclaiming, never the header timeout, can free a connection.
+        settings.header_timeout = 600;
+        settings.max_connections = Some(max_connections);
+        settings.max_connections_per_peer = Some(per_peer);
+    })
+    .await
+}
+
+/// A request on `stream`, kept alive: its status line.
+async fn ask_health(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 1024];
+    let read = stream.read(&mut buffer).await.unwrap();
+    String::from_utf8_lossy(&buffer[..read])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn at_the_cap_the_longest_idle_keep_alive_connection_makes_room_for_a_new_client() {
+    let app = spawn_capped(4, 100).await;
+    let mut polite = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect(&app).await;
+        assert!(ask_health(&mut stream).await.starts_with("HTTP/1.1 200"));
+        polite.push(stream);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let health = tokio::time::timeout(Duration::from_secs(2), app.get("/healthz"))
+        .await
+        .expect("a new client is served at once, not after the idle ones time out");
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    assert!(
+        closed_by_server(&mut polite[0], Duration::from_secs(2)).await,
+        "the connection idle longest was the one closed"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn half_sent_heads_at_the_cap_cannot_lock_out_a_new_client() {
+    let app = spawn_capped(8, 100).await;
+    let mut stalled = Vec::new();
+    for _ in 0..30 {
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: 12")
+            .await
+            .unwrap();
+        stalled.push(stream);
+    }
+    let health = tokio::time::timeout(Duration::from_secs(2), app.get("/healthz"))
+        .await
+        .expect("a new client is served within a second or two");
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_peer_cannot_hold_more_than_its_share_of_busy_connections() {
+    let app = spawn_capped(100, 2).await;
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect(&app).await;
+        // A whole head, then a body that never comes: the request is in progress.
+        stream
+            .write_all(b"POST /v1/spaces/s/neurons/n/patterns HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+            .await
+            .unwrap();
+        busy.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = connect(&app).await;
+    assert!(
+        closed_by_server(&mut third, Duration::from_secs(2)).await,
+        "a third connection from the same peer was kept"
+    );
+    for stream in &mut busy {
+        assert!(
+            !closed_by_server(stream, Duration::from_millis(300)).await,
+            "a busy connection was closed"
+        );
+    }
+    drop(busy);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.get("/healthz").await.status(), reqwest::StatusCode::OK);
+    app.stop().await;
 }
