@@ -201,11 +201,32 @@ async fn forget(
     Ok(with_sequence(written.sequence, StatusCode::NO_CONTENT))
 }
 
+/// `?limit=N&after=NAME` of a listing (neurons here, spaces in `spaces.rs`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Page {
+pub(super) struct Page {
     limit: Option<usize>,
     after: Option<String>,
+}
+
+impl Page {
+    /// The page's size (in 1..=[`MAX_PAGE`], [`DEFAULT_PAGE`] when not given) and the name it
+    /// starts after.
+    pub(super) fn checked(&self) -> Result<(usize, Option<Name>), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::invalid_parameter(
+                "limit",
+                format!("limit must be in 1..={MAX_PAGE}, not {limit}"),
+            ));
+        }
+        let after = self
+            .after
+            .as_deref()
+            .map(|a| parse_name("after", a))
+            .transpose()?;
+        Ok((limit, after))
+    }
 }
 
 #[derive(Serialize)]
@@ -220,18 +241,7 @@ async fn list(
     Path(space): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<NeuronPage>, ApiError> {
-    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid_parameter(
-            "limit",
-            format!("limit must be in 1..={MAX_PAGE}, not {limit}"),
-        ));
-    }
-    let after = page
-        .after
-        .as_deref()
-        .map(|a| parse_name("after", a))
-        .transpose()?;
+    let (limit, after) = page.checked()?;
     let page = state
         .read_space(&space, ReadCost::Fixed, move |space| {
             let names = space.neuron_names(after.as_ref(), limit + 1);

@@ -3,12 +3,13 @@
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::guard::with_sequence;
+use super::neurons::Page;
 use super::{AppState, ReadCost, Route, parse_name};
 use crate::engine::{Name, Space, SpaceParams, SpaceReport, SpaceSpec};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
@@ -17,17 +18,6 @@ pub(super) fn routes() -> Vec<Route> {
         Route::read(Method::GET, "/v1/spaces/{space}", report),
         Route::write(Method::DELETE, "/v1/spaces/{space}", delete),
     ]
-}
-
-/// The most spaces one page lists, and how many when the request does not say.
-pub const MAX_PAGE: usize = 1_000;
-const DEFAULT_PAGE: usize = 100;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Page {
-    limit: Option<usize>,
-    after: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -43,18 +33,7 @@ async fn list(
     State(state): State<AppState>,
     Query(page): Query<Page>,
 ) -> Result<Json<SpaceList>, ApiError> {
-    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid_parameter(
-            "limit",
-            format!("limit must be in 1..={MAX_PAGE}, not {limit}"),
-        ));
-    }
-    let after = page
-        .after
-        .as_deref()
-        .map(|a| parse_name("after", a))
-        .transpose()?;
+    let (limit, after) = page.checked()?;
     let mut shared = state.spaces.page(after.as_ref(), limit + 1);
     let more = shared.len() > limit;
     shared.truncate(limit);
