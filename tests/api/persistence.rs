@@ -277,6 +277,26 @@ fn cell_blob(cells: &[u32]) -> Vec<u8> {
     cells.iter().flat_map(|c| c.to_le_bytes()).collect()
 }
 
+/// The cells of a `patterns` column.
+fn cells_of(blob: &[u8]) -> Vec<u32> {
+    blob.chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Starts the real binary on `url`, expecting it to stop at start-up: its exit code and stderr.
+fn start_expecting_refusal(url: &str) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_dendrite"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn a_stored_pattern_that_breaks_the_space_s_rules_stops_start_up_naming_its_row() {
     crate::sqlite_only!();
@@ -303,12 +323,7 @@ async fn a_stored_pattern_that_breaks_the_space_s_rules_stops_start_up_naming_it
             .await
             .unwrap();
     connection.close().await.unwrap();
-    let decode = |blob: &[u8]| -> Vec<u32> {
-        blob.chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    };
-    let (active, synapses) = (decode(&active), decode(&synapses));
+    let (active, synapses) = (cells_of(&active), cells_of(&synapses));
     let mut past_the_input = synapses.clone();
     *past_the_input.last_mut().unwrap() = 5000;
     let mut unsorted = synapses.clone();
@@ -352,19 +367,8 @@ async fn a_stored_pattern_that_breaks_the_space_s_rules_stops_start_up_naming_it
         }
         query.execute(&mut connection).await.unwrap();
         connection.close().await.unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_dendrite"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                &url(&copy),
-            ])
-            .stdout(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert_eq!(output.status.code(), Some(1), "case {n} started: {stderr}");
+        let (code, stderr) = start_expecting_refusal(&url(&copy));
+        assert_eq!(code, Some(1), "case {n} started: {stderr}");
         assert!(
             stderr.contains("space s:")
                 && stderr.contains("of neuron n")
@@ -387,23 +391,6 @@ async fn a_damaged_file_or_a_changed_pattern_stops_start_up_instead_of_being_ser
     }
     app.stop().await;
     let url = |path: &std::path::Path| format!("sqlite://{}", path.display());
-    let start = |path: &std::path::Path| {
-        let output = Command::new(env!("CARGO_BIN_EXE_dendrite"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                &url(path),
-            ])
-            .stdout(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8(output.stderr).unwrap(),
-        )
-    };
 
     // One bit of the pattern moved to another bit outside its synapses: still a valid pattern
     // (sorted, in range), so only the row's checksum can tell.
@@ -417,12 +404,7 @@ async fn a_damaged_file_or_a_changed_pattern_stops_start_up_instead_of_being_ser
             .fetch_one(&mut connection)
             .await
             .unwrap();
-    let decode = |blob: &[u8]| -> Vec<u32> {
-        blob.chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    };
-    let (mut active, synapses) = (decode(&active), decode(&synapses));
+    let (mut active, synapses) = (cells_of(&active), cells_of(&synapses));
     let at = active.iter().position(|c| !synapses.contains(c)).unwrap();
     active[at] = (0..2048).find(|c| !active.contains(c)).unwrap();
     active.sort_unstable();
@@ -432,7 +414,7 @@ async fn a_damaged_file_or_a_changed_pattern_stops_start_up_instead_of_being_ser
         .await
         .unwrap();
     connection.close().await.unwrap();
-    let (code, stderr) = start(&changed);
+    let (code, stderr) = start_expecting_refusal(&url(&changed));
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("checksum does not match") && stderr.contains("\"n3\""),
@@ -447,7 +429,7 @@ async fn a_damaged_file_or_a_changed_pattern_stops_start_up_instead_of_being_ser
     let last_page = bytes.len() / 4096 - 1;
     bytes[last_page * 4096..(last_page + 1) * 4096].fill(0);
     std::fs::write(&zeroed, &bytes).unwrap();
-    let (code, stderr) = start(&zeroed);
+    let (code, stderr) = start_expecting_refusal(&url(&zeroed));
     assert_eq!(code, Some(1), "a zeroed page was served: {stderr}");
     assert!(
         stderr.contains("damaged") || stderr.contains("malformed"),
