@@ -200,7 +200,7 @@ impl SqliteDatabase {
 
 /// Refuses a damaged file before anything is read from it: a zeroed or garbled page would
 /// otherwise be served as healthy until some later write or read trips over it (500s then).
-/// `quick_check` reads every page (about a second per gigabyte; the log says how long it took),
+/// `quick_check` reads every page (2–3 s per gigabyte here; the log says how long it took),
 /// without the index cross-checks of a full `integrity_check`; the per-pattern checksums catch
 /// what it cannot see, changed bytes inside a row.
 async fn check_integrity(pool: &SqlitePool, url: &str) -> anyhow::Result<()> {
