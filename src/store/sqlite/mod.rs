@@ -34,8 +34,10 @@ pub struct SqliteDatabase {
     options: SqliteConnectOptions,
     /// `sqlite::memory:`: no file, and nothing stored before this process opened it.
     in_memory: bool,
-    /// This process's claim on the file, held while any handle to the database lives.
-    _owner: Option<std::sync::Arc<owner::FileOwner>>,
+    /// This process's claim on the file: held until [`SqliteDatabase::close`] (or until every
+    /// handle is dropped), so a process that stopped serving lets the next one in at once, even
+    /// while a task of its own still holds a handle.
+    owner: std::sync::Arc<std::sync::Mutex<Option<owner::FileOwner>>>,
 }
 
 /// A start-up error that says which database failed and what to do about it.
@@ -81,9 +83,10 @@ impl SqliteDatabase {
         let owner = if in_memory {
             None
         } else {
-            let claim = owner::FileOwner::claim(options.get_filename())
-                .with_context(|| format!("cannot use the database {url}"))?;
-            Some(std::sync::Arc::new(claim))
+            Some(
+                owner::FileOwner::claim(options.get_filename())
+                    .with_context(|| format!("cannot use the database {url}"))?,
+            )
         };
         let connections = if in_memory { 1 } else { 2 };
         let pool = SqlitePoolOptions::new()
@@ -105,7 +108,7 @@ impl SqliteDatabase {
             pool,
             options,
             in_memory,
-            _owner: owner,
+            owner: std::sync::Arc::new(std::sync::Mutex::new(owner)),
         };
         super::refuse_unless_writable(database.writes(), url, cannot_write).await?;
         Ok(database)
@@ -139,9 +142,13 @@ impl SqliteDatabase {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
-    /// Closes every connection cleanly (the WAL is checkpointed).
+    /// Closes every connection cleanly (the WAL is checkpointed), then lets go of the file.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.owner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
     }
 
     /// Rebuilds every space from its rows into `spaces`. Only this process writes the file, so
