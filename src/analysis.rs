@@ -3,9 +3,7 @@
 //! `dendrite theory` prints this and `GET /v1/theory` answers it, so both share one definition of
 //! the parameters, their validation and the JSON keys (other tools read those keys by name).
 
-use crate::theory::limits::{
-    MAX_ACTIVE_BITS, MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN, MAX_UNION_STEPS,
-};
+use crate::theory::limits::{MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN, MAX_UNION_STEPS};
 use crate::theory::{self, InvalidParameter, Probability};
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +114,16 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidParameter {
 /// must not be a way to burn a server's CPU).
 pub const MAX_UNION_PLACEMENTS: u64 = 50_000;
 
+/// The most terms (one logarithm or one ratio each) the closed-form quantities of an analysis may
+/// sum, counted before any is computed by [`Parameters::worst_case_terms`]. An analysis at this
+/// bound takes about a second on a slow core; ordinary ones take a few thousand terms.
+pub const MAX_ANALYSIS_TERMS: u64 = 60_000_000;
+
+/// The most evaluations of the union model the capacity search makes: doubling `m` until the
+/// union fails, then bisecting; `m` never needs more than 2^40 here (at n = 2^24 and one synapse
+/// a pattern, every bit is covered after about 2^28 patterns).
+const CAPACITY_EVALUATIONS: u64 = 2 * 40;
+
 impl Parameters {
     /// Checks the parameters against each other; the first problem found is named.
     pub fn validate(&self) -> Result<(), InvalidParameter> {
@@ -137,9 +145,6 @@ impl Parameters {
         }
         if self.a > self.n {
             return Err(invalid("a", format!("{} exceeds n = {}", self.a, self.n)));
-        }
-        if self.a > MAX_ACTIVE_BITS {
-            return Err(invalid("a", format!("must be at most {MAX_ACTIVE_BITS}")));
         }
         if self.s > self.n {
             return Err(invalid("s", format!("{} exceeds n = {}", self.s, self.n)));
@@ -176,7 +181,41 @@ impl Parameters {
         {
             return Err(invalid("target", "must be a probability in (0, 1]"));
         }
+        let terms = self.worst_case_terms();
+        if terms > MAX_ANALYSIS_TERMS {
+            // Within the other bounds only the capacity search grows past the budget (it walks
+            // the union up to every bit, about a terms each time): a test pins this.
+            return Err(invalid(
+                "target",
+                format!(
+                    "with a target this analysis could sum {terms} terms, more than {MAX_ANALYSIS_TERMS}: drop target (the capacity search) or use a smaller a"
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// An upper bound on the terms the closed-form quantities sum: each hypergeometric tail
+    /// costs about three terms per overlap of its smaller side (its first term's product, then
+    /// the ratios), C(n, a) one per factor. The exact union model counts its own steps. Only
+    /// sizes that the other checks have already bounded are multiplied, so nothing overflows.
+    pub fn worst_case_terms(&self) -> u64 {
+        let (n, a, s) = (self.n, self.a, self.s);
+        let one_pattern = s.min(a);
+        let tail = |smaller: u64| 3 * smaller;
+        let union_synapses = n.min(self.patterns * one_pattern);
+        let closed_forms = a.min(n - a) // log10 C(n, a)
+            + tail(one_pattern) // one segment
+            + tail(one_pattern.min(self.noise_bits)) // the miss
+            + tail(union_synapses.min(a)) // the union, the paper's way
+            + s * (tail(one_pattern) + tail(one_pattern.min(self.noise_bits))); // best threshold
+        let advice = match self.target {
+            None => 0,
+            // The threshold for the target, then the capacity search: a segment on every bit,
+            // then unions of up to every bit.
+            Some(_) => s * tail(one_pattern) + (1 + CAPACITY_EVALUATIONS) * tail(a.min(n)),
+        };
+        closed_forms + advice
     }
 }
 
@@ -274,7 +313,7 @@ mod tests {
         let cases: [(&str, Spoil); 14] = [
             ("patterns", |p| p.patterns = 2_084),
             ("n", |p| p.n = MAX_INPUT_SIZE + 1),
-            ("a", |p| (p.n, p.a) = (1 << 20, MAX_ACTIVE_BITS + 1)),
+            ("target", |p| (p.n, p.a) = (1 << 24, 1 << 20)),
             ("s", |p| p.s = MAX_SYNAPSES_PER_PATTERN + 1),
             ("n", |p| p.n = 0),
             ("a", |p| p.a = 3000),
@@ -293,6 +332,44 @@ mod tests {
             assert_eq!(p.validate().unwrap_err().field, name);
             assert!(Analysis::of(&p).is_err());
         }
+    }
+
+    #[test]
+    fn only_the_capacity_search_can_exceed_the_term_budget() {
+        let costliest = Parameters {
+            n: MAX_INPUT_SIZE,
+            a: MAX_INPUT_SIZE / 2,
+            s: MAX_SYNAPSES_PER_PATTERN,
+            theta: 1,
+            patterns: MAX_UNION_PLACEMENTS / MAX_SYNAPSES_PER_PATTERN,
+            segments: u64::MAX,
+            noise_bits: MAX_INPUT_SIZE / 2,
+            target: None,
+        };
+        assert!(costliest.worst_case_terms() <= MAX_ANALYSIS_TERMS);
+        let with_target = Parameters {
+            target: Some(1e-6),
+            ..costliest
+        };
+        assert_eq!(with_target.validate().unwrap_err().field, "target");
+    }
+
+    #[test]
+    fn large_active_bits_are_analysed_when_the_cost_allows() {
+        // What an application with a million-bit input and 2% sparsity asks.
+        let wide = Parameters {
+            n: 1_000_000,
+            a: 20_000,
+            s: 1024,
+            theta: 200,
+            patterns: 10,
+            segments: 100,
+            noise_bits: 4_000,
+            target: Some(1e-9),
+        };
+        let analysis = Analysis::of(&wide).unwrap();
+        assert!(analysis.segment_false_match.ln() < 0.0);
+        assert!(analysis.max_patterns_per_segment.unwrap().is_some());
     }
 
     fn request(noise_bits: Option<u64>, noise: Option<f64>) -> Request {

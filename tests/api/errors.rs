@@ -155,7 +155,7 @@ async fn a_neuron_report_page_out_of_bounds_and_an_overlong_pattern_are_refused(
 async fn theory_requests_beyond_the_cost_bounds_are_400_naming_the_parameter() {
     let app = TestApp::spawn().await;
     for (query, field) in [
-        ("n=16777216&a=50000&s=50000&theta=1", "a"),
+        ("n=16777216&a=5000000&s=40&theta=10&target=1e-6", "target"),
         ("n=16777216&a=16384&s=2000&theta=1", "s"),
         ("n=65536&a=40&s=40&theta=10&patterns=1250", "patterns"),
     ] {
@@ -166,6 +166,13 @@ async fn theory_requests_beyond_the_cost_bounds_are_400_naming_the_parameter() {
         .await;
         assert_eq!(body["field"], field, "{query}: {body}");
     }
+    // Large `a` itself is no cost: only the capacity search walks it.
+    let wide = app
+        .get("/v1/theory?n=1000000&a=20000&s=1024&theta=200&target=1e-9")
+        .await;
+    assert_eq!(wide.status(), StatusCode::OK);
+    let wide: Value = wide.json().await.unwrap();
+    assert!(wide["max_patterns_per_segment"].is_u64(), "{wide}");
     app.stop().await;
 }
 
