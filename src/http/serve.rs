@@ -13,16 +13,23 @@
 //!   connections; only when every connection is busy does a new client wait in the kernel's
 //!   backlog. So neither a thousand polite keep-alive clients nor thousands of half-sent heads
 //!   can lock new clients out;
-//! - a shutdown deadline: after the stop signal, connections get this long to finish their
-//!   requests, then the process stops regardless.
+//! - a drain window, then a shutdown deadline: for a short while after the stop signal the
+//!   service still reads and answers requests, on open connections and on ones already waiting
+//!   in the kernel's backlog, each answer with `Connection: close`, so a request a client had
+//!   already sent is answered rather than cut off (hyper's graceful shutdown closes an idle
+//!   connection at once, unread bytes and all); then connections get the shutdown timeout to
+//!   finish their requests, and the process stops regardless.
 
 use axum::Router;
 use axum::body::Body;
+use axum::http::HeaderValue;
+use axum::http::header::CONNECTION;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -42,6 +49,10 @@ pub struct ConnectionLimits {
 /// Pause after a failed accept (out of file descriptors, say) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How long after the stop signal requests are still read (within the shutdown timeout): ample
+/// for bytes already in a socket's buffer to be read, short enough not to delay a deploy.
+const DRAIN_WINDOW: Duration = Duration::from_millis(250);
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish for
 /// at most the shutdown timeout. Returns whether every connection closed in time.
 pub async fn serve(
@@ -57,7 +68,13 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
-    tokio::pin!(shutdown);
+    let draining = Arc::new(AtomicBool::new(false));
+    let stopping = async {
+        shutdown.await;
+        draining.store(true, Ordering::Relaxed);
+        tokio::time::sleep(DRAIN_WINDOW.min(limits.shutdown_timeout)).await;
+    };
+    tokio::pin!(stopping);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -68,7 +85,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut stopping => break,
         };
         if open.count_of(peer) >= limits.max_connections_per_peer.max(1)
             && !open.close_longest_idle(Some(peer))
@@ -86,20 +103,28 @@ pub async fn serve(
                     permit = Arc::clone(&permits).acquire_owned() => {
                         permit.expect("the connection semaphore is never closed")
                     }
-                    () = &mut shutdown => break,
+                    () = &mut stopping => break,
                 }
             }
         };
         let _ = stream.set_nodelay(true);
         let (id, close) = open.register(peer);
         let service = {
-            let (open, router) = (Arc::clone(&open), router.clone());
+            let (open, router, draining) =
+                (Arc::clone(&open), router.clone(), Arc::clone(&draining));
             hyper::service::service_fn(
                 move |request: axum::http::Request<hyper::body::Incoming>| {
                     let busy = Busy::start(Arc::clone(&open), id);
                     let answer = router.clone().oneshot(request.map(Body::new));
+                    let draining = Arc::clone(&draining);
                     async move {
-                        let response = answer.await?;
+                        let mut response = answer.await?;
+                        if draining.load(Ordering::Relaxed) {
+                            // hyper closes the connection once this answer is written.
+                            response
+                                .headers_mut()
+                                .insert(CONNECTION, HeaderValue::from_static("close"));
+                        }
                         // Idle again only once the whole answer is written: the guard goes with
                         // the body, which hyper drops when it has sent it.
                         Ok::<_, std::convert::Infallible>(
@@ -125,7 +150,7 @@ pub async fn serve(
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => true,
-        () = tokio::time::sleep(limits.shutdown_timeout) => {
+        () = tokio::time::sleep(limits.shutdown_timeout.saturating_sub(DRAIN_WINDOW)) => {
             tracing::warn!(
                 timeout_seconds = limits.shutdown_timeout.as_secs_f64(),
                 "connections still open at the shutdown deadline: stopping without them"

@@ -87,6 +87,44 @@ async fn a_half_sent_request_cannot_keep_a_stopping_server_alive() {
         .expect("the server stops at its shutdown deadline");
 }
 
+/// The whole answer on `stream` up to the server closing it.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection after answering")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn requests_sent_as_the_server_stops_are_answered_then_the_connection_closed() {
+    let app = spawn(600, 1024, 10).await;
+    let mut kept_alive = connect(&app).await;
+    assert_eq!(ask_health(&mut kept_alive).await, "HTTP/1.1 200 OK");
+    let mut fresh = connect(&app).await;
+    let stopping = tokio::spawn(app.stop());
+    // The stop has begun: a connection waiting for its next request used to be closed here,
+    // with whatever its client had just sent unread.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    for stream in [&mut kept_alive, &mut fresh] {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_until_closed(stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(15), stopping)
+        .await
+        .expect("the server stops once they are answered")
+        .unwrap();
+}
+
 async fn spawn_capped(max_connections: u64, per_peer: u64) -> TestApp {
     TestApp::spawn_configured(|settings: &mut ServeArgs| {
         // Long enough that only reclaiming, never the header timeout, can free a connection.
