@@ -8,14 +8,19 @@ How it runs
   port) with its database at DIR/dendrite.db. The mount disappears with the namespace.
 
 Scenario and checks (each check is printed PASS/FAIL; exit 1 if any failed, 0 otherwise)
-  1. before: create the space "faults" (n=2048, a=40, s=24, theta=12), store patterns and forget some.
+  1. before: create the space "faults" (n=2048, a=40, s=24, theta=12), store patterns and forget some;
+     create the space "doomed" and store 3,000 patterns in it (more than one purge step removes).
   2. disk full: write a filler file with dd that takes all but --reserve-kib of the free space, then
      store batches of patterns until a write is refused. Every refused write (batch, single store,
      forget) must answer 507 or 503, as application/problem+json, with a Retry-After header;
      while degraded GET /readyz answers 503 and GET /healthz 200; queries and GET of a stored
      pattern answer 200. Forgets are tried too (204 or 507/503 are both acceptable while full).
+     DELETE /v1/spaces/doomed is tried: 204, or 507/503 problem+json (its commit is one small row;
+     removing its rows then goes on in steps, which the full disk may refuse until space is freed).
   3. recovery: delete the filler; within --recover-seconds a store answers 201 and /readyz 200,
-     with the same server process (no restart). Forgets answer 204 again.
+     with the same server process (no restart). Forgets answer 204 again. "doomed" is deleted if
+     the full disk refused it, then created again: 201 once its old rows are gone (the re-creation
+     waits for them), within 30 s.
   4. read-only: `mount -o remount,ro DIR`; stores and forgets must answer 503 (problem+json,
      Retry-After), reads (GET pattern, query, /healthz) keep answering 200; then
      `mount -o remount,rw DIR` and within --recover-seconds a store answers 201 and /readyz 200.
@@ -25,7 +30,7 @@ Scenario and checks (each check is printed PASS/FAIL; exit 1 if any failed, 0 ot
   5. after: more stores and forgets; then kill -9 the server, restart it on the same file, and
      verify that every acknowledged store (2xx) is present with the same bits and every
      acknowledged forget (204) is gone. Writes answered otherwise (no answer, 500, ...) are
-     "uncertain": either state is accepted and the real one is reported.
+     "uncertain": either state is accepted and the real one is reported. "doomed" is there, empty.
   6. a backup disk with room for --backup-keep 2 backups: the third backup removes the oldest
      first and is written, and the two newest are kept.
 
@@ -270,6 +275,12 @@ def inside(options):
         checks.check(model.acked_stores == 40 and model.acked_forgets == 10,
                      "40 stores answered 2xx and 10 forgets 204",
                      f"{model.acked_stores} stores, {model.acked_forgets} forgets acknowledged")
+        status, _, body = call(port, "PUT", "/v1/spaces/doomed", SPACE_PARAMS)
+        doomed = [{"neuron": f"d{k % 30}", "active": random_bits(rng)} for k in range(3000)]
+        for first in range(0, len(doomed), 1000):
+            status, _, body = call(port, "POST", "/v1/spaces/doomed/patterns", {"patterns": doomed[first:first + 1000]})
+            if status != 200:
+                raise RuntimeError(f"filling doomed answered {status}: {body}")
 
         print("2. disk full")
         stat = os.statvfs(directory)
@@ -361,6 +372,12 @@ def inside(options):
         left = os.listdir(backups) if os.path.isdir(backups) else []
         checks.check(not left, "disk full: the refused backup left no file behind", f"found {left}")
         readiness(503, "still degraded before freeing space: /readyz answers 503", 0.0)
+        # Last: its commit is one small row, which may well fit, and a write that succeeds makes the
+        # service ready again.
+        status, headers, body = call(port, "DELETE", "/v1/spaces/doomed", timeout=30.0)
+        doomed_deleted = status == 204
+        checks.check(doomed_deleted or (status in REFUSED and not refusal_problems(status, headers)),
+                     "disk full: deleting a space answers 204 or 507/503 problem+json", f"status {status}: {body}")
         checks.check(server.alive(), "disk full: the server process is still running")
 
         print("3. space freed")
@@ -377,6 +394,12 @@ def inside(options):
             answer = forget_one(port, model, key)
             checks.check(answer is not None and answer[0] == 204, "after freeing space: a forget answers 204",
                          f"answered {answer[0] if answer else 'nothing'}")
+        if not doomed_deleted:
+            status, _, body = call(port, "DELETE", "/v1/spaces/doomed", timeout=30.0)
+            checks.check(status == 204, "after freeing space: deleting a space answers 204", f"status {status}: {body}")
+        status, _, body = call(port, "PUT", "/v1/spaces/doomed", SPACE_PARAMS, timeout=30.0)
+        checks.check(status == 201, "after freeing space: the deleted space's rows go and its name is free again",
+                     f"status {status}: {body}")
 
         print("4. read-only filesystem")
         # The backup folder can be made read-only on its own: a fresh read-only tmpfs over it
@@ -470,6 +493,10 @@ def inside(options):
         checks.check(not resurrected, "every acknowledged forget stayed forgotten",
                      f"{len(resurrected)} back, e.g. {resurrected[:5]}")
         checks.check(not wrong, "every stored pattern kept its bits", f"{wrong[:5]}")
+        status, _, body = call(port, "GET", "/v1/spaces/doomed")
+        patterns = body.get("counts", {}).get("patterns") if isinstance(body, dict) else None
+        checks.check(status == 200 and patterns == 0, "after the restart the re-created space is there, empty",
+                     f"status {status}, patterns {patterns}")
     except (RuntimeError, NoAnswer, subprocess.SubprocessError, OSError) as error:
         checks.check(False, "the scenario ran to its end", f"{type(error).__name__}: {error}")
     finally:

@@ -252,13 +252,18 @@ async fn write_backup(
     Ok((patterns, last_write, bytes))
 }
 
-/// (patterns, last write) of a database file, read on a read-only connection of its own.
+/// (patterns, last write) of a database file just written, read on a read-only connection of its
+/// own. The patterns are those a start-up on it would load: not those of a deletion still being
+/// purged.
 async fn contents(file: &Path) -> Result<(u64, u64), sqlx::Error> {
     let options = SqliteConnectOptions::new().filename(file).read_only(true);
     let mut connection = SqliteConnection::connect_with(&options).await?;
-    let patterns: i64 = sqlx::query_scalar("SELECT count(*) FROM patterns")
-        .fetch_one(&mut connection)
-        .await?;
+    let patterns: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM patterns AS p WHERE NOT EXISTS (SELECT 1 FROM purges AS g \
+         WHERE g.space = p.space AND (g.neuron = '' OR g.neuron = p.neuron))",
+    )
+    .fetch_one(&mut connection)
+    .await?;
     let last_write: i64 = sqlx::query_scalar("SELECT last FROM write_sequence WHERE id = 1")
         .fetch_one(&mut connection)
         .await?;

@@ -89,9 +89,10 @@ impl Change {
                 spaces.insert(Space::new(space, params));
             }
             Change::DeleteSpace { space } => {
-                spaces
+                let removed = spaces
                     .remove(&space)
                     .ok_or(ApplyError::NoSpace { sequence, space })?;
+                free_elsewhere(removed);
             }
             Change::Store { patterns } => {
                 // Consecutive plans of one space are applied under one write lock.
@@ -300,6 +301,15 @@ impl From<StoredParams> for SpaceSpec {
             seed: Some(p.seed),
         }
     }
+}
+
+/// Frees a deleted space's memory on a thread of its own: dropping half a million patterns
+/// takes a good part of a second, which the writer (and every other space's writes behind it)
+/// would otherwise wait for. Should no thread start, it is freed here after all.
+fn free_elsewhere(space: impl Send + 'static) {
+    let _ = std::thread::Builder::new()
+        .name("dendrite-free".into())
+        .spawn(move || drop(space));
 }
 
 #[cfg(test)]

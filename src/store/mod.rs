@@ -184,7 +184,49 @@ pub trait WriteStore: Send + 'static {
     /// Deletes log entries past their retention; returns the newest one deleted (0: none).
     async fn compact(&mut self) -> Result<u64, StorageError>;
 
+    /// Whether committing a deletion leaves its rows to [`WriteStore::purge_step`]: then the
+    /// commit is one small row however large the deletion, and the rows go in steps between
+    /// other writes.
+    fn purges_later(&self) -> bool;
+
+    /// The deletions committed whose rows are not yet all removed (an earlier run stopped
+    /// mid-way), oldest first.
+    async fn pending_purges(&mut self) -> Result<Vec<Purge>, StorageError>;
+
+    /// Removes up to about `rows` rows of `purge` in one transaction; true once none is left
+    /// (and the purge itself is forgotten).
+    async fn purge_step(&mut self, purge: &Purge, rows: u64) -> Result<bool, StorageError>;
+
     async fn close(&mut self);
+}
+
+/// A committed deletion whose rows are still being removed: the whole space, or one neuron.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purge {
+    pub space: Name,
+    pub neuron: Option<Name>,
+}
+
+impl Purge {
+    /// The rows a change deletes, if it deletes any that outlive it.
+    pub fn of(change: &Change) -> Option<Purge> {
+        match change {
+            Change::DeleteSpace { space } => Some(Purge {
+                space: space.clone(),
+                neuron: None,
+            }),
+            Change::DeleteNeuron { space, neuron } => Some(Purge {
+                space: space.clone(),
+                neuron: Some(neuron.clone()),
+            }),
+            Change::CreateSpace { .. } | Change::Store { .. } | Change::Forget { .. } => None,
+        }
+    }
+
+    /// Whether the rows of `neuron` in `space` are (among) the ones going.
+    pub fn covers(&self, space: &Name, neuron: Option<&Name>) -> bool {
+        self.space == *space && (self.neuron.is_none() || self.neuron.as_ref() == neuron)
+    }
 }
 
 /// Plans handed on at a time while loading: the applier works on one chunk while the next is read.

@@ -439,3 +439,158 @@ async fn a_damaged_file_or_a_changed_pattern_stops_start_up_instead_of_being_ser
     let app = TestApp::spawn_on(&pristine).await;
     app.stop().await;
 }
+
+/// Stores `count` patterns in batches of 1,000 (within the body limit), spread over `neurons`
+/// neurons, with ids `p0`, `p1`, ...
+async fn store_many(app: &TestApp, space: &str, count: u64, neurons: u64) {
+    for start in (0..count).step_by(1_000) {
+        let patterns: Vec<Value> = (start..count.min(start + 1_000))
+            .map(|i| json!({"neuron": format!("n{}", i % neurons), "id": format!("p{i}"), "active": cells(i, 40)}))
+            .collect();
+        let stored = app
+            .post(
+                &format!("/v1/spaces/{space}/patterns"),
+                &json!({ "patterns": patterns }),
+            )
+            .await;
+        assert_eq!(
+            stored.status(),
+            StatusCode::OK,
+            "{}",
+            stored.text().await.unwrap()
+        );
+    }
+}
+
+/// Rows of `space` (of one neuron, or all) left in the file.
+async fn rows_left(database: &std::path::Path, space: &str, neuron: Option<&str>) -> i64 {
+    use sqlx::Connection;
+    let mut connection =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display()))
+            .await
+            .unwrap();
+    let count = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM patterns WHERE space = ?1 AND (?2 IS NULL OR neuron = ?2)) \
+         + (SELECT count(*) FROM neurons WHERE space = ?1 AND (?2 IS NULL OR name = ?2))",
+    )
+    .bind(space)
+    .bind(neuron)
+    .fetch_one(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+    count
+}
+
+#[tokio::test]
+async fn a_large_deleted_space_or_neuron_can_be_recreated_at_once_and_restarts_show_only_the_new() {
+    let app = TestApp::spawn().await;
+    app.standard_space("big").await;
+    app.standard_space("keep").await;
+    // More rows than one purge step deletes, so the rows go in several steps after the answer.
+    store_many(&app, "big", 9_000, 300).await;
+    store_many(&app, "keep", 9_000, 2).await;
+    assert_eq!(
+        app.delete("/v1/spaces/big").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete("/v1/spaces/keep/neurons/n0").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // The same names at once: the new space (other parameters) and the new neuron's ids, the
+    // old ones included, must not meet the old rows.
+    let recreated = app
+        .put(
+            "/v1/spaces/big",
+            &json!({"input_size": 1024, "active_bits": 20}),
+        )
+        .await;
+    assert_eq!(recreated.status(), StatusCode::CREATED);
+    store_many(&app, "keep", 3, 1).await;
+    let again = app
+        .post(
+            "/v1/spaces/big/neurons/n0/patterns",
+            &json!({"active": (0..20).collect::<Vec<u32>>(), "id": "p0"}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let database = app.database.clone();
+    let dir = app.stop().await;
+
+    let app = TestApp::spawn_on(&database).await;
+    let big: Value = app.get("/v1/spaces/big").await.json().await.unwrap();
+    assert_eq!(big["parameters"]["input_size"], 1024, "{big}");
+    assert_eq!(big["counts"]["patterns"], 1, "{big}");
+    let keep: Value = app.get("/v1/spaces/keep").await.json().await.unwrap();
+    assert_eq!(keep["counts"]["patterns"], 4_503, "{keep}");
+    app.stop().await;
+    if postgres_admin_url().is_none() {
+        assert_eq!(
+            rows_left(&database, "big", None).await,
+            2,
+            "a pattern, a neuron"
+        );
+        assert_eq!(
+            rows_left(&database, "keep", Some("n0")).await,
+            4,
+            "3 patterns, a neuron"
+        );
+    }
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_deletion_still_being_purged_at_a_stop_is_left_out_at_start_up_and_finished() {
+    crate::sqlite_only!();
+    use sqlx::Connection;
+    let app = TestApp::spawn().await;
+    app.standard_space("gone").await;
+    app.standard_space("kept").await;
+    store_many(&app, "gone", 5_000, 50).await;
+    store_many(&app, "kept", 5_000, 2).await;
+    let database = app.database.clone();
+    let dir = app.stop().await;
+    // As a stop mid-purge leaves the file: the deletions committed, their rows still there.
+    let mut connection =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display()))
+            .await
+            .unwrap();
+    sqlx::query("INSERT INTO purges (space, neuron) VALUES ('gone', ''), ('kept', 'n1')")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+
+    let app = TestApp::spawn_on(&database).await;
+    assert_eq!(
+        app.get("/v1/spaces/gone").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/v1/spaces/kept/neurons/n1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let kept: Value = app.get("/v1/spaces/kept").await.json().await.unwrap();
+    assert_eq!(kept["counts"]["patterns"], 2_500, "{kept}");
+    // A backup counts what a start-up on it would load, whether or not the purge has finished.
+    let backup = app.post("/v1/admin/backup", &json!(null)).await;
+    assert_eq!(backup.status(), StatusCode::CREATED);
+    let backup: Value = backup.json().await.unwrap();
+    assert_eq!(backup["patterns"], 2_500, "{backup}");
+    // Re-creating the name waits for the purge the start-up resumed, then succeeds.
+    assert_eq!(
+        app.put(
+            "/v1/spaces/gone",
+            &json!({"input_size": 2048, "active_bits": 40})
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    app.stop().await;
+    assert_eq!(rows_left(&database, "gone", None).await, 0);
+    assert_eq!(rows_left(&database, "kept", Some("n1")).await, 0);
+    assert_eq!(rows_left(&database, "kept", Some("n0")).await, 2_501);
+    drop(dir);
+}

@@ -377,6 +377,25 @@ impl WriteStore for PostgresWrites {
             .await
     }
 
+    /// No: a deletion's rows go inside its commit (cascading from the space's or neuron's row).
+    /// Other replicas could not see a purge in progress, so a name could not be re-created
+    /// safely while one ran; and PostgreSQL's deletes block no other replica's writes.
+    fn purges_later(&self) -> bool {
+        false
+    }
+
+    async fn pending_purges(&mut self) -> Result<Vec<super::Purge>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    async fn purge_step(
+        &mut self,
+        _purge: &super::Purge,
+        _rows: u64,
+    ) -> Result<bool, StorageError> {
+        Ok(true)
+    }
+
     async fn close(&mut self) {
         if let Some(connection) = self.connection.take() {
             let _ = connection.close().await;

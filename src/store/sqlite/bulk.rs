@@ -14,7 +14,8 @@ use anyhow::Context;
 use rusqlite::OpenFlags;
 use std::path::Path;
 
-/// Reads every stored pattern of `space` in the order it was learned, as plans, and hands them to
+/// Reads every stored pattern of `space` in the order it was learned (but those of neurons being
+/// purged), as plans, and hands them to
 /// `hand_on` a chunk at a time; returns how many there were.
 pub fn read_patterns(
     path: &Path,
@@ -28,7 +29,8 @@ pub fn read_patterns(
     )
     .with_context(|| format!("cannot open {} to read its patterns", path.display()))?;
     let mut statement = connection.prepare(
-        "SELECT neuron, id, segment, active, synapses, checksum FROM patterns WHERE space = ?1 ORDER BY seq",
+        "SELECT neuron, id, segment, active, synapses, checksum FROM patterns WHERE space = ?1 \
+         AND neuron NOT IN (SELECT neuron FROM purges WHERE space = ?1) ORDER BY seq",
     )?;
     let mut rows = statement.query([space])?;
     let mut chunk = Vec::with_capacity(LOAD_CHUNK);

@@ -12,7 +12,7 @@ mod sql;
 
 use super::health::{Fault, StorageError};
 use super::{
-    Change, Changes, Committed, LoadSummary, Rebuild, SpaceRow, StoreSettings, WriteStore,
+    Change, Changes, Committed, LoadSummary, Purge, Rebuild, SpaceRow, StoreSettings, WriteStore,
 };
 use crate::engine::{Name, Spaces};
 use anyhow::Context;
@@ -151,8 +151,9 @@ impl SqliteDatabase {
             .take();
     }
 
-    /// Rebuilds every space from its rows into `spaces`. Only this process writes the file, so
-    /// the rows read here are the state at the write sequence read first.
+    /// Rebuilds every space from its rows into `spaces`, leaving out the rows of deletions
+    /// still being purged. Only this process writes the file, so the rows read here are the
+    /// state at the write sequence read first.
     pub async fn load(&self, spaces: &Spaces) -> anyhow::Result<LoadSummary> {
         let started = Instant::now();
         let sequence: i64 = sqlx::query_scalar("SELECT last FROM write_sequence WHERE id = 1")
@@ -164,7 +165,8 @@ impl SqliteDatabase {
         };
         let rows: Vec<SpaceRow> = sqlx::query_as(
             "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-             max_segments_per_neuron, seed FROM spaces ORDER BY name",
+             max_segments_per_neuron, seed FROM spaces \
+             WHERE name NOT IN (SELECT space FROM purges WHERE neuron = '') ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -172,7 +174,8 @@ impl SqliteDatabase {
             let mut space = row.space()?;
             let name = space.name().clone();
             let neurons: Vec<(String, i64, i64)> = sqlx::query_as(
-                "SELECT name, next_pattern, next_segment FROM neurons WHERE space = ?1",
+                "SELECT name, next_pattern, next_segment FROM neurons WHERE space = ?1 \
+                 AND name NOT IN (SELECT neuron FROM purges WHERE space = ?1)",
             )
             .bind(name.as_str())
             .fetch_all(&self.pool)
@@ -293,6 +296,22 @@ impl WriteStore for SqliteWrites {
     /// There is no log to compact: the write sequence is one counter.
     async fn compact(&mut self) -> Result<u64, StorageError> {
         Ok(0)
+    }
+
+    fn purges_later(&self) -> bool {
+        true
+    }
+
+    async fn pending_purges(&mut self) -> Result<Vec<Purge>, StorageError> {
+        self.connection
+            .transaction(async |connection| sql::pending_purges(connection).await)
+            .await
+    }
+
+    async fn purge_step(&mut self, purge: &Purge, rows: u64) -> Result<bool, StorageError> {
+        self.connection
+            .transaction(async |connection| sql::purge_step(connection, purge, rows).await)
+            .await
     }
 
     async fn close(&mut self) {

@@ -2,7 +2,7 @@
 //! the writer opened. Nothing here decides anything; the writer plans, commits and applies.
 
 use crate::engine::{Name, SpaceParams, StorePlan};
-use crate::store::{Change, encode_cells, pattern_checksum};
+use crate::store::{Change, Purge, encode_cells, pattern_checksum};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -26,11 +26,107 @@ pub(super) async fn write_change(
 ) -> Result<(), sqlx::Error> {
     match change {
         Change::CreateSpace { space, params } => insert_space(connection, space, params).await,
-        Change::DeleteSpace { space } => delete_space(connection, space).await,
+        Change::DeleteSpace { .. } | Change::DeleteNeuron { .. } => {
+            let purge = Purge::of(change).expect("a deletion purges rows");
+            sqlx::query("INSERT OR IGNORE INTO purges (space, neuron) VALUES (?1, ?2)")
+                .bind(purge.space.as_str())
+                .bind(purge_neuron(&purge))
+                .execute(connection)
+                .await
+                .map(drop)
+        }
         Change::Store { patterns } => insert_stores(connection, patterns).await,
         Change::Forget { space, neuron, id } => delete_pattern(connection, space, neuron, id).await,
-        Change::DeleteNeuron { space, neuron } => delete_neuron(connection, space, neuron).await,
     }
+}
+
+/// The `neuron` column of a purge: '' (never a valid name) for the whole space.
+fn purge_neuron(purge: &Purge) -> &str {
+    purge.neuron.as_ref().map_or("", Name::as_str)
+}
+
+/// The purges still to finish, in the order they were committed.
+pub(super) async fn pending_purges(
+    connection: &mut SqliteConnection,
+) -> Result<Vec<Purge>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT space, neuron FROM purges ORDER BY rowid")
+            .fetch_all(connection)
+            .await?;
+    rows.into_iter()
+        .map(|(space, neuron)| {
+            let name = |text: String| {
+                Name::parse(&text)
+                    .map_err(|error| sqlx::Error::Protocol(format!("purges row {text:?}: {error}")))
+            };
+            Ok(Purge {
+                space: name(space)?,
+                neuron: (!neuron.is_empty()).then(|| name(neuron)).transpose()?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes up to `rows` pattern rows of `purge` (then, for a space, up to `rows` neuron rows);
+/// once none is left, the space's or neuron's own row and the purge's. True when done.
+pub(super) async fn purge_step(
+    connection: &mut SqliteConnection,
+    purge: &Purge,
+    rows: u64,
+) -> Result<bool, sqlx::Error> {
+    let (space, neuron) = (purge.space.as_str(), purge_neuron(purge));
+    let limit = rows as i64;
+    // Through the indexes on (space, seq) and (space, neuron, id): each step reads only the
+    // rows it deletes.
+    let patterns = if purge.neuron.is_none() {
+        "DELETE FROM patterns WHERE seq IN (SELECT seq FROM patterns WHERE space = ?1 LIMIT ?3)"
+    } else {
+        "DELETE FROM patterns WHERE seq IN \
+         (SELECT seq FROM patterns WHERE space = ?1 AND neuron = ?2 LIMIT ?3)"
+    };
+    let deleted = sqlx::query(patterns)
+        .bind(space)
+        .bind(neuron)
+        .bind(limit)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+    if deleted == rows {
+        return Ok(false);
+    }
+    if purge.neuron.is_none() {
+        let neurons = sqlx::query(
+            "DELETE FROM neurons WHERE rowid IN (SELECT rowid FROM neurons WHERE space = ?1 LIMIT ?2)",
+        )
+        .bind(space)
+        .bind(limit)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+        if neurons == rows {
+            return Ok(false);
+        }
+    }
+    // Every statement names ?1 and ?2, so both bind alike.
+    let last = if purge.neuron.is_none() {
+        [
+            "DELETE FROM spaces WHERE name = ?1 AND ?2 = ''",
+            "DELETE FROM purges WHERE space = ?1 AND ?2 = ''",
+        ]
+    } else {
+        [
+            "DELETE FROM neurons WHERE space = ?1 AND name = ?2",
+            "DELETE FROM purges WHERE space = ?1 AND neuron = ?2",
+        ]
+    };
+    for statement in last {
+        sqlx::query(statement)
+            .bind(space)
+            .bind(neuron)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(true)
 }
 
 /// A new space's parameters.
@@ -56,21 +152,6 @@ async fn insert_space(
     .map(drop)
 }
 
-/// A space with its neurons and patterns.
-async fn delete_space(connection: &mut SqliteConnection, space: &Name) -> Result<(), sqlx::Error> {
-    for statement in [
-        "DELETE FROM patterns WHERE space = ?1",
-        "DELETE FROM neurons WHERE space = ?1",
-        "DELETE FROM spaces WHERE name = ?1",
-    ] {
-        sqlx::query(statement)
-            .bind(space.as_str())
-            .execute(&mut *connection)
-            .await?;
-    }
-    Ok(())
-}
-
 /// One stored pattern (its neuron's counters stay: forgotten ids are not handed out again).
 async fn delete_pattern(
     connection: &mut SqliteConnection,
@@ -85,25 +166,6 @@ async fn delete_pattern(
         .execute(connection)
         .await
         .map(drop)
-}
-
-/// A neuron with its patterns.
-async fn delete_neuron(
-    connection: &mut SqliteConnection,
-    space: &Name,
-    neuron: &Name,
-) -> Result<(), sqlx::Error> {
-    for statement in [
-        "DELETE FROM patterns WHERE space = ?1 AND neuron = ?2",
-        "DELETE FROM neurons WHERE space = ?1 AND name = ?2",
-    ] {
-        sqlx::query(statement)
-            .bind(space.as_str())
-            .bind(neuron.as_str())
-            .execute(&mut *connection)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Writes the rows of new patterns, and their neurons' counters, inside the open transaction.

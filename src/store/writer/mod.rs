@@ -21,18 +21,19 @@
 //! rather than the service answering "shutting down" forever.
 
 use super::health::{Health, StorageError};
-use super::{Change, Changes, Committed, Database, WriteStore};
+use super::{Change, Changes, Committed, Database, Purge, WriteStore};
 use crate::engine::{
     EngineError, Name, PatternView, Planned, Planner, SharedSpace, Space, SpaceReport, Spaces,
     StoreRequest,
 };
 use futures_util::FutureExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 /// Commands waiting for the writer; beyond this, callers are told the service is busy.
 const QUEUE_CAPACITY: usize = 16_384;
@@ -45,6 +46,11 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 const FOLLOW_BATCH: usize = 16;
 /// How often old entries are deleted from the change log (where there is one).
 const COMPACT_INTERVAL: Duration = Duration::from_secs(60);
+/// Rows a purge step deletes: about 10 ms of SQLite's work (a commit included), the most a
+/// large deletion adds to another write's wait.
+const PURGE_ROWS: u64 = 1_024;
+/// After a purge step fails (a full or failing disk), the pause before the next try.
+const PURGE_RETRY: Duration = Duration::from_secs(1);
 
 /// Why a write was refused. Nothing changed when it was.
 #[derive(Debug, thiserror::Error)]
@@ -307,6 +313,10 @@ impl Writer {
             applied,
             memory_limit,
             failed: None,
+            purges: Vec::new(),
+            purge_resume_at: None,
+            waiting: Vec::new(),
+            unblocked: VecDeque::new(),
         };
         std::thread::Builder::new()
             .name("dendrite-writer".into())
@@ -449,6 +459,8 @@ enum Event {
     /// Another replica may have committed.
     Changes,
     Compact,
+    /// Nothing else to do: a step of the oldest purge.
+    Purge,
 }
 
 /// The writer's state: what it writes to and what it reports to.
@@ -463,6 +475,15 @@ struct WriterTask<S: WriteStore> {
     memory_limit: Option<u64>,
     /// Set once a command panicked: every later command is refused with it.
     failed: Option<String>,
+    /// Deletions committed whose rows are still being removed, oldest first.
+    purges: Vec<Purge>,
+    /// When the next purge step may run (after one failed).
+    purge_resume_at: Option<Instant>,
+    /// Commands that must wait for a purge: a space re-created under a name whose old rows are
+    /// still going, a store to a neuron whose old rows are.
+    waiting: Vec<Command>,
+    /// Waiting commands whose purge finished, to handle before new ones.
+    unblocked: VecDeque<Command>,
 }
 
 impl<S: WriteStore> WriterTask<S> {
@@ -476,18 +497,24 @@ impl<S: WriteStore> WriterTask<S> {
         compaction.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut probing = tokio::time::interval(PROBE_INTERVAL);
         probing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.resume_purges().await;
         loop {
-            let command = match next.take() {
+            let command = match next.take().or_else(|| self.unblocked.pop_front()) {
                 Some(command) => command,
                 None => {
                     let probe_after = self.health.is_degraded() && self.failed.is_none();
                     let following = self.failed.is_none();
+                    let purging = !self.purges.is_empty() && self.failed.is_none();
+                    let purge_at = self.purge_resume_at.unwrap_or_else(Instant::now);
                     let event = tokio::select! {
-                        received = queue.recv() => received.map_or(Event::Drained, Event::Command),
+                        // In this order: a purge step only when nothing else is waiting.
+                        biased;
                         _ = &mut stop, if !stopping => Event::Stop,
+                        received = queue.recv() => received.map_or(Event::Drained, Event::Command),
                         _ = probing.tick(), if probe_after => Event::Probe,
                         () = self.store.wait_for_changes(), if following => Event::Changes,
                         _ = compaction.tick(), if following => Event::Compact,
+                        () = tokio::time::sleep_until(purge_at), if purging => Event::Purge,
                     };
                     match event {
                         Event::Command(command) => command,
@@ -508,6 +535,10 @@ impl<S: WriteStore> WriterTask<S> {
                         }
                         Event::Compact => {
                             self.compact().await;
+                            continue;
+                        }
+                        Event::Purge => {
+                            self.purge_step().await;
                             continue;
                         }
                     }
@@ -547,6 +578,12 @@ impl<S: WriteStore> WriterTask<S> {
                 let why = panic_message(panic.as_ref());
                 self.health.writer_failed(why.clone());
                 self.failed = Some(why);
+                continue;
+            }
+            // Under a steady stream of writes a purge still moves, one step per write handled.
+            if !self.purges.is_empty() && self.purge_resume_at.is_none_or(|at| at <= Instant::now())
+            {
+                self.purge_step().await;
             }
         }
         self.store.close().await;
@@ -554,8 +591,13 @@ impl<S: WriteStore> WriterTask<S> {
 
     async fn handle(&mut self, work: Work) {
         match work {
-            Work::Stores(group) => self.store_group(group).await,
-            Work::One(Command::Store(store)) => self.store_group(vec![store]).await,
+            Work::Stores(group) => self.store_unless_purging(group).await,
+            Work::One(Command::Store(store)) => self.store_unless_purging(vec![store]).await,
+            Work::One(Command::CreateSpace { space, reply })
+                if self.purges.iter().any(|purge| purge.space == *space.name()) =>
+            {
+                self.waiting.push(Command::CreateSpace { space, reply });
+            }
             Work::One(Command::CreateSpace { space, reply }) => {
                 let _ = reply.send(self.create_space(*space).await);
             }
@@ -583,6 +625,62 @@ impl<S: WriteStore> WriterTask<S> {
             }
             #[cfg(test)]
             Work::One(Command::Crash) => panic!("crash requested by a test"),
+        }
+    }
+
+    /// Stores the commands of `group` that touch no neuron being purged; the others wait for
+    /// their purge (their neuron's new rows could otherwise collide with the old ones).
+    async fn store_unless_purging(&mut self, group: Vec<StoreCommand>) {
+        let (waiting, ready): (Vec<_>, Vec<_>) = group.into_iter().partition(|store| {
+            store.requests.iter().any(|request| {
+                self.purges
+                    .iter()
+                    .any(|purge| purge.covers(&store.space, Some(&request.neuron)))
+            })
+        });
+        self.waiting.extend(waiting.into_iter().map(Command::Store));
+        if !ready.is_empty() {
+            self.store_group(ready).await;
+        }
+    }
+
+    /// Picks up the purges an earlier run left unfinished.
+    async fn resume_purges(&mut self) {
+        if !self.store.purges_later() {
+            return;
+        }
+        match self.store.pending_purges().await {
+            Ok(purges) => {
+                if !purges.is_empty() {
+                    tracing::info!(count = purges.len(), "resuming the removal of deleted rows");
+                }
+                self.purges = purges;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the deletions still to purge; they resume at the next start");
+            }
+        }
+    }
+
+    /// Deletes a step's worth of the oldest purge's rows; once it is done, lets the commands
+    /// that waited for it go.
+    async fn purge_step(&mut self) {
+        let Some(purge) = self.purges.first().cloned() else {
+            return;
+        };
+        match self.store.purge_step(&purge, PURGE_ROWS).await {
+            Ok(done) => {
+                self.purge_resume_at = None;
+                if done {
+                    self.purges.remove(0);
+                    tracing::debug!(space = %purge.space, neuron = ?purge.neuron, "purged");
+                    self.unblocked.extend(self.waiting.drain(..));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, space = %purge.space, "removing a deletion's rows failed; retrying in a second");
+                self.purge_resume_at = Some(Instant::now() + PURGE_RETRY);
+            }
         }
     }
 
@@ -993,7 +1091,9 @@ impl<S: WriteStore> WriterTask<S> {
         if let Err(error) = check(&self.spaces) {
             return self.unlock(Err(error)).await;
         }
+        let purge = Purge::of(&change).filter(|_| self.store.purges_later());
         let sequence = self.commit(change, None).await?;
+        self.purges.extend(purge);
         self.stats.record(1);
         Ok(Written {
             value: (),
