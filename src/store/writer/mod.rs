@@ -565,7 +565,7 @@ impl<S: WriteStore> WriterTask<S> {
                 Work::One(command)
             };
             if let Some(why) = &self.failed {
-                work.refuse(why);
+                work.refuse(|| WriteError::WriterFailed(why.clone()));
                 continue;
             }
             // A panic drops the command's reply channels (their callers get the failure) and
@@ -596,7 +596,7 @@ impl<S: WriteStore> WriterTask<S> {
             Work::One(Command::CreateSpace { space, reply })
                 if self.purges.iter().any(|purge| purge.space == *space.name()) =>
             {
-                self.waiting.push(Command::CreateSpace { space, reply });
+                self.wait_for_purge(Command::CreateSpace { space, reply });
             }
             Work::One(Command::CreateSpace { space, reply }) => {
                 let _ = reply.send(self.create_space(*space).await);
@@ -638,9 +638,21 @@ impl<S: WriteStore> WriterTask<S> {
                     .any(|purge| purge.covers(&store.space, Some(&request.neuron)))
             })
         });
-        self.waiting.extend(waiting.into_iter().map(Command::Store));
+        for store in waiting {
+            self.wait_for_purge(Command::Store(store));
+        }
         if !ready.is_empty() {
             self.store_group(ready).await;
+        }
+    }
+
+    /// Puts `command` aside until a purge ends; refused as busy when as many wait as the queue
+    /// holds (each keeps a client's request open).
+    fn wait_for_purge(&mut self, command: Command) {
+        if self.waiting.len() >= QUEUE_CAPACITY {
+            Work::One(command).refuse(|| WriteError::Busy);
+        } else {
+            self.waiting.push(command);
         }
     }
 
@@ -1110,28 +1122,26 @@ enum Work {
 
 impl Work {
     /// Answers every caller of this work with the writer's failure.
-    fn refuse(self, why: &str) {
-        fn failed<T>(why: &str) -> Result<Written<T>, WriteError> {
-            Err(WriteError::WriterFailed(why.to_owned()))
-        }
+    /// Answers every caller with `error()`.
+    fn refuse(self, error: impl Fn() -> WriteError) {
         match self {
             Work::Stores(group) => {
                 for store in group {
-                    let _ = store.reply.send(failed(why));
+                    let _ = store.reply.send(Err(error()));
                 }
             }
             Work::One(command) => match command {
                 Command::Store(store) => {
-                    let _ = store.reply.send(failed(why));
+                    let _ = store.reply.send(Err(error()));
                 }
                 Command::CreateSpace { reply, .. } => {
-                    let _ = reply.send(failed(why));
+                    let _ = reply.send(Err(error()));
                 }
                 Command::DeleteSpace { reply, .. }
                 | Command::Forget { reply, .. }
                 | Command::DeleteNeuron { reply, .. }
                 | Command::CatchUp { reply } => {
-                    let _ = reply.send(failed(why));
+                    let _ = reply.send(Err(error()));
                 }
                 #[cfg(test)]
                 Command::Crash => {}
