@@ -125,11 +125,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let queries = queries(&workload.queries, args.input_size)?;
     drop(workload.stores);
 
-    let resident_before = resident_bytes();
+    let resident_before = crate::config::resident_memory();
     let started = Instant::now();
     let mut space = learn(params, &requests);
     let learning = started.elapsed();
-    let resident_growth = resident_bytes()
+    let resident_growth = crate::config::resident_memory()
         .zip(resident_before)
         .map_or(0, |(after, before)| after.saturating_sub(before));
     if args.kernel.is_some() {
@@ -396,15 +396,6 @@ fn percentile_us(times: &[Duration], p: usize) -> f64 {
     }
     let rank = (sorted.len() * p).div_ceil(100).clamp(1, sorted.len());
     sorted[rank - 1].as_secs_f64() * 1e6
-}
-
-/// This process's resident memory, where the operating system reports it (Linux's
-/// `/proc/self/status`).
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 #[cfg(test)]

@@ -258,6 +258,15 @@ pub fn available_memory() -> Option<u64> {
     .min()
 }
 
+/// This process's resident memory (RSS), where the operating system reports it (Linux's
+/// `/proc/self/status`).
+pub fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// A cgroup memory limit in bytes; `None` for no limit (`max`, or v1's near-`i64::MAX` value).
 fn cgroup_limit(text: &str) -> Option<u64> {
     let bytes: u64 = text.trim().parse().ok()?;

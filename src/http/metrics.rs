@@ -91,6 +91,10 @@ impl Metrics {
                 "Write commands waiting for the writer.",
             ),
             (
+                "dendrite_resident_memory_bytes",
+                "This process's resident memory, as the operating system counts it.",
+            ),
+            (
                 "dendrite_build_info",
                 "Always 1; the labels say which build is running.",
             ),
@@ -173,6 +177,13 @@ impl Metrics {
                 Vec::new(),
                 queue_depth as f64,
             );
+            if let Some(resident) = crate::config::resident_memory() {
+                self.gauge(
+                    "dendrite_resident_memory_bytes",
+                    Vec::new(),
+                    resident as f64,
+                );
+            }
             self.gauge(
                 "dendrite_build_info",
                 vec![Label::new("version", env!("CARGO_PKG_VERSION"))],

@@ -82,6 +82,10 @@ struct Stats {
     /// The memory the engine takes, estimated; writes are refused before it passes the limit.
     memory_bytes: u64,
     memory_limit: Option<u64>,
+    /// This process's resident memory as the operating system counts it (null where it does
+    /// not say): the engine's part, which `memory_bytes` estimates, plus the process's own and
+    /// what the allocator keeps of memory freed lately.
+    resident_bytes: Option<u64>,
     mean_patterns_per_segment: f64,
     max_patterns_per_segment: u32,
     segments_at_capacity: u64,
@@ -131,6 +135,7 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
         synapses: total(|s| s.counts.synapses),
         memory_bytes: total(|s| s.counts.memory_bytes),
         memory_limit: state.writer.memory_limit(),
+        resident_bytes: crate::config::resident_memory(),
         mean_patterns_per_segment: if segments == 0 {
             0.0
         } else {

@@ -194,6 +194,7 @@ async fn stores_past_the_memory_limit_are_507_and_change_nothing() {
     let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
     assert!(stats["memory_bytes"].as_u64().unwrap() <= limit, "{stats}");
     assert_eq!(stats["memory_limit"], limit);
+    assert!(stats["resident_bytes"].as_u64().unwrap() > 0, "{stats}");
     let patterns = stats["patterns"].clone();
     problem(
         app.post("/v1/spaces/t/patterns", &batch(500, "b")).await,
