@@ -35,12 +35,13 @@ BATCH = 2000
 MIB = 1 << 20
 
 
-def resident(pid):
+def resident(pid, field="VmRSS"):
+    """A memory figure of /proc/PID/status in bytes: VmRSS, or its parts RssAnon and RssFile."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/PID/status")
+    raise RuntimeError(f"no {field} in /proc/PID/status")
 
 
 def report(server, when, empty):
@@ -49,7 +50,9 @@ def report(server, when, empty):
         raise RuntimeError(f"GET /v1/spaces/bench answered {status}")
     estimate, rss = body["counts"]["memory_bytes"], resident(server.process.pid)
     print(f"{when:14s} estimate {estimate / MIB:8.1f} MiB  RSS {rss / MIB:8.1f} MiB  "
-          f"RSS/estimate {rss / estimate:5.2f}  (RSS - empty)/estimate {(rss - empty) / estimate:5.2f}")
+          f"RSS/estimate {rss / estimate:5.2f}  (RSS - empty)/estimate {(rss - empty) / estimate:5.2f}  "
+          f"(anonymous {resident(server.process.pid, 'RssAnon') / MIB:.1f} MiB, "
+          f"files {resident(server.process.pid, 'RssFile') / MIB:.1f} MiB)")
 
 
 def main():
@@ -69,7 +72,7 @@ def main():
     try:
         server.start(60.0, http_timeout=60.0)
         empty = resident(server.process.pid)
-        print(f"empty process: RSS {empty / MIB:.1f} MiB")
+        print(f"empty process: RSS {empty / MIB:.1f} MiB (anonymous {resident(server.process.pid, 'RssAnon') / MIB:.1f} MiB)")
         connection = Connection(server.port, 60.0)
         status, raw = connection.call("PUT", "/v1/spaces/bench", SPACE_PARAMS)
         if status != 201:
