@@ -245,6 +245,13 @@ pub async fn shutdown_signal() {
 
 /// `dendrite serve`: build, serve until a signal, stop cleanly.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    // Before logging starts: a filter that logs nothing would hide every later error.
+    crate::telemetry::check_filter(&args.log_level)
+        .map_err(|why| anyhow::anyhow!("DENDRITE_LOG_LEVEL (--log-level): {why}"))?;
+    if let Ok(overriding) = std::env::var("RUST_LOG") {
+        crate::telemetry::check_filter(&overriding)
+            .map_err(|why| anyhow::anyhow!("RUST_LOG (which overrides --log-level): {why}"))?;
+    }
     crate::telemetry::init(
         args.log_format == crate::config::LogFormat::Json,
         &args.log_level,

@@ -66,7 +66,8 @@ pub fn run_bench(args: &bench::BenchArgs) -> ExitCode {
     }
 }
 
-/// Parses the command line; usage errors print one line on stderr and exit with status 2.
+/// Parses the command line; usage errors print clap's message (what is wrong, the usage, a
+/// suggestion for a mistyped flag) on stderr and exit with status 2.
 pub fn parse() -> Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|error| {
         use clap::error::ErrorKind;
@@ -76,18 +77,12 @@ pub fn parse() -> Result<Cli, ExitCode> {
                 | ErrorKind::DisplayVersion
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
         );
+        // clap's whole message: what is wrong, the usage line, and its suggestion for a
+        // mistyped flag (help and version go to stdout, errors to stderr).
+        let _ = error.print();
         if asked_for_text {
-            let _ = error.print();
             ExitCode::SUCCESS
         } else {
-            let rendered = error.render().to_string();
-            eprintln!(
-                "{}",
-                rendered
-                    .lines()
-                    .next()
-                    .unwrap_or("error: invalid arguments")
-            );
             ExitCode::from(2)
         }
     })

@@ -19,6 +19,33 @@ pub fn failed_writes() -> u64 {
     FAILED_WRITES.load(Ordering::Relaxed)
 }
 
+/// Refuses a log filter that would silently log less than asked for: one that does not parse, is
+/// empty, or holds a bare word that is not a level. tracing reads a bare word (`inf`, `verbose`)
+/// as the name of a target to log everything of, so every other line, the start-up line and the
+/// missing-key warning included, would vanish without a word.
+pub fn check_filter(directives: &str) -> Result<(), String> {
+    if directives.trim().is_empty() {
+        return Err("is empty; give a level (trace, debug, info, warn, error, off)".into());
+    }
+    for directive in directives.split(',').map(str::trim) {
+        let bare_word = !directive.contains(['=', '[', ':']);
+        if bare_word
+            && directive
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_err()
+        {
+            return Err(format!(
+                "{directive:?} is not a level (trace, debug, info, warn, error, off); to filter a \
+                 target write TARGET=LEVEL"
+            ));
+        }
+    }
+    EnvFilter::builder()
+        .parse(directives)
+        .map(drop)
+        .map_err(|error| format!("{directives:?} is not a log filter: {error}"))
+}
+
 /// Installs the global subscriber, JSON lines or text; `RUST_LOG`, when set, overrides `level`.
 pub fn init(json: bool, level: &str) {
     // PostgreSQL's notices ("relation ... already exists, skipping" at every start, as the
@@ -67,6 +94,22 @@ impl<W: Write> Write for NeverFails<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_level_or_target_directives_pass_and_a_typo_does_not() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "dendrite=debug,tower_http=info",
+            "info,sqlx=warn",
+        ] {
+            assert_eq!(check_filter(good), Ok(()), "{good}");
+        }
+        for bad in ["inf", "verbose", "", " ", "info,verbose", "dendrite=loud"] {
+            assert!(check_filter(bad).is_err(), "{bad:?}");
+        }
+    }
 
     struct Full;
 

@@ -418,7 +418,7 @@ fn the_cli_defaults_m_and_k_to_one_and_noise_to_zero() {
 }
 
 #[test]
-fn the_cli_rejects_bad_parameters_with_status_2_and_one_named_line() {
+fn the_cli_rejects_bad_parameters_with_status_2_naming_them() {
     let base = ["--n", "2048", "--a", "40", "--s", "24", "--theta", "12"];
     for (extra, replace, named) in [
         (&[][..], Some(("--theta", "25")), "theta"),
@@ -445,8 +445,29 @@ fn the_cli_rejects_bad_parameters_with_status_2_and_one_named_line() {
         let out = cli(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(named), "{args:?}: {stderr}");
+        if named.starts_with("--") {
+            // The command line itself is wrong: clap's whole message, with where to look.
+            assert!(stderr.contains("try '--help'"), "{stderr}");
+        } else {
+            // A value the theory refuses: one line naming it.
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        }
         assert!(out.stdout.is_empty());
     }
+}
+
+#[test]
+fn the_cli_names_missing_arguments_and_suggests_the_flag_meant() {
+    let out = cli(&["--n", "2048", "--a", "40"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("--s <S>") && stderr.contains("--theta <THETA>"),
+        "{stderr}"
+    );
+    let out = cli(&["--n", "2048", "--a", "40", "--s", "24", "--thetaa", "12"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("'--theta'"), "{stderr}");
 }

@@ -265,6 +265,21 @@ fn a_timeout_beyond_a_day_is_refused_at_start_up_naming_the_setting() {
     }
 }
 
+#[test]
+fn a_mistyped_log_level_is_refused_at_start_up_naming_the_setting() {
+    for level in ["inf", "verbose", ""] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_dendrite"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--database-url", "sqlite::memory:", "--log-level", level])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{level:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--log-level"), "{level:?}: {stderr}");
+    }
+}
+
 #[tokio::test]
 async fn a_log_that_cannot_be_written_fails_no_request_and_is_counted() {
     if !std::path::Path::new("/dev/full").exists() {

@@ -334,6 +334,14 @@ async fn the_dashboard_is_served_from_the_binary_without_a_key_under_a_strict_po
         StatusCode::NOT_FOUND,
     )
     .await;
+    // The icon the page names, and the one browsers ask for on their own: no 404 in the console.
+    assert!(html.contains("/dashboard/icon.svg"));
+    for path in ["/dashboard/icon.svg", "/favicon.ico"] {
+        let icon = app.get(path).await;
+        assert_eq!(icon.status(), StatusCode::OK, "{path}");
+        assert_eq!(icon.headers()["content-type"], "image/svg+xml", "{path}");
+        assert!(icon.text().await.unwrap().starts_with("<svg"), "{path}");
+    }
     // The data behind it still needs the key.
     problem(app.get("/v1/stats").await, StatusCode::UNAUTHORIZED).await;
     app.stop().await;

@@ -284,6 +284,15 @@ fn cells_of(blob: &[u8]) -> Vec<u32> {
         .collect()
 }
 
+#[test]
+fn a_database_in_a_folder_that_does_not_exist_is_refused_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missing-folder/x.db", dir.path().display());
+    let (code, stderr) = start_expecting_refusal(&url);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("missing-folder does not exist"), "{stderr}");
+}
+
 /// Starts the real binary on `url`, expecting it to stop at start-up: its exit code and stderr.
 fn start_expecting_refusal(url: &str) -> (Option<i32>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_dendrite"))

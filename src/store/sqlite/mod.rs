@@ -20,6 +20,7 @@ use connection::WriteConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,17 @@ impl SqliteDatabase {
         // An in-memory database lives as long as one of its connections: the pool keeps one open
         // for good, and the writer's connection shares it (sqlx names it and shares its cache).
         let in_memory = url.contains(":memory:");
+        let folder = options.get_filename().parent().map(Path::to_path_buf);
+        if let Some(folder) = folder.filter(|f| !in_memory && !f.as_os_str().is_empty())
+            && !folder.is_dir()
+        {
+            // Not created here: a missing folder is more often a typo, or a volume that is not
+            // mounted, than a wish for a new directory.
+            anyhow::bail!(
+                "cannot use the database {url}: the folder {} does not exist; create it first (the database file in it is created if missing)",
+                folder.display()
+            );
+        }
         // Claimed before the first connection: a second process stops here, before it migrates
         // or loads anything.
         let owner = if in_memory {
