@@ -463,7 +463,7 @@ impl From<BackupError> for ApiError {
             BackupError::Running => ApiError::busy(error.to_string()),
             BackupError::Folder { fault, .. } => {
                 let kind = match fault {
-                    Fault::Full => Kind::StorageFull,
+                    Fault::Full | Fault::SizeLimit => Kind::StorageFull,
                     Fault::ReadOnly | Fault::Locked | Fault::Io | Fault::Other => {
                         Kind::StorageUnavailable
                     }
@@ -514,14 +514,21 @@ impl From<WriteError> for ApiError {
 /// and SQL: the log has it, the client gets what it can act on.
 fn storage_error(storage: StorageError, outcome: &str) -> ApiError {
     let kind = match storage.fault {
-        Fault::Full => Kind::StorageFull,
+        Fault::Full | Fault::SizeLimit => Kind::StorageFull,
         Fault::ReadOnly | Fault::Locked | Fault::Io => Kind::StorageUnavailable,
         Fault::Other => Kind::Internal,
     };
     tracing::warn!(%storage, "the database or its disk refused a write");
+    let remedy = match storage.fault {
+        // Waiting will not help: room must be made, or the limit raised.
+        Fault::SizeLimit => {
+            "forget patterns or delete neurons or spaces to make room, or raise the limit and restart"
+        }
+        _ => "retry later",
+    };
     ApiError::new(
         kind,
-        format!("{}; {outcome}, retry later", storage.fault.describe()),
+        format!("{}; {outcome}: {remedy}", storage.fault.describe()),
     )
 }
 

@@ -33,9 +33,12 @@ async fn healthz() -> Json<Value> {
 }
 
 /// Ready to take writes: the engine is loaded (the router only starts once it is), the database
-/// answers, and writes are not failing. While they are, reads still work, and the answer says why.
+/// answers, writes are not failing, and the database has room under its size limit. While they are, reads still work, and the answer says why.
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if let Some(problem) = state.health.problem() {
+        return Err(ApiError::unavailable(problem));
+    }
+    if let Some(problem) = state.db.size_limit_problem().await {
         return Err(ApiError::unavailable(problem));
     }
     if state.db.ping().await {

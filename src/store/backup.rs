@@ -80,7 +80,7 @@ impl BackupError {
             (Fault::Other, "it is a file, not a folder".to_owned())
         } else {
             let what = match error.fault {
-                Fault::Full => "its disk is full",
+                Fault::Full | Fault::SizeLimit => "its disk is full",
                 Fault::ReadOnly => "it is read-only, or not writable by the user running dendrite",
                 Fault::Locked | Fault::Io | Fault::Other => "writing to it failed",
             };

@@ -13,8 +13,11 @@ use std::time::Instant;
 /// PostgreSQL's error classes map onto the same faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The disk or the configured database size is full (SQLITE_FULL).
+    /// The disk is full (SQLITE_FULL, ENOSPC, PostgreSQL's class 53).
     Full,
+    /// The database reached the size it was capped at (`--max-database-size`): SQLITE_FULL with
+    /// the file at its configured page limit.
+    SizeLimit,
     /// The database cannot be written: a read-only file, folder or filesystem, or a lost
     /// permission (SQLITE_READONLY, SQLITE_PERM, SQLITE_CANTOPEN).
     ReadOnly,
@@ -33,6 +36,9 @@ impl Fault {
     pub fn describe(self) -> &'static str {
         match self {
             Fault::Full => "the database's disk is full",
+            Fault::SizeLimit => {
+                "the database reached its size limit (--max-database-size, DENDRITE_MAX_DATABASE_SIZE)"
+            }
             Fault::ReadOnly => "the database cannot be written (read-only or no permission)",
             Fault::Locked => "another process holds the database's write lock",
             Fault::Io => {

@@ -124,6 +124,14 @@ impl Database {
         }
     }
 
+    /// Why writes would fail for want of room under `--max-database-size` (SQLite only).
+    pub async fn size_limit_problem(&self) -> Option<String> {
+        match self {
+            Database::Sqlite(db) => db.size_limit_problem().await,
+            Database::Postgres(_) => None,
+        }
+    }
+
     /// Closes every connection cleanly.
     pub async fn close(&self) {
         match self {

@@ -67,6 +67,12 @@ async fn a_full_database_refuses_writes_with_507_and_every_acknowledged_write_st
     assert!(refused.headers().contains_key("retry-after"));
     let refusal = problem(refused, StatusCode::INSUFFICIENT_STORAGE).await;
     assert_eq!(refusal["type"], "urn:dendrite:problem:storage-full");
+    // The configured limit, not the disk, and what to do about it.
+    let detail = refusal["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("--max-database-size") && !detail.contains("disk is full"),
+        "{refusal}"
+    );
     let patterns_when_full = stats(&app).await["patterns"].clone();
 
     // While full: the refused batch left nothing behind, writes keep answering 507 without
@@ -80,7 +86,18 @@ async fn a_full_database_refuses_writes_with_507_and_every_acknowledged_write_st
     assert_eq!(stats(&app).await["patterns"], patterns_when_full);
     let unready = problem(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(
-        unready["detail"].as_str().unwrap().contains("full"),
+        unready["detail"].as_str().unwrap().contains("size limit"),
+        "{unready}"
+    );
+    // The writer's probe (a commit small enough to fit) has run since: readiness still says
+    // what the stores meet.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let unready = problem(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        unready["detail"]
+            .as_str()
+            .unwrap()
+            .contains("DENDRITE_MAX_DATABASE_SIZE"),
         "{unready}"
     );
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);

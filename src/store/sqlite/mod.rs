@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 /// SQLite's page size for new databases: `max_database_size` counts in these.
 const PAGE_SIZE: u64 = 4096;
 
+/// Below this room under `--max-database-size` (or a tenth of the limit, if less) the database
+/// counts as full: a large batch (up to about 5 MB of rows) would no longer fit.
+const SIZE_LIMIT_MARGIN: u64 = 8 << 20;
+
 /// The SQLite database behind the service.
 #[derive(Clone, Debug)]
 pub struct SqliteDatabase {
@@ -35,6 +39,8 @@ pub struct SqliteDatabase {
     options: SqliteConnectOptions,
     /// `sqlite::memory:`: no file, and nothing stored before this process opened it.
     in_memory: bool,
+    /// `--max-database-size`, in bytes.
+    max_size: Option<u64>,
     /// This process's claim on the file: held until [`SqliteDatabase::close`] (or until every
     /// handle is dropped), so a process that stopped serving lets the next one in at once, even
     /// while a task of its own still holds a handle.
@@ -47,7 +53,8 @@ pub(super) fn cannot_write(url: &str, error: &StorageError) -> anyhow::Error {
         Fault::ReadOnly => {
             "make the file, its -wal and -shm companions and its folder writable by the user running dendrite"
         }
-        Fault::Full => "free space on its disk (or raise --max-database-size)",
+        Fault::Full => "free space on its disk",
+        Fault::SizeLimit => "raise --max-database-size (DENDRITE_MAX_DATABASE_SIZE)",
         Fault::Locked => "stop the other process that holds it open for writing",
         Fault::Io | Fault::Other => "check the file and its disk",
     };
@@ -120,6 +127,7 @@ impl SqliteDatabase {
             pool,
             options,
             in_memory,
+            max_size: settings.max_size,
             owner: std::sync::Arc::new(std::sync::Mutex::new(owner)),
         };
         super::refuse_unless_writable(database.writes(), url, cannot_write).await?;
@@ -130,6 +138,7 @@ impl SqliteDatabase {
     pub fn writes(&self) -> SqliteWrites {
         SqliteWrites {
             connection: WriteConnection::new(self.options.clone()),
+            capped: self.max_size.is_some(),
         }
     }
 
@@ -152,6 +161,21 @@ impl SqliteDatabase {
     /// Whether the database answers a query.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Why writes would fail for want of room under `--max-database-size`, or `None` when there
+    /// is room (or no limit): what `/readyz` adds to the writer's own health, since a small probe
+    /// commit can still fit where every real store fails.
+    pub async fn size_limit_problem(&self) -> Option<String> {
+        self.max_size?;
+        let mut connection = self.pool.acquire().await.ok()?;
+        let (room, cap) = sql::room_bytes(&mut connection).await.ok()?;
+        is_at_size_limit(room, cap).then(|| {
+            format!(
+                "the database is at its size limit: {} bytes of --max-database-size {cap} are free; forget patterns or delete neurons or spaces to make room, or raise DENDRITE_MAX_DATABASE_SIZE and restart",
+                room
+            )
+        })
     }
 
     /// Closes every connection cleanly (the WAL is checkpointed), then lets go of the file.
@@ -244,9 +268,35 @@ async fn check_integrity(pool: &SqlitePool, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `room` bytes left under a limit of `cap` are too few for a large write.
+fn is_at_size_limit(room: u64, cap: u64) -> bool {
+    room < SIZE_LIMIT_MARGIN.min(cap / 10)
+}
+
 /// The writer's side of a SQLite database.
 pub struct SqliteWrites {
     connection: WriteConnection,
+    /// Whether `--max-database-size` is set: then a full database may be the limit, not the disk.
+    capped: bool,
+}
+
+impl SqliteWrites {
+    /// `error` as the limit it is, when the disk reported full while the file is at its
+    /// configured size.
+    async fn blame_the_limit(&mut self, mut error: StorageError) -> StorageError {
+        if error.fault == Fault::Full && self.capped {
+            let room = self
+                .connection
+                .transaction(async |connection| sql::room_bytes(connection).await)
+                .await;
+            if let Ok((room, cap)) = room
+                && is_at_size_limit(room, cap)
+            {
+                error.fault = Fault::SizeLimit;
+            }
+        }
+        error
+    }
 }
 
 impl WriteStore for SqliteWrites {
@@ -268,13 +318,17 @@ impl WriteStore for SqliteWrites {
     }
 
     async fn commit(&mut self, change: &Change, _applied: u64) -> Result<Committed, StorageError> {
-        let sequence = self
+        let committed = self
             .connection
             .transaction(async |connection| {
                 sql::write_change(&mut *connection, change).await?;
                 sql::count_write(connection).await
             })
-            .await?;
+            .await;
+        let sequence = match committed {
+            Ok(sequence) => sequence,
+            Err(error) => return Err(self.blame_the_limit(error).await),
+        };
         Ok(Committed {
             sequence,
             before: Vec::new(),

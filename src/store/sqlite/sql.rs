@@ -40,6 +40,26 @@ pub(super) async fn write_change(
     }
 }
 
+/// (bytes the file may still take, free pages included; its limit in bytes) under the
+/// connection's `max_page_count`, which `--max-database-size` sets.
+pub(super) async fn room_bytes(
+    connection: &mut SqliteConnection,
+) -> Result<(u64, u64), sqlx::Error> {
+    let (pages, free, limit, page_size): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT page_count FROM pragma_page_count()), \
+         (SELECT freelist_count FROM pragma_freelist_count()), \
+         (SELECT max_page_count FROM pragma_max_page_count()), \
+         (SELECT page_size FROM pragma_page_size())",
+    )
+    .fetch_one(connection)
+    .await?;
+    let [pages, free, limit, page_size] = [pages, free, limit, page_size].map(|v| v.max(0) as u64);
+    Ok((
+        (limit.saturating_sub(pages) + free) * page_size,
+        limit * page_size,
+    ))
+}
+
 /// The `neuron` column of a purge: '' (never a valid name) for the whole space.
 fn purge_neuron(purge: &Purge) -> &str {
     purge.neuron.as_ref().map_or("", Name::as_str)
