@@ -125,11 +125,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let queries = queries(&workload.queries, args.input_size)?;
     drop(workload.stores);
 
-    let resident_before = crate::config::resident_memory();
+    let resident_before = crate::host::resident_memory();
     let started = Instant::now();
     let mut space = learn(params, &requests);
     let learning = started.elapsed();
-    let resident_growth = crate::config::resident_memory()
+    let resident_growth = crate::host::resident_memory()
         .zip(resident_before)
         .map_or(0, |(after, before)| after.saturating_sub(before));
     if args.kernel.is_some() {

@@ -193,14 +193,15 @@ impl ServeArgs {
         Ok(())
     }
 
-    /// The engine's memory budget: the setting, or by default half of [`available_memory`] (the
-    /// other half is for what the estimate does not count: the allocator's slack, start-up's
-    /// decoded rows, requests in flight); `None` when set to 0 or when the memory is unknown.
+    /// The engine's memory budget: the setting, or by default half of
+    /// [`crate::host::available_memory`] (the other half is for what the estimate does not
+    /// count: the allocator's slack, start-up's decoded rows, requests in flight); `None` when
+    /// set to 0 or when the memory is unknown.
     pub fn memory_limit(&self) -> Option<u64> {
         match self.memory_limit {
             Some(0) => None,
             Some(bytes) => Some(bytes),
-            None => available_memory().map(|bytes| bytes / 2),
+            None => crate::host::available_memory().map(|bytes| bytes / 2),
         }
     }
 
@@ -244,53 +245,13 @@ impl ServeArgs {
     }
 }
 
-/// The memory this process may use: the smallest of the cgroup's limit (v2 `memory.max`, or v1
-/// `memory.limit_in_bytes`) and the machine's `MemTotal`. `None` where none can be read.
-pub fn available_memory() -> Option<u64> {
-    let read = |path: &str| std::fs::read_to_string(path).ok();
-    [
-        read("/sys/fs/cgroup/memory.max").and_then(|text| cgroup_limit(&text)),
-        read("/sys/fs/cgroup/memory/memory.limit_in_bytes").and_then(|text| cgroup_limit(&text)),
-        read("/proc/meminfo").and_then(|text| mem_total(&text)),
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-}
-
-/// This process's resident memory (RSS), where the operating system reports it (Linux's
-/// `/proc/self/status`).
-pub fn resident_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// A cgroup memory limit in bytes; `None` for no limit (`max`, or v1's near-`i64::MAX` value).
-fn cgroup_limit(text: &str) -> Option<u64> {
-    let bytes: u64 = text.trim().parse().ok()?;
-    (bytes < 1 << 60).then_some(bytes)
-}
-
-/// `MemTotal` from `/proc/meminfo`, in bytes.
-fn mem_total(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_memory_limit_defaults_to_half_the_memory_available_and_0_turns_it_off() {
-        assert_eq!(cgroup_limit("max\n"), None);
-        assert_eq!(cgroup_limit("9223372036854771712\n"), None, "v1's no limit");
-        assert_eq!(cgroup_limit("2147483648\n"), Some(2 << 30));
-        let meminfo = "MemTotal:       24567892 kB\nMemFree:  1000 kB\n";
-        assert_eq!(mem_total(meminfo), Some(24_567_892 * 1024));
+        use crate::host::available_memory;
         let settings = |limit| {
             #[derive(clap::Parser)]
             struct Serve {

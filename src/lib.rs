@@ -27,6 +27,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod host;
 pub mod http;
 pub mod json;
 pub mod rng;

@@ -524,7 +524,7 @@ fn storage_error(storage: StorageError, outcome: &str) -> ApiError {
         Fault::SizeLimit => {
             "forget patterns or delete neurons or spaces to make room, or raise the limit and restart"
         }
-        _ => "retry later",
+        Fault::Full | Fault::ReadOnly | Fault::Locked | Fault::Io | Fault::Other => "retry later",
     };
     ApiError::new(
         kind,

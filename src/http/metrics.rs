@@ -177,7 +177,7 @@ impl Metrics {
                 Vec::new(),
                 queue_depth as f64,
             );
-            if let Some(resident) = crate::config::resident_memory() {
+            if let Some(resident) = crate::host::resident_memory() {
                 self.gauge(
                     "dendrite_resident_memory_bytes",
                     Vec::new(),

@@ -138,7 +138,7 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
         synapses: total(|s| s.counts.synapses),
         memory_bytes: total(|s| s.counts.memory_bytes),
         memory_limit: state.writer.memory_limit(),
-        resident_bytes: crate::config::resident_memory(),
+        resident_bytes: crate::host::resident_memory(),
         mean_patterns_per_segment: if segments == 0 {
             0.0
         } else {

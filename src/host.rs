@@ -1,0 +1,60 @@
+//! What this machine and this process have: the memory the process may use, and the memory it
+//! holds. Read from Linux's `/proc` and cgroup files; `None` elsewhere. A leaf module, so that
+//! settings, the HTTP layer and the benchmark can all ask without depending on each other.
+
+/// The memory this process may use: the smallest of the cgroup's limit (v2 `memory.max`, or v1
+/// `memory.limit_in_bytes`) and the machine's `MemTotal`. `None` where none can be read.
+pub fn available_memory() -> Option<u64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    [
+        read("/sys/fs/cgroup/memory.max").and_then(|text| cgroup_limit(&text)),
+        read("/sys/fs/cgroup/memory/memory.limit_in_bytes").and_then(|text| cgroup_limit(&text)),
+        read("/proc/meminfo").and_then(|text| mem_total(&text)),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
+/// This process's resident memory (RSS), where the operating system reports it (Linux's
+/// `/proc/self/status`).
+pub fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A cgroup memory limit in bytes; `None` for no limit (`max`, or v1's near-`i64::MAX` value).
+fn cgroup_limit(text: &str) -> Option<u64> {
+    let bytes: u64 = text.trim().parse().ok()?;
+    (bytes < 1 << 60).then_some(bytes)
+}
+
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_totals_are_read_in_bytes() {
+        assert_eq!(cgroup_limit("max\n"), None);
+        assert_eq!(cgroup_limit("9223372036854771712\n"), None, "v1's no limit");
+        assert_eq!(cgroup_limit("2147483648\n"), Some(2 << 30));
+        let meminfo = "MemTotal:       24567892 kB\nMemFree:  1000 kB\n";
+        assert_eq!(mem_total(meminfo), Some(24_567_892 * 1024));
+    }
+
+    #[test]
+    fn the_resident_memory_is_read_where_linux_reports_it() {
+        if std::path::Path::new("/proc/self/status").exists() {
+            assert!(resident_memory().unwrap() > 0);
+        }
+    }
+}
