@@ -38,6 +38,20 @@ impl Application {
     pub async fn build(args: &ServeArgs) -> anyhow::Result<Application> {
         // Settings first: a bad key or duration stops start-up before anything is opened.
         args.check()?;
+        let backups = Backups::new(
+            &args.database_url,
+            args.backup_dir.clone(),
+            args.backup_keep as usize,
+        );
+        if let Some(file) = crate::store::sqlite::file_of(&args.database_url)
+            && backups.folder_holds(&file)
+        {
+            anyhow::bail!(
+                "the database {} is in the backup folder, where pruning old backups would delete it; copy a backup into place with `dendrite restore {}` and start on that",
+                file.display(),
+                file.display()
+            );
+        }
         let keys = args.access.keys()?;
         let cors = cors_layer(&args.access.cors_origins)?;
         let db = Database::open(&args.database_url, &args.store_settings()).await?;
@@ -86,11 +100,6 @@ impl Application {
         if sequence != loaded.sequence {
             tracing::info!(sequence, "caught up with changes committed while loading");
         }
-        let backups = Backups::new(
-            &args.database_url,
-            args.backup_dir.clone(),
-            args.backup_keep as usize,
-        );
         let state = AppState::new(spaces, writer, db.clone(), health, args.request_timeout())
             .with_keys(keys)
             .with_backups(backups)

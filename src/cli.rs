@@ -30,6 +30,8 @@ pub enum Command {
     /// Run the engine on the standard workload (or a larger or given one) in-process and print
     /// its speed and memory as one JSON object: to size hardware.
     Bench(bench::BenchArgs),
+    /// Copy a backup into place as the database (checked first; the service must be stopped).
+    Restore(crate::config::RestoreArgs),
 }
 
 /// Runs `dendrite theory`: the analysis as one JSON line on stdout, or a one-line error and 2.
@@ -57,6 +59,36 @@ pub fn run_bench(args: &bench::BenchArgs) -> ExitCode {
                 "{}",
                 serde_json::to_string(&report).expect("a report always serialises")
             );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `dendrite restore`: what was restored on stdout, or a one-line error and 1.
+pub fn run_restore(args: &crate::config::RestoreArgs) -> ExitCode {
+    let Some(database) = crate::store::sqlite::file_of(&args.database_url) else {
+        eprintln!(
+            "error: restore copies a backup into a SQLite database file, and DENDRITE_DATABASE_URL (--database-url) {:?} names none; on PostgreSQL use its own tools",
+            args.database_url
+        );
+        return ExitCode::FAILURE;
+    };
+    match crate::store::sqlite::restore::restore(&args.backup, &database, args.force) {
+        Ok(restored) => {
+            println!(
+                "restored {} to {}: {} patterns, last write {}",
+                args.backup.display(),
+                database.display(),
+                restored.patterns,
+                restored.last_write
+            );
+            if let Some(kept) = restored.replaced {
+                println!("the database it replaced is kept as {}", kept.display());
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

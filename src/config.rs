@@ -245,6 +245,23 @@ impl ServeArgs {
     }
 }
 
+/// `dendrite restore`: a backup copied into place as the database.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file to restore (a `dendrite-<UTC time>.db` of the backup folder).
+    pub backup: PathBuf,
+    /// The database to restore it as: the service's own setting, a `sqlite://FILE`.
+    #[arg(
+        long,
+        env = "DENDRITE_DATABASE_URL",
+        default_value = "sqlite://dendrite.db"
+    )]
+    pub database_url: String,
+    /// Replace an existing database file (it is kept beside the restored one, renamed).
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

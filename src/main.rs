@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Theory(args)) => cli::run_theory(&args),
         Some(Command::Bench(args)) => cli::run_bench(&args),
         Some(Command::Serve(args)) => cli::run_serve(&args),
+        Some(Command::Restore(args)) => cli::run_restore(&args),
         None => cli::run_serve(&cli::default_serve_args()),
     }
 }

@@ -99,21 +99,30 @@ impl Backups {
     /// file when `dir` is `None`; the newest `keep` are kept.
     pub fn new(url: &str, dir: Option<PathBuf>, keep: usize) -> Backups {
         let beside_database = || {
-            let file = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))?;
-            let file = file.split('?').next().unwrap_or(file);
-            if file.is_empty() || file.contains(":memory:") {
-                return None;
-            }
-            let parent = Path::new(file).parent().unwrap_or(Path::new(""));
-            Some(parent.join("backups"))
+            let file = super::sqlite::file_of(url)?;
+            Some(file.parent().unwrap_or(Path::new("")).join("backups"))
         };
         Backups {
             dir: dir.or_else(beside_database),
             keep: keep.max(1),
             running: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Whether `database` (a file) lies in the backup folder, where pruning would delete it.
+    pub fn folder_holds(&self, database: &Path) -> bool {
+        let canonical = |path: &Path| {
+            let path = if path.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                path
+            };
+            std::fs::canonicalize(path).ok()
+        };
+        let (Some(folder), Some(parent)) = (&self.dir, database.parent()) else {
+            return false;
+        };
+        canonical(folder).is_some_and(|folder| canonical(parent) == Some(folder))
     }
 
     /// Writes a backup of `db` and prunes the oldest past `keep`.

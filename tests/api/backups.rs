@@ -77,7 +77,7 @@ async fn a_backup_holds_every_write_before_it_is_listed_pruned_and_restores_exac
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    // Restoring is starting a server on the file: it answers exactly as the original.
+    // A restored copy answers exactly as the original.
     let original = state_of_space(&app).await;
     let queries: Vec<Value> = (0..20).map(app_query_body).collect();
     let mut answers = Vec::new();
@@ -90,8 +90,10 @@ async fn a_backup_holds_every_write_before_it_is_listed_pruned_and_restores_exac
                 .unwrap(),
         );
     }
-    let copy = folder.join("restored.db");
-    std::fs::copy(&file, &copy).unwrap();
+    let copy = folder.parent().unwrap().join("restored.db");
+    let (code, out) = restore(&file, &copy, false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("19 patterns, last write 22"), "{out}");
     let restored = TestApp::spawn_on(&copy).await;
     assert_eq!(state_of_space(&restored).await, original);
     for (q, answer) in queries.iter().zip(&answers) {
@@ -124,6 +126,102 @@ async fn a_backup_holds_every_write_before_it_is_listed_pruned_and_restores_exac
     );
     assert!(!file.exists(), "the oldest was pruned");
     app.stop().await;
+}
+
+/// Runs `dendrite restore BACKUP --database-url sqlite://DATABASE [--force]`: its exit code and
+/// its output (stdout, then stderr).
+fn restore(
+    backup: &std::path::Path,
+    database: &std::path::Path,
+    force: bool,
+) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dendrite"))
+        .arg("restore")
+        .arg(backup)
+        .args([
+            "--database-url",
+            &format!("sqlite://{}", database.display()),
+        ])
+        .args(force.then_some("--force"))
+        .env_remove("DENDRITE_DATABASE_URL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), text)
+}
+
+#[tokio::test]
+async fn a_restore_checks_the_backup_and_never_replaces_a_live_or_existing_database_unasked() {
+    crate::sqlite_only!();
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    for i in 0..10 {
+        app.store("s", "n", &cells(i, 40)).await;
+    }
+    let taken = backup(&app).await;
+    let database = PathBuf::from(&app.database);
+    let file = database
+        .parent()
+        .unwrap()
+        .join("backups")
+        .join(taken["name"].as_str().unwrap());
+    let before = state_of_space(&app).await;
+    app.store("s", "n", &cells(99, 40)).await;
+
+    // The service holds the file: nothing is touched.
+    let (code, out) = restore(&file, &database, true);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("in use by process"), "{out}");
+    let dir = app.stop().await;
+
+    // An existing database needs --force.
+    let (code, out) = restore(&file, &database, false);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("--force") && out.contains("11 patterns"),
+        "{out}"
+    );
+    // A damaged backup is refused before anything is replaced.
+    let damaged = database.parent().unwrap().join("damaged.db");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last_page = bytes.len() / 4096 - 1;
+    bytes[last_page * 4096..].fill(0);
+    std::fs::write(&damaged, &bytes).unwrap();
+    let (code, out) = restore(&damaged, &database, true);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("cannot be restored"), "{out}");
+
+    // With --force the backup takes the database's place; the old file is kept beside it.
+    let (code, out) = restore(&file, &database, true);
+    assert_eq!(code, Some(0), "{out}");
+    let kept = out
+        .lines()
+        .find_map(|line| line.strip_prefix("the database it replaced is kept as "))
+        .expect("the replaced file is named");
+    assert!(std::path::Path::new(kept).is_file(), "{out}");
+    let app = TestApp::spawn_on(&database).await;
+    assert_eq!(state_of_space(&app).await, before);
+    app.stop().await;
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_database_inside_its_own_backup_folder_is_refused_at_start_up() {
+    crate::sqlite_only!();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("backups")).unwrap();
+    let inside = dir
+        .path()
+        .join("backups")
+        .join("dendrite-2026-11-27T02-15-30.123Z.db");
+    let mut settings = args(&dir.path().join("dendrite.db"));
+    settings.database_url = format!("sqlite://{}", inside.display());
+    settings.backup_dir = Some(dir.path().join("backups"));
+    let refused = dendrite::app::Application::build(&settings).await;
+    let error = format!("{:#}", refused.err().expect("start-up is refused"));
+    assert!(error.contains("dendrite restore"), "{error}");
+    assert!(!inside.exists(), "nothing was created there");
 }
 
 /// The noisy copy of a stored pattern that query `i` asks for.

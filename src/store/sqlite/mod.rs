@@ -8,6 +8,7 @@
 mod bulk;
 pub mod connection;
 pub mod owner;
+pub mod restore;
 mod sql;
 
 use super::health::{Fault, StorageError};
@@ -20,9 +21,18 @@ use connection::WriteConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+/// The file a `sqlite://` URL names; `None` for an in-memory database or another scheme.
+pub fn file_of(url: &str) -> Option<PathBuf> {
+    let file = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let file = file.split('?').next().unwrap_or(file);
+    (!file.is_empty() && !file.contains(":memory:")).then(|| PathBuf::from(file))
+}
 
 /// SQLite's page size for new databases: `max_database_size` counts in these.
 const PAGE_SIZE: u64 = 4096;
