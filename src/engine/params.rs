@@ -148,6 +148,49 @@ impl SpaceParams {
         Ok(params)
     }
 
+    /// The parameters in which `asked` differs from these, each as `name is STORED, not ASKED`,
+    /// in the order the API lists them: what a conflicting re-creation is told.
+    pub fn differences(&self, asked: &SpaceParams) -> Vec<String> {
+        let fields: [(&str, String, String); 7] = [
+            (
+                "input_size",
+                self.input_size.to_string(),
+                asked.input_size.to_string(),
+            ),
+            (
+                "active_bits",
+                self.active_bits.to_string(),
+                asked.active_bits.to_string(),
+            ),
+            (
+                "synapses_per_pattern",
+                self.synapses_per_pattern.to_string(),
+                asked.synapses_per_pattern.to_string(),
+            ),
+            (
+                "threshold",
+                self.threshold.to_string(),
+                asked.threshold.to_string(),
+            ),
+            (
+                "max_false_match",
+                format!("{:e}", self.max_false_match),
+                format!("{:e}", asked.max_false_match),
+            ),
+            (
+                "max_segments_per_neuron",
+                self.max_segments_per_neuron.to_string(),
+                asked.max_segments_per_neuron.to_string(),
+            ),
+            ("seed", self.seed.to_string(), asked.seed.to_string()),
+        ];
+        fields
+            .into_iter()
+            .filter(|(_, stored, asked)| stored != asked)
+            .map(|(name, stored, asked)| format!("{name} is {stored}, not {asked}"))
+            .collect()
+    }
+
     /// The false-match probability of a segment with `synapses` synapses for a random input of the
     /// space's nominal size, at the space's threshold.
     pub fn segment_false_match(&self, synapses: u32) -> Probability {
@@ -206,6 +249,33 @@ impl SpaceTheory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn differences_name_each_parameter_that_differs_and_nothing_else() {
+        let stored = SpaceParams::new(&SpaceSpec {
+            input_size: 2048,
+            active_bits: 40,
+            ..SpaceSpec::default()
+        })
+        .unwrap();
+        assert!(stored.differences(&stored).is_empty());
+        let asked = SpaceParams {
+            seed: 7,
+            threshold: stored.threshold - 1,
+            ..stored.clone()
+        };
+        assert_eq!(
+            stored.differences(&asked),
+            [
+                format!(
+                    "threshold is {}, not {}",
+                    stored.threshold,
+                    stored.threshold - 1
+                ),
+                "seed is 0, not 7".to_owned()
+            ]
+        );
+    }
 
     fn spec(n: u32, a: u32) -> SpaceSpec {
         SpaceSpec {

@@ -498,7 +498,7 @@ impl From<WriteError> for ApiError {
         match error {
             WriteError::Engine { error, .. } => error.into(),
             WriteError::UnknownSpace(_) => ApiError::not_found(error.to_string()),
-            WriteError::SpaceConflict(_) => ApiError::new(Kind::Conflict, error.to_string()),
+            WriteError::SpaceConflict(..) => ApiError::new(Kind::Conflict, error.to_string()),
             WriteError::Busy => ApiError::new(Kind::Busy, error.to_string()),
             WriteError::MemoryFull { .. } => ApiError::new(Kind::MemoryFull, error.to_string()),
             WriteError::Closed => ApiError::unavailable(error.to_string()),
@@ -566,7 +566,7 @@ mod tests {
                 StatusCode::NOT_FOUND,
             ),
             (
-                WriteError::SpaceConflict(name.clone()),
+                WriteError::SpaceConflict(name.clone(), vec!["seed is 0, not 1".into()]),
                 StatusCode::CONFLICT,
             ),
             (WriteError::Busy, StatusCode::SERVICE_UNAVAILABLE),

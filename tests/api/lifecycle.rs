@@ -51,7 +51,11 @@ async fn a_space_is_created_once_then_reported_listed_and_deleted() {
             &json!({"input_size": 2048, "active_bits": 41}),
         )
         .await;
-    problem(other, StatusCode::CONFLICT).await;
+    let conflict = problem(other, StatusCode::CONFLICT).await;
+    // What differs, and nothing else.
+    let detail = conflict["detail"].as_str().unwrap();
+    assert!(detail.contains("active_bits is 40, not 41"), "{conflict}");
+    assert!(!detail.contains("input_size"), "{conflict}");
     assert_eq!(
         app.get("/v1/spaces/s").await.json::<Value>().await.unwrap(),
         report

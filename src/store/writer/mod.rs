@@ -60,8 +60,9 @@ pub enum WriteError {
     Engine { index: usize, error: EngineError },
     #[error("no space named {0}")]
     UnknownSpace(Name),
-    #[error("space {0} exists with other parameters")]
-    SpaceConflict(Name),
+    /// The space exists with other parameters: each difference, as `name is STORED, not ASKED`.
+    #[error("space {0} exists with other parameters: {differences}", differences = .1.join("; "))]
+    SpaceConflict(Name, Vec<String>),
     #[error("the write queue is full; retry shortly")]
     Busy,
     /// The database refused the commit; nothing was written.
@@ -95,7 +96,7 @@ impl WriteError {
         match self {
             WriteError::Engine { index, .. } => Some(*index),
             WriteError::UnknownSpace(_)
-            | WriteError::SpaceConflict(_)
+            | WriteError::SpaceConflict(..)
             | WriteError::Busy
             | WriteError::Storage(_)
             | WriteError::MemoryFull { .. }
@@ -1006,10 +1007,11 @@ impl<S: WriteStore> WriterTask<S> {
         if let Some(existing) = self.spaces.get(&name) {
             let outcome = {
                 let existing = existing.read().unwrap_or_else(PoisonError::into_inner);
-                if existing.params() == space.params() {
+                let differences = existing.params().differences(space.params());
+                if differences.is_empty() {
                     Ok((existing.report(), false))
                 } else {
-                    Err(WriteError::SpaceConflict(name))
+                    Err(WriteError::SpaceConflict(name, differences))
                 }
             };
             return self.unlock(outcome).await;
