@@ -34,6 +34,12 @@ pub(super) fn routes() -> Vec<Route> {
         ),
         Route::read(
             Method::GET,
+            "/v1/spaces/{space}/neurons/{neuron}/patterns",
+            list_patterns,
+        )
+        .with_query(),
+        Route::read(
+            Method::GET,
             "/v1/spaces/{space}/neurons/{neuron}/patterns/{id}",
             pattern,
         ),
@@ -254,6 +260,32 @@ async fn list(
             NeuronPage { neurons, next }
         })
         .await?;
+    Ok(Json(page))
+}
+
+#[derive(Serialize)]
+struct PatternPage {
+    patterns: Vec<PatternView>,
+    /// Pass as `after` for the next page; null on the last one.
+    next: Option<Name>,
+}
+
+/// A neuron's patterns a page at a time, in the order of their ids (as strings).
+async fn list_patterns(
+    State(state): State<AppState>,
+    Path((space, neuron)): Path<(String, String)>,
+    Query(page): Query<Page>,
+) -> Result<Json<PatternPage>, ApiError> {
+    let neuron = parse_name("neuron", &neuron)?;
+    let (limit, after) = page.checked()?;
+    let page = state
+        .read_space(&space, ReadCost::GrowsWithSpace, move |space| {
+            let mut patterns = space.neuron_patterns(&neuron, after.as_ref(), limit + 1)?;
+            let next = (patterns.len() > limit).then(|| patterns[limit - 1].id.clone());
+            patterns.truncate(limit);
+            Ok::<_, ApiError>(PatternPage { patterns, next })
+        })
+        .await??;
     Ok(Json(page))
 }
 

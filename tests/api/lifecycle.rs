@@ -72,6 +72,66 @@ async fn a_space_is_created_once_then_reported_listed_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_neuron_s_patterns_are_listed_in_pages_in_id_order() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    let mut stored = std::collections::BTreeMap::new();
+    for i in 0..12u64 {
+        // Ids given for some, assigned by the server for the others.
+        let id = (i % 3 == 0).then(|| format!("given-{i}"));
+        let body = match &id {
+            Some(id) => json!({"active": cells(i, 40), "id": id}),
+            None => json!({"active": cells(i, 40)}),
+        };
+        let answer: Value = app
+            .post("/v1/spaces/s/neurons/n/patterns", &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        stored.insert(
+            answer["id"].as_str().unwrap().to_owned(),
+            answer["active"].clone(),
+        );
+    }
+    app.store("s", "other", &cells(500, 40)).await;
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(after) => format!("/v1/spaces/s/neurons/n/patterns?limit=5&after={after}"),
+            None => "/v1/spaces/s/neurons/n/patterns?limit=5".to_owned(),
+        };
+        let page: Value = app.get(&path).await.json().await.unwrap();
+        let patterns = page["patterns"].as_array().unwrap();
+        assert!(patterns.len() <= 5, "{page}");
+        for pattern in patterns {
+            assert_eq!(pattern["neuron"], "n");
+            let id = pattern["id"].as_str().unwrap().to_owned();
+            assert_eq!(pattern["active"], stored[&id], "{id}");
+            listed.push(id);
+        }
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    // Every pattern once, in the ids' string order.
+    assert_eq!(listed, stored.keys().cloned().collect::<Vec<_>>());
+    problem(
+        app.get("/v1/spaces/s/neurons/nobody/patterns").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.get("/v1/spaces/s/neurons/n/patterns?limit=0").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn neurons_are_listed_in_pages_reported_and_deleted() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;

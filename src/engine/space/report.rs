@@ -149,6 +149,32 @@ impl Space {
         })
     }
 
+    /// A page of a neuron's patterns: those whose ids come after `after` (exclusive) in string
+    /// order, at most `limit` of them, in that order. The patterns are kept by id in a hash map
+    /// (for O(1) stores and forgets), so a page costs one pass over the neuron's ids, then a sort
+    /// of the page's worth only.
+    pub fn neuron_patterns(
+        &self,
+        neuron: &Name,
+        after: Option<&Name>,
+        limit: usize,
+    ) -> Result<Vec<PatternView>, EngineError> {
+        let found = self
+            .neuron(neuron)
+            .ok_or_else(|| EngineError::UnknownNeuron(neuron.clone()))?;
+        let mut ids: Vec<&Name> = found
+            .patterns
+            .keys()
+            .filter(|id| after.is_none_or(|after| *id > after))
+            .collect();
+        if ids.len() > limit {
+            ids.select_nth_unstable(limit);
+            ids.truncate(limit);
+        }
+        ids.sort_unstable();
+        ids.into_iter().map(|id| self.pattern(neuron, id)).collect()
+    }
+
     /// The neuron names in order, after `after` (exclusive), at most `limit` of them.
     pub fn neuron_names(&self, after: Option<&Name>, limit: usize) -> Vec<&Name> {
         use std::ops::Bound::{Excluded, Unbounded};
