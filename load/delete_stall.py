@@ -25,13 +25,12 @@ Run from the repository root with a release binary:
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SPACE_PARAMS, Connection, Server, percentile, random_bits  # noqa: E402
+from harness import SPACE_PARAMS, Connection, percentile, random_bits  # noqa: E402
 
 FILL_BATCH = 2000
 
@@ -56,9 +55,7 @@ def main():
     if binary is None or options.patterns < 1 or options.neurons < 1:
         return 1
     rng = random.Random(options.seed)
-    directory = tempfile.mkdtemp(prefix="dendrite-delete-stall-")
-    server = Server(binary, os.path.join(directory, "d.db"), os.path.join(directory, "server.log"))
-    harness.exit_on_sigterm()
+    directory, server = harness.fresh_server(binary, "delete-stall")
     failures = []
     try:
         server.start(60.0, http_timeout=60.0)

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import namedtuple
@@ -227,6 +228,16 @@ def executable(path, script):
 def exit_on_sigterm():
     """SIGTERM exits with status 1 through SystemExit, so that `finally` blocks stop the server."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+def fresh_server(binary, name, extra_args=()):
+    """(directory, Server): a new temporary directory `dendrite-NAME-*` holding the server's SQLite
+    file and log, and SIGTERM made to exit through `finally`, so the caller's clean-up stops it."""
+    directory = tempfile.mkdtemp(prefix=f"dendrite-{name}-")
+    server = Server(binary, os.path.join(directory, "d.db"), os.path.join(directory, "server.log"),
+                    extra_args=extra_args)
+    exit_on_sigterm()
+    return directory, server
 
 
 def keep_or_remove(directory, keep):

@@ -24,12 +24,11 @@ Run from the repository root with a release binary:
 import os
 import random
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SPACE_PARAMS, Connection, Server, random_bits  # noqa: E402
+from harness import SPACE_PARAMS, Connection, random_bits  # noqa: E402
 
 BATCH = 2000
 MIB = 1 << 20
@@ -66,9 +65,7 @@ def main():
     if binary is None or options.neurons < 1 or options.per_neuron < 1:
         return 1
     rng = random.Random(options.seed)
-    directory = tempfile.mkdtemp(prefix="dendrite-memory-")
-    server = Server(binary, os.path.join(directory, "d.db"), os.path.join(directory, "server.log"))
-    harness.exit_on_sigterm()
+    directory, server = harness.fresh_server(binary, "memory")
     try:
         server.start(60.0, http_timeout=60.0)
         empty = resident(server.process.pid)

@@ -25,13 +25,12 @@ import multiprocessing
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SPACE_PARAMS, Connection, Server, percentile, random_bits  # noqa: E402
+from harness import SPACE_PARAMS, Connection, percentile, random_bits  # noqa: E402
 
 
 def line(kind, latencies):
@@ -72,9 +71,7 @@ def main():
     if binary is None or options.spaces < 1 or options.pollers < 2 or options.seconds <= 0:
         return 1
     rng = random.Random(options.seed)
-    directory = tempfile.mkdtemp(prefix="dendrite-polling-")
-    server = Server(binary, os.path.join(directory, "d.db"), os.path.join(directory, "server.log"))
-    harness.exit_on_sigterm()
+    directory, server = harness.fresh_server(binary, "polling")
     failures = []
     latencies = {"healthz": [], "metrics": [], "spaces": []}
     try:
