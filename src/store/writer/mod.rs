@@ -632,6 +632,10 @@ impl<S: WriteStore> WriterTask<S> {
     /// Stores the commands of `group` that touch no neuron being purged; the others wait for
     /// their purge (their neuron's new rows could otherwise collide with the old ones).
     async fn store_unless_purging(&mut self, group: Vec<StoreCommand>) {
+        // The usual case, with nothing to sort out: no purge is running.
+        if self.purges.is_empty() {
+            return self.store_group(group).await;
+        }
         let (waiting, ready): (Vec<_>, Vec<_>) = group.into_iter().partition(|store| {
             store.requests.iter().any(|request| {
                 self.purges
