@@ -304,6 +304,7 @@ pub fn store_requests(stores: &[StoreItem], input_size: u32) -> anyhow::Result<V
                     neuron: Name::parse(&store.neuron)?,
                     active: pattern(&store.active, input_size)?,
                     id: None,
+                    metadata: None,
                 })
             };
             request().with_context(|| format!("store {}", i + 1))

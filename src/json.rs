@@ -3,9 +3,9 @@
 //! The theory module is std only, so its types get their serde form here: a probability is
 //! `{"value": f64, "log10": f64 | null}`, where the value may underflow to 0 while log10 stays
 //! exact, and log10 is null only for an exact zero. The same shape carries a non-negative quantity
-//! such as an expected count ([`LogNumber`]).
+//! such as an expected count ([`LogNumber`]). A pattern's [`Metadata`] is its JSON object.
 
-use crate::engine::{Name, Pattern};
+use crate::engine::{Metadata, Name, Pattern};
 use crate::theory::{LogNumber, Probability};
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
@@ -38,6 +38,17 @@ impl Serialize for Pattern {
     }
 }
 
+/// Metadata is answered as the JSON object it is, not as a string holding it. Its text was
+/// produced by serde_json from a parsed object, so reading it back cannot fail in practice.
+impl Serialize for Metadata {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(self.as_str()).map_err(S::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +62,15 @@ mod tests {
         assert!((json["log10"].as_f64().unwrap() + 1000.0).abs() < 1e-9);
         let zero = serde_json::to_value(Probability::ZERO).unwrap();
         assert_eq!(zero, serde_json::json!({"value": 0.0, "log10": null}));
+    }
+
+    #[test]
+    fn metadata_serialises_as_its_object() {
+        let metadata =
+            Metadata::from_value(serde_json::json!({"pump": 3, "shift": "night"})).unwrap();
+        assert_eq!(
+            serde_json::to_string(&metadata).unwrap(),
+            r#"{"pump":3,"shift":"night"}"#
+        );
     }
 }

@@ -40,6 +40,7 @@ fn store(
         neuron: name(neuron),
         active: active.clone(),
         id: id.map(name),
+        metadata: None,
     };
     let planned = space.plan_store(&[request]).map_err(|(_, e)| e)?.remove(0);
     if let Planned::New(plan) = &planned {
@@ -537,6 +538,7 @@ fn queries_see_a_store_wholly_or_not_at_all() {
                         neuron: neuron.clone(),
                         active: p.clone(),
                         id: None,
+                        metadata: None,
                     };
                     if let Planned::New(plan) = s.plan_store(&[request]).unwrap().remove(0) {
                         s.apply_store(plan).unwrap();
@@ -763,6 +765,7 @@ fn a_stores_estimated_cost_covers_what_it_adds_and_forgotten_memory_is_reused() 
                     neuron: name(&neuron),
                     active: pattern(&rng.distinct_below(n, 40), n),
                     id: None,
+                    metadata: None,
                 };
                 let planned = s.plan_store(std::slice::from_ref(&request)).unwrap();
                 let Planned::New(plan) = &planned[0] else {

@@ -12,6 +12,10 @@ pub enum EngineError {
     #[error("neuron {neuron} already has a pattern {id} with other active bits")]
     IdConflict { neuron: Name, id: Name },
     #[error(
+        "neuron {neuron} already has a pattern {id} with other metadata: a pattern's metadata is set when it is first stored"
+    )]
+    MetadataConflict { neuron: Name, id: Name },
+    #[error(
         "neuron {neuron} is full: it has {segments} segments, the space's max_segments_per_neuron"
     )]
     NeuronFull { neuron: Name, segments: u32 },

@@ -6,7 +6,7 @@
 //! not at all) and makes each write durable between [`Space::plan_store`] and
 //! [`Space::apply_store`].
 //!
-//! - `pattern`: validated names and patterns.
+//! - `pattern`: validated names and patterns; `metadata`: the JSON object a pattern may carry.
 //! - `params`: a space's parameters, their defaults and the theory's summary of them.
 //! - `space`: [`Space`], its neurons and segments; planning, applying, reports and recognition.
 //! - `index`: the inverted index from input bit to segments, in two layouts, and the counting
@@ -18,6 +18,7 @@
 
 mod error;
 mod index;
+mod metadata;
 mod params;
 mod pattern;
 pub mod plain;
@@ -26,6 +27,7 @@ mod space;
 
 pub use error::EngineError;
 pub use index::Kernel;
+pub use metadata::{MAX_METADATA_BYTES, Metadata, MetadataError};
 pub use params::{MAX_SEGMENTS_LIMIT, SpaceParams, SpaceSpec, SpaceTheory};
 pub use pattern::{CellIndex, Name, NameError, Pattern, PatternError};
 pub use shared::{SharedSpace, SpaceLock, Spaces};

@@ -480,7 +480,7 @@ impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> ApiError {
         let kind = match &error {
             EngineError::UnknownNeuron(_) | EngineError::UnknownPattern { .. } => Kind::NotFound,
-            EngineError::IdConflict { .. } => Kind::Conflict,
+            EngineError::IdConflict { .. } | EngineError::MetadataConflict { .. } => Kind::Conflict,
             EngineError::NeuronFull { .. } => Kind::NeuronFull,
             EngineError::TooFewActiveBits { .. } | EngineError::InvalidPattern(_) => {
                 return ApiError::invalid_pattern("active", error.to_string());

@@ -4,7 +4,9 @@ use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::guard::with_sequence;
 use super::{AppState, ReadCost, Route, parse_name};
-use crate::engine::{Name, NeuronReport, NeuronSummary, Pattern, PatternView, StoreRequest};
+use crate::engine::{
+    Metadata, Name, NeuronReport, NeuronSummary, Pattern, PatternView, StoreRequest,
+};
 use crate::store::writer::{Stored, Written};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
@@ -56,6 +58,7 @@ pub(super) fn routes() -> Vec<Route> {
 struct PatternBody {
     active: Vec<i64>,
     id: Option<String>,
+    metadata: Option<serde_json::Value>,
 }
 
 /// The input size the space's patterns are parsed against.
@@ -65,6 +68,19 @@ async fn input_size(state: &AppState, space: &Name) -> Result<u32, ApiError> {
             space.params().input_size
         })
         .await
+}
+
+/// A request's metadata (`null` or absent: none); `place` prefixes the error's detail (a batch
+/// item's position).
+fn parse_metadata(
+    raw: Option<serde_json::Value>,
+    place: &str,
+) -> Result<Option<Metadata>, ApiError> {
+    raw.map(|value| {
+        Metadata::from_value(value)
+            .map_err(|e| ApiError::invalid_pattern("metadata", format!("{place}{e}")))
+    })
+    .transpose()
 }
 
 fn parse_id(raw: Option<&str>) -> Result<Option<Name>, ApiError> {
@@ -86,6 +102,7 @@ async fn store(
         neuron,
         active,
         id: parse_id(body.id.as_deref())?,
+        metadata: parse_metadata(body.metadata, "")?,
     };
     let Written {
         value: mut stored,
@@ -113,6 +130,7 @@ struct BatchItem {
     neuron: String,
     active: Vec<i64>,
     id: Option<String>,
+    metadata: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -146,7 +164,7 @@ async fn store_batch(
     let size = input_size(&state, &space).await?;
     let requests = body
         .patterns
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(index, item)| {
             let at = |e: ApiError| e.at_index(index);
@@ -162,7 +180,14 @@ async fn store_batch(
                 .map_err(|e| ApiError::invalid_pattern("active", format!("patterns[{index}]: {e}")))
                 .map_err(at)?;
             let id = parse_id(item.id.as_deref()).map_err(at)?;
-            Ok(StoreRequest { neuron, active, id })
+            let metadata =
+                parse_metadata(item.metadata, &format!("patterns[{index}]: ")).map_err(at)?;
+            Ok(StoreRequest {
+                neuron,
+                active,
+                id,
+                metadata,
+            })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let Written {

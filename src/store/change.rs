@@ -6,7 +6,9 @@
 //! change into engine state, so the two paths cannot drift apart. The log stores a change as JSON
 //! (PostgreSQL's `json`), which an operator can read with plain SQL.
 
-use crate::engine::{EngineError, Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
+use crate::engine::{
+    EngineError, Metadata, Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan,
+};
 use serde::{Deserialize, Serialize};
 
 /// What one write transaction changed.
@@ -144,6 +146,7 @@ impl Change {
                         segment: plan.segment,
                         active: plan.active.cells().to_vec(),
                         synapses: plan.synapses.clone(),
+                        metadata: plan.metadata.as_ref().map(|m| m.as_str().to_owned()),
                     })
                     .collect(),
             },
@@ -194,6 +197,7 @@ impl Change {
                                 active,
                                 synapses: p.synapses,
                                 segment: p.segment,
+                                metadata: p.metadata.as_deref().map(Metadata::parse).transpose()?,
                             },
                         ))
                     })
@@ -260,6 +264,10 @@ struct StoredPattern<'a> {
     segment: u32,
     active: Vec<u32>,
     synapses: Vec<u32>,
+    /// The pattern's metadata as compact JSON text; absent when it has none (so entries of
+    /// patterns without metadata read as they did before metadata existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<String>,
 }
 
 /// A space's parameters with every default filled in, as the `spaces` table keeps them.
@@ -328,6 +336,7 @@ mod tests {
                 neuron: name("n"),
                 active: Pattern::parse(&[i64::from(i), 20, 30, 40, 50], 64).unwrap(),
                 id: None,
+                metadata: None,
             })
             .collect();
         space

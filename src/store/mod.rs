@@ -17,7 +17,7 @@ pub mod writer;
 
 pub use change::Change;
 
-use crate::engine::{Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
+use crate::engine::{Metadata, Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
 use anyhow::Context;
 use health::StorageError;
 use postgres::PostgresDatabase;
@@ -407,6 +407,7 @@ struct PatternRow<'r> {
     segment: i64,
     active: &'r [u8],
     synapses: &'r [u8],
+    metadata: Option<&'r str>,
 }
 
 impl PatternRow<'_> {
@@ -427,19 +428,21 @@ impl PatternRow<'_> {
             active: Pattern::from_sorted(decode_cells(self.active)?, input_size)?,
             synapses: decode_cells(self.synapses)?,
             segment: u32::try_from(self.segment)?,
+            metadata: self.metadata.map(Metadata::parse).transpose()?,
         })
     }
 }
 
 /// The checksum of a `patterns` row: FNV-1a over its columns, each preceded by its length (so no
 /// two rows' fields can run together into the same bytes), as the signed integer SQLite stores.
+/// Metadata is hashed only when present, so rows stored before it existed keep their checksums.
 pub(crate) fn pattern_checksum(
     space: &str,
     neuron: &str,
     id: &str,
     segment: i64,
-    active: &[u8],
-    synapses: &[u8],
+    (active, synapses): (&[u8], &[u8]),
+    metadata: Option<&str>,
 ) -> i64 {
     use crate::rng::{FNV1A_START, fnv1a};
     let field =
@@ -451,6 +454,9 @@ pub(crate) fn pattern_checksum(
     hash = field(hash, &segment.to_le_bytes());
     hash = field(hash, active);
     hash = field(hash, synapses);
+    if let Some(metadata) = metadata {
+        hash = field(hash, metadata.as_bytes());
+    }
     hash as i64
 }
 

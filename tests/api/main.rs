@@ -13,6 +13,7 @@ mod helpers;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod metadata;
 mod metrics;
 mod patterns;
 mod persistence;

@@ -430,6 +430,30 @@ async fn a_damaged_file_or_a_changed_pattern_stops_start_up_instead_of_being_ser
         "{stderr}"
     );
 
+    // Metadata written into a row by hand: the checksum covers metadata too. Without a checksum
+    // (as rows stored before checksums), metadata that is not an object is still refused.
+    for (update, says) in [
+        (
+            r#"UPDATE patterns SET metadata = '{"forged":true}' WHERE neuron = 'n3' AND id = '1'"#,
+            "checksum does not match",
+        ),
+        (
+            "UPDATE patterns SET metadata = '[1]', checksum = NULL WHERE neuron = 'n3' AND id = '1'",
+            "metadata is a JSON object, not an array",
+        ),
+    ] {
+        let labelled = dir.path().join("labelled.db");
+        std::fs::copy(&pristine, &labelled).unwrap();
+        let mut connection = sqlx::SqliteConnection::connect(&url(&labelled))
+            .await
+            .unwrap();
+        sqlx::query(update).execute(&mut connection).await.unwrap();
+        connection.close().await.unwrap();
+        let (code, stderr) = start_expecting_refusal(&url(&labelled));
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+
     // A page of the file zeroed, as a failing disk leaves it.
     let zeroed = dir.path().join("zeroed.db");
     std::fs::copy(&pristine, &zeroed).unwrap();

@@ -12,7 +12,7 @@
 //! plan is checked against the rules the planner keeps, whatever its source.
 
 use super::sorted::intersection_len;
-use super::{Neuron, NeuronSlot, Segment, Space, StorePlan, StoredPattern};
+use super::{Neuron, NeuronSlot, Segment, Space, StorePlan, StoredPattern, own_bytes};
 use crate::engine::EngineError;
 use crate::engine::index::SegmentSlot;
 use crate::engine::pattern::Name;
@@ -200,7 +200,7 @@ impl Space {
             neuron.next_pattern_number = neuron.next_pattern_number.max(number.saturating_add(1));
         }
         self.pattern_count += 1;
-        self.pattern_cells += (plan.active.len() + plan.synapses.len()) as u64;
+        self.pattern_bytes += own_bytes(&plan.active, &plan.synapses, plan.metadata.as_ref());
         neuron
             .by_content
             .insert(plan.active.clone(), plan.id.clone());
@@ -210,6 +210,7 @@ impl Space {
                 active: plan.active,
                 synapses: plan.synapses.into_boxed_slice(),
                 segment: plan.segment,
+                metadata: plan.metadata,
             },
         );
         neuron_slot
@@ -238,7 +239,7 @@ impl Space {
         let found = self.neurons.get_mut(neuron_slot);
         let pattern = found.patterns.remove(id).expect("checked above");
         found.by_content.remove(&pattern.active);
-        self.pattern_cells -= (pattern.active.len() + pattern.synapses.len()) as u64;
+        self.pattern_bytes -= pattern.own_bytes();
         let at = found
             .segments
             .binary_search_by_key(&pattern.segment, |&(n, _)| n)
@@ -291,10 +292,10 @@ impl Space {
             }
         }
         self.pattern_count -= removed.patterns.len() as u64;
-        self.pattern_cells -= removed
+        self.pattern_bytes -= removed
             .patterns
             .values()
-            .map(|p| (p.active.len() + p.synapses.len()) as u64)
+            .map(StoredPattern::own_bytes)
             .sum::<u64>();
         self.forget_expected_false_matches();
         Ok(())
@@ -394,6 +395,7 @@ mod tests {
             neuron: name("n"),
             active: Pattern::from_sorted((0..40).map(|i| i * 50).collect(), 2048).unwrap(),
             id: None,
+            metadata: None,
         };
         let plan = match space.plan_store(&[request]).unwrap().remove(0) {
             crate::engine::Planned::New(plan) => plan,
@@ -470,6 +472,7 @@ mod tests {
             active: Pattern::from_sorted((i * 40..i * 40 + 40).collect(), 2048).unwrap(),
             synapses: (i * 40..i * 40 + 24).collect(),
             segment,
+            metadata: None,
         };
         let fits = limit / 24;
         for i in 0..fits as u32 {

@@ -326,6 +326,7 @@ mod tests {
                 neuron: Name::parse(&format!("n{}", i % 100)).unwrap(),
                 active: Pattern::from_sorted(cells, 2048).unwrap(),
                 id: None,
+                metadata: None,
             };
             if let Planned::New(plan) = space.plan_store(&[request]).unwrap().remove(0) {
                 space

@@ -132,6 +132,7 @@ mod tests {
                         neuron: neuron.clone(),
                         active: Pattern::parse(&cells, 64).unwrap(),
                         id: None,
+                        metadata: None,
                     };
                     if let Ok(mut plans) = space.plan_store(&[request])
                         && let Planned::New(plan) = plans.remove(0)

@@ -27,6 +27,7 @@ pub use recognition::{DEFAULT_LIMIT, Match, Query, Recognition};
 pub use report::{Counts, NeuronReport, NeuronSummary, NoiseMiss, SegmentReport, SpaceReport};
 
 use super::index::{InvertedIndex, Kernel, SegmentSlot};
+use super::metadata::Metadata;
 use super::params::{SpaceParams, SpaceTheory};
 use super::pattern::{CellIndex, Name, Pattern};
 use crate::theory::{self, Probability};
@@ -42,6 +43,13 @@ struct StoredPattern {
     active: Pattern,
     synapses: Box<[CellIndex]>,
     segment: u32,
+    metadata: Option<Metadata>,
+}
+
+impl StoredPattern {
+    fn own_bytes(&self) -> u64 {
+        own_bytes(&self.active, &self.synapses, self.metadata.as_ref())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -97,6 +105,9 @@ pub struct PatternView {
     pub synapses: Vec<CellIndex>,
     pub segment_false_match: Probability,
     pub neuron_false_match: Probability,
+    /// What the application stored with the pattern, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
 }
 
 /// The neurons of one input space.
@@ -112,8 +123,8 @@ pub struct Space {
     segments: Slots<Segment>,
     index: InvertedIndex,
     pattern_count: u64,
-    /// Active bits plus sampled synapses over every stored pattern: what their own lists hold.
-    pattern_cells: u64,
+    /// Bytes of every stored pattern's own lists (active bits and sampled synapses) and metadata.
+    pattern_bytes: u64,
     /// Eq. 3 per synapse count at the nominal a and threshold, filled as segments grow.
     false_match_by_synapses: HashMap<u32, Probability>,
     /// ln of the expected false matches of a query, by (input size, threshold); cleared by
@@ -146,7 +157,7 @@ impl Space {
                 params.synapses_per_pattern.min(params.threshold),
             ),
             pattern_count: 0,
-            pattern_cells: 0,
+            pattern_bytes: 0,
             false_match_by_synapses: HashMap::new(),
             expected_false_matches: RwLock::default(),
             fill,
@@ -217,7 +228,7 @@ impl Space {
             + synapses * SEGMENT_BYTES_PER_SYNAPSE
             + self.neurons.slot_count() as u64 * NEURON_BYTES
             + self.pattern_count * PATTERN_BYTES
-            + self.pattern_cells * size_of::<CellIndex>() as u64
+            + self.pattern_bytes
     }
 
     /// The most bytes applying `plans` (in order, against the space as it is) can add to
@@ -229,9 +240,8 @@ impl Space {
         let mut new_neurons: HashSet<&Name> = HashSet::new();
         let mut new_segments: HashSet<(&Name, u32)> = HashSet::new();
         for plan in plans {
-            let cells = (plan.active.len() + plan.synapses.len()) as u64;
             bytes += PATTERN_BYTES
-                + cells * size_of::<CellIndex>() as u64
+                + own_bytes(&plan.active, &plan.synapses, plan.metadata.as_ref())
                 + plan.synapses.len() as u64
                     * (SEGMENT_BYTES_PER_SYNAPSE + self.index.bytes_per_synapse());
             let neuron = self.neuron(&plan.neuron);
@@ -301,6 +311,12 @@ const NEURON_BYTES: u64 = 256;
 /// the neuron's map and its segment's list, up to 128 bytes each) and the headers of its two cell
 /// lists, beyond the cells themselves.
 const PATTERN_BYTES: u64 = 384;
+
+/// The bytes of a pattern's own lists and metadata, beyond [`PATTERN_BYTES`].
+fn own_bytes(active: &Pattern, synapses: &[CellIndex], metadata: Option<&Metadata>) -> u64 {
+    ((active.len() + synapses.len()) * size_of::<CellIndex>() + metadata.map_or(0, Metadata::len))
+        as u64
+}
 
 /// The largest synapse count whose false-match probability stays at or under the target; at least
 /// one pattern's worth, which `SpaceParams::new` guarantees meets it. Eq. 3 grows with the

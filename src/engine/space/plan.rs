@@ -11,6 +11,7 @@
 use super::sorted::{merge_sorted, union_len};
 use super::{Neuron, Space};
 use crate::engine::EngineError;
+use crate::engine::metadata::Metadata;
 use crate::engine::pattern::{CellIndex, Name, Pattern};
 use crate::rng::Rng;
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ pub struct StoreRequest {
     pub neuron: Name,
     pub active: Pattern,
     pub id: Option<Name>,
+    pub metadata: Option<Metadata>,
 }
 
 /// Everything a store decided: applying it changes the space without further choices.
@@ -33,6 +35,7 @@ pub struct StorePlan {
     pub synapses: Vec<CellIndex>,
     /// The segment's number within the neuron (a new number opens a segment).
     pub segment: u32,
+    pub metadata: Option<Metadata>,
 }
 
 /// What a store request turns into: a new pattern, or one the neuron already holds.
@@ -70,25 +73,27 @@ impl Space {
 
     fn plan_one(&self, request: &StoreRequest, draft: &mut Draft) -> Result<Planned, EngineError> {
         request.active.check_fits(self.params.input_size)?;
-        let existing_id = |draft: &Draft, id: &Name| -> Option<Pattern> {
+        let existing_id = |draft: &Draft, id: &Name| -> Option<(Pattern, Option<Metadata>)> {
             draft.new_ids.get(id).cloned().or_else(|| {
                 let neuron = self.neuron(&request.neuron)?;
-                neuron.patterns.get(id).map(|p| p.active.clone())
+                neuron
+                    .patterns
+                    .get(id)
+                    .map(|p| (p.active.clone(), p.metadata.clone()))
             })
         };
+        // Storing is idempotent: the same pattern under the same id again is answered with the
+        // one stored; other bits or other metadata under a stored id are a conflict, not an edit.
         if let Some(id) = &request.id
-            && let Some(active) = existing_id(draft, id)
+            && let Some((active, metadata)) = existing_id(draft, id)
         {
-            return if active == request.active {
-                Ok(Planned::Existing {
-                    neuron: request.neuron.clone(),
-                    id: id.clone(),
-                })
+            let (neuron, id) = (request.neuron.clone(), id.clone());
+            return if active != request.active {
+                Err(EngineError::IdConflict { neuron, id })
+            } else if metadata != request.metadata {
+                Err(EngineError::MetadataConflict { neuron, id })
             } else {
-                Err(EngineError::IdConflict {
-                    neuron: request.neuron.clone(),
-                    id: id.clone(),
-                })
+                Ok(Planned::Existing { neuron, id })
             };
         }
         let same_content = draft
@@ -138,7 +143,10 @@ impl Space {
             Some(id) => id.clone(),
             None => draft.fresh_id(|id| existing_id_in(self.neuron(&request.neuron), id)),
         };
-        draft.new_ids.insert(id.clone(), request.active.clone());
+        draft.new_ids.insert(
+            id.clone(),
+            (request.active.clone(), request.metadata.clone()),
+        );
         draft
             .new_contents
             .insert(request.active.clone(), id.clone());
@@ -148,6 +156,7 @@ impl Space {
             active: request.active.clone(),
             synapses,
             segment,
+            metadata: request.metadata.clone(),
         }))
     }
 
@@ -278,7 +287,7 @@ struct Draft {
     /// The synapses of the segments this group's plans joined or opened, by number: the rest
     /// are read from the space.
     touched: std::collections::BTreeMap<u32, Vec<CellIndex>>,
-    new_ids: HashMap<Name, Pattern>,
+    new_ids: HashMap<Name, (Pattern, Option<Metadata>)>,
     new_contents: HashMap<Pattern, Name>,
     next_pattern_number: u64,
 }

@@ -9,6 +9,7 @@ use super::sorted::intersection_len;
 use super::{Neuron, NeuronSlot, Space};
 use crate::engine::EngineError;
 use crate::engine::index::Overlaps;
+use crate::engine::metadata::Metadata;
 use crate::engine::pattern::{CellIndex, Name, Pattern};
 use crate::theory::{self, LogNumber, LogSum, Probability};
 use serde::Serialize;
@@ -41,6 +42,9 @@ pub struct Match {
     pub pattern: Name,
     /// Active input bits on that pattern's own synapses.
     pub pattern_overlap: u32,
+    /// What the application stored with that pattern, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern_metadata: Option<Metadata>,
     /// The chance that a random input of the query's size reaches this overlap on this segment.
     pub p_value: Probability,
     /// The chance that a random input of the query's size matches this neuron at the threshold.
@@ -137,12 +141,14 @@ impl Space {
                 };
                 let (pattern, pattern_overlap) =
                     self.closest_pattern(neuron, segment, query.active.cells());
+                let pattern_metadata = neuron.patterns[&pattern].metadata.clone();
                 Match {
                     neuron: neuron.name.clone(),
                     segment,
                     overlap,
                     pattern,
                     pattern_overlap,
+                    pattern_metadata,
                     p_value,
                     neuron_false_match,
                 }

@@ -146,6 +146,7 @@ impl Space {
             synapses: pattern.synapses.to_vec(),
             segment_false_match: self.segment(slot).false_match,
             neuron_false_match: found.false_match,
+            metadata: pattern.metadata.clone(),
         })
     }
 

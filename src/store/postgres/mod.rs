@@ -153,7 +153,7 @@ impl PostgresDatabase {
             let read: anyhow::Result<u64> = async {
                 let mut read = 0;
                 let mut rows = sqlx::query(
-                    "SELECT neuron, id, segment, active, synapses FROM patterns WHERE space = $1 ORDER BY seq",
+                    "SELECT neuron, id, segment, active, synapses, metadata FROM patterns WHERE space = $1 ORDER BY seq",
                 )
                 .bind(name.as_str())
                 .fetch(&mut *snapshot);
@@ -166,6 +166,7 @@ impl PostgresDatabase {
                         segment: row.try_get(2)?,
                         active: row.try_get(3)?,
                         synapses: row.try_get(4)?,
+                        metadata: row.try_get(5)?,
                     }
                     .plan(input_size, &mut last_neuron)
                     .with_context(|| format!("a stored pattern of space {name}"))?;

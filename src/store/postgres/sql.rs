@@ -7,7 +7,7 @@
 //! sees change n visible can rely on every change before n being visible too. The lock is held
 //! only for the log entry and the commit itself.
 
-use crate::engine::{Name, SpaceParams, StorePlan};
+use crate::engine::{Metadata, Name, SpaceParams, StorePlan};
 use crate::store::{Change, Changes, encode_cells, neuron_counters};
 use sqlx::postgres::PgConnection;
 use sqlx::{Executor, Row};
@@ -128,8 +128,8 @@ async fn insert_stores(
     .await?;
     let text = |f: fn(&(Name, StorePlan)) -> &str| -> Vec<&str> { plans.iter().map(f).collect() };
     sqlx::query(
-        "INSERT INTO patterns (space, neuron, id, segment, active, synapses) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::bytea[])",
+        "INSERT INTO patterns (space, neuron, id, segment, active, synapses, metadata) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::bytea[], $7::text[])",
     )
     .bind(text(|(space, _)| space.as_str()))
     .bind(text(|(_, plan)| plan.neuron.as_str()))
@@ -151,6 +151,12 @@ async fn insert_stores(
             .iter()
             .map(|(_, plan)| encode_cells(&plan.synapses))
             .collect::<Vec<Vec<u8>>>(),
+    )
+    .bind(
+        plans
+            .iter()
+            .map(|(_, plan)| plan.metadata.as_ref().map(Metadata::as_str))
+            .collect::<Vec<Option<&str>>>(),
     )
     .execute(connection)
     .await

@@ -29,7 +29,7 @@ pub fn read_patterns(
     )
     .with_context(|| format!("cannot open {} to read its patterns", path.display()))?;
     let mut statement = connection.prepare(
-        "SELECT neuron, id, segment, active, synapses, checksum FROM patterns WHERE space = ?1 \
+        "SELECT neuron, id, segment, active, synapses, checksum, metadata FROM patterns WHERE space = ?1 \
          AND neuron NOT IN (SELECT neuron FROM purges WHERE space = ?1) ORDER BY seq",
     )?;
     let mut rows = statement.query([space])?;
@@ -50,7 +50,7 @@ pub fn read_patterns(
     Ok(count)
 }
 
-/// The plan a row (neuron, id, segment, active, synapses, checksum) recorded, once its checksum
+/// The plan a row (neuron, id, segment, active, synapses, checksum, metadata) recorded, once its checksum
 /// (when it has one) matches its columns.
 fn plan(
     row: &rusqlite::Row<'_>,
@@ -64,6 +64,7 @@ fn plan(
         segment: row.get(2)?,
         active: row.get_ref(3)?.as_blob()?,
         synapses: row.get_ref(4)?.as_blob()?,
+        metadata: row.get_ref(6)?.as_str_or_null()?,
     };
     let checksum: Option<i64> = row.get(5)?;
     if let Some(checksum) = checksum {
@@ -72,8 +73,8 @@ fn plan(
             stored.neuron,
             stored.id,
             stored.segment,
-            stored.active,
-            stored.synapses,
+            (stored.active, stored.synapses),
+            stored.metadata,
         );
         anyhow::ensure!(
             computed == checksum,

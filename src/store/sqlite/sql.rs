@@ -1,7 +1,7 @@
 //! The writer's SQL on SQLite: the rows each kind of change adds or removes, inside a transaction
 //! the writer opened. Nothing here decides anything; the writer plans, commits and applies.
 
-use crate::engine::{Name, SpaceParams, StorePlan};
+use crate::engine::{Metadata, Name, SpaceParams, StorePlan};
 use crate::store::{Change, Purge, encode_cells, pattern_checksum};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
@@ -214,7 +214,7 @@ async fn insert_stores(
     }
     for chunk in plans.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO patterns (space, neuron, id, segment, active, synapses, checksum) ",
+            "INSERT INTO patterns (space, neuron, id, segment, active, synapses, checksum, metadata) ",
         );
         insert.push_values(chunk, |mut row, (space, plan)| {
             let (active, synapses) = (
@@ -222,13 +222,14 @@ async fn insert_stores(
                 encode_cells(&plan.synapses),
             );
             let segment = i64::from(plan.segment);
+            let metadata = plan.metadata.as_ref().map(Metadata::as_str);
             let checksum = pattern_checksum(
                 space.as_str(),
                 plan.neuron.as_str(),
                 plan.id.as_str(),
                 segment,
-                &active,
-                &synapses,
+                (&active, &synapses),
+                metadata,
             );
             row.push_bind(space.as_str().to_owned())
                 .push_bind(plan.neuron.as_str().to_owned())
@@ -236,7 +237,8 @@ async fn insert_stores(
                 .push_bind(segment)
                 .push_bind(active)
                 .push_bind(synapses)
-                .push_bind(checksum);
+                .push_bind(checksum)
+                .push_bind(metadata.map(str::to_owned));
         });
         insert.build().execute(&mut *connection).await?;
     }

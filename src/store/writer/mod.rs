@@ -1196,6 +1196,7 @@ mod tests {
             neuron: Name::parse("n").unwrap(),
             active: Pattern::parse(&[1, 2, 3, 4, 5], 64).unwrap(),
             id: None,
+            metadata: None,
         };
         let refused = writer.store(Name::parse("s").unwrap(), vec![request]).await;
         assert!(
