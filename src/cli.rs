@@ -1,5 +1,6 @@
 //! The command line: `dendrite serve` (the default) runs the service, `dendrite theory` prints the
-//! what-if analysis, `dendrite bench` measures the engine on this machine.
+//! what-if analysis, `dendrite bench` measures the engine on this machine, `dendrite restore`
+//! puts a backup in place, and `dendrite export` / `import` move data between databases.
 //!
 //! Parsing stops at the edge: flags become an [`analysis::Request`], and every consistency rule
 //! lives there, shared with the HTTP endpoint. Errors are one line on stderr and exit status 2.
@@ -32,6 +33,12 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Copy a backup into place as the database (checked first; the service must be stopped).
     Restore(crate::config::RestoreArgs),
+    /// Write every space, neuron and pattern of the database as NDJSON on stdout (one consistent
+    /// snapshot; a service may keep running on it).
+    Export(crate::config::TransferArgs),
+    /// Read an export's NDJSON from stdin into the database (created if new): idempotent, in
+    /// batches, with a progress line on stderr.
+    Import(crate::config::TransferArgs),
 }
 
 /// Runs `dendrite theory`: the analysis as one JSON line on stdout, or a one-line error and 2.
@@ -88,6 +95,59 @@ pub fn run_restore(args: &crate::config::RestoreArgs) -> ExitCode {
             );
             if let Some(kept) = restored.replaced {
                 println!("the database it replaced is kept as {}", kept.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `dendrite export`: the lines on stdout, a summary on stderr, or a one-line error and 1.
+pub fn run_export(args: &crate::config::TransferArgs) -> ExitCode {
+    let exported = run_async(crate::store::transfer::export(
+        &args.database_url,
+        std::io::stdout().lock(),
+    ));
+    report_transfer("exported", exported)
+}
+
+/// Runs `dendrite import`: a summary on stdout, or a one-line error naming the line and 1.
+pub fn run_import(args: &crate::config::TransferArgs) -> ExitCode {
+    let imported = run_async(crate::store::transfer::import(
+        &args.database_url,
+        std::io::stdin().lock(),
+    ));
+    report_transfer("imported", imported)
+}
+
+fn run_async<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)
+}
+
+fn report_transfer(
+    done: &str,
+    outcome: anyhow::Result<crate::store::transfer::Transferred>,
+) -> ExitCode {
+    match outcome {
+        Ok(counts) => {
+            // Export's stdout is the data, so its summary goes to stderr.
+            let summary = format!(
+                "{done} {} spaces, {} neurons, {} patterns",
+                counts.spaces, counts.neurons, counts.patterns
+            );
+            if done == "exported" {
+                eprintln!("{summary}");
+            } else {
+                println!(
+                    "{summary} ({} already held as the lines say)",
+                    counts.already_held
+                );
             }
             ExitCode::SUCCESS
         }

@@ -262,6 +262,18 @@ pub struct RestoreArgs {
     pub force: bool,
 }
 
+/// `dendrite export` and `dendrite import`: the database they read or write.
+#[derive(Clone, Debug, clap::Args)]
+pub struct TransferArgs {
+    /// The database: a `sqlite://FILE` or a `postgres://USER:PASSWORD@HOST/DATABASE`.
+    #[arg(
+        long,
+        env = "DENDRITE_DATABASE_URL",
+        default_value = "sqlite://dendrite.db"
+    )]
+    pub database_url: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

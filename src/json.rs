@@ -8,7 +8,7 @@
 use crate::engine::{Metadata, Name, Pattern};
 use crate::theory::{LogNumber, Probability};
 use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 impl Serialize for Probability {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -28,6 +28,15 @@ impl Serialize for LogNumber {
 impl Serialize for Name {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A name is read back only if it keeps the naming rule (a change log entry, an export line).
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Name, D::Error> {
+        use serde::de::Error;
+        let raw = String::deserialize(deserializer)?;
+        Name::parse(&raw).map_err(|error| D::Error::custom(format!("the name {raw:?}: {error}")))
     }
 }
 

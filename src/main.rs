@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => cli::run_bench(&args),
         Some(Command::Serve(args)) => cli::run_serve(&args),
         Some(Command::Restore(args)) => cli::run_restore(&args),
+        Some(Command::Export(args)) => cli::run_export(&args),
+        Some(Command::Import(args)) => cli::run_import(&args),
         None => cli::run_serve(&cli::default_serve_args()),
     }
 }

@@ -35,6 +35,21 @@ pub enum Change {
         space: Name,
         neuron: Name,
     },
+    /// Neurons with their counters, raised to at least these (never lowered): made only by
+    /// `dendrite import`, so a moved neuron keeps handing out the ids and segment numbers it
+    /// would have, and one whose patterns were all forgotten moves too.
+    Neurons {
+        space: Name,
+        neurons: Vec<NeuronCounters>,
+    },
+}
+
+/// A neuron's counters: its next server-assigned pattern number and its next segment number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeuronCounters {
+    pub neuron: Name,
+    pub next_pattern: u64,
+    pub next_segment: u32,
 }
 
 /// Why a change from the log could not be applied: the replica no longer matches the database
@@ -56,6 +71,7 @@ impl Change {
             Change::Store { .. } => "store",
             Change::Forget { .. } => "forget",
             Change::DeleteNeuron { .. } => "delete_neuron",
+            Change::Neurons { .. } => "neurons",
         }
     }
 
@@ -65,7 +81,8 @@ impl Change {
             Change::CreateSpace { space, .. }
             | Change::DeleteSpace { space }
             | Change::Forget { space, .. }
-            | Change::DeleteNeuron { space, .. } => vec![space],
+            | Change::DeleteNeuron { space, .. }
+            | Change::Neurons { space, .. } => vec![space],
             Change::Store { patterns } => patterns.iter().map(|(space, _)| space).collect(),
         };
         spaces.sort_unstable();
@@ -122,6 +139,17 @@ impl Change {
                     .update(|s| s.delete_neuron(&neuron))
                     .map_err(engine)?;
             }
+            Change::Neurons { space, neurons } => {
+                space_of(&space)?.update(|s| {
+                    for counters in &neurons {
+                        s.restore_neuron(
+                            &counters.neuron,
+                            counters.next_pattern,
+                            counters.next_segment,
+                        );
+                    }
+                });
+            }
         }
         Ok(())
     }
@@ -158,6 +186,10 @@ impl Change {
             Change::DeleteNeuron { space, neuron } => Body::DeleteNeuron {
                 space: space.as_str(),
                 neuron: neuron.as_str(),
+            },
+            Change::Neurons { space, neurons } => Body::Neurons {
+                space: space.as_str(),
+                neurons: neurons.clone(),
             },
         };
         serde_json::to_string(&body).expect("a change always serialises")
@@ -212,6 +244,10 @@ impl Change {
                 space: name(space)?,
                 neuron: name(neuron)?,
             },
+            Body::Neurons { space, neurons } => Change::Neurons {
+                space: name(space)?,
+                neurons,
+            },
         })
     }
 }
@@ -241,6 +277,10 @@ enum Body<'a> {
         space: &'a str,
         neuron: &'a str,
     },
+    Neurons {
+        space: &'a str,
+        neurons: Vec<NeuronCounters>,
+    },
 }
 
 impl Body<'_> {
@@ -251,6 +291,7 @@ impl Body<'_> {
             Body::Store { .. } => "store",
             Body::Forget { .. } => "forget",
             Body::DeleteNeuron { .. } => "delete_neuron",
+            Body::Neurons { .. } => "neurons",
         }
     }
 }
@@ -273,7 +314,7 @@ struct StoredPattern<'a> {
 /// A space's parameters with every default filled in, as the `spaces` table keeps them.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StoredParams {
+pub(crate) struct StoredParams {
     input_size: u32,
     active_bits: u32,
     synapses_per_pattern: u32,
@@ -353,7 +394,8 @@ mod tests {
     #[test]
     fn every_kind_of_change_round_trips_through_its_json() {
         let space = tiny_space("s");
-        let plans = planned_stores(&space, 3);
+        let mut plans = planned_stores(&space, 3);
+        plans[1].metadata = Some(Metadata::parse(r#"{"shift":"night"}"#).unwrap());
         let changes = vec![
             Change::CreateSpace {
                 space: name("s"),
@@ -372,6 +414,14 @@ mod tests {
                 neuron: name("n"),
             },
             Change::DeleteSpace { space: name("s") },
+            Change::Neurons {
+                space: name("s"),
+                neurons: vec![NeuronCounters {
+                    neuron: name("n"),
+                    next_pattern: 12,
+                    next_segment: 3,
+                }],
+            },
         ];
         for change in changes {
             let json = change.to_json();

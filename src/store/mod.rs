@@ -13,6 +13,7 @@ pub mod change;
 pub mod health;
 pub mod postgres;
 pub mod sqlite;
+pub mod transfer;
 pub mod writer;
 
 pub use change::Change;
@@ -227,7 +228,10 @@ impl Purge {
                 space: space.clone(),
                 neuron: Some(neuron.clone()),
             }),
-            Change::CreateSpace { .. } | Change::Store { .. } | Change::Forget { .. } => None,
+            Change::CreateSpace { .. }
+            | Change::Store { .. }
+            | Change::Forget { .. }
+            | Change::Neurons { .. } => None,
         }
     }
 

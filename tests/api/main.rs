@@ -20,3 +20,4 @@ mod persistence;
 mod postgres;
 mod queries;
 mod sequences;
+mod transfer;

@@ -187,6 +187,12 @@ impl Space {
             .collect()
     }
 
+    /// A neuron's counters: the next pattern number it assigns and its next segment number.
+    pub fn neuron_counters(&self, name: &Name) -> Option<(u64, u32)> {
+        let neuron = self.neuron(name)?;
+        Some((neuron.next_pattern_number, neuron.next_segment))
+    }
+
     pub fn neuron_summary(&self, name: &Name) -> Result<NeuronSummary, EngineError> {
         let neuron = self
             .neuron(name)

@@ -54,6 +54,16 @@ pub(super) async fn write_change(
                 .execute(&mut *connection)
                 .await?;
         }
+        Change::Neurons { space, neurons } => {
+            let counters: Vec<_> = neurons
+                .iter()
+                .map(|c| {
+                    let next = (c.next_pattern as i64, i64::from(c.next_segment));
+                    ((space, &c.neuron), next)
+                })
+                .collect();
+            upsert_neurons(connection, counters).await?;
+        }
     }
     // Last: from here to COMMIT this transaction holds the head row, and every other writer's
     // commit waits for it.
@@ -104,28 +114,7 @@ async fn insert_stores(
     connection: &mut PgConnection,
     plans: &[(Name, StorePlan)],
 ) -> Result<(), sqlx::Error> {
-    let counters = neuron_counters(plans);
-    let (mut spaces, mut neurons, mut next_patterns, mut next_segments) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((space, neuron), (next_pattern, next_segment)) in counters {
-        spaces.push(space.as_str());
-        neurons.push(neuron.as_str());
-        next_patterns.push(next_pattern);
-        next_segments.push(next_segment);
-    }
-    sqlx::query(
-        "INSERT INTO neurons (space, name, next_pattern, next_segment) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
-         ON CONFLICT (space, name) DO UPDATE SET \
-         next_pattern = GREATEST(neurons.next_pattern, excluded.next_pattern), \
-         next_segment = GREATEST(neurons.next_segment, excluded.next_segment)",
-    )
-    .bind(spaces)
-    .bind(neurons)
-    .bind(next_patterns)
-    .bind(next_segments)
-    .execute(&mut *connection)
-    .await?;
+    upsert_neurons(&mut *connection, neuron_counters(plans)).await?;
     let text = |f: fn(&(Name, StorePlan)) -> &str| -> Vec<&str> { plans.iter().map(f).collect() };
     sqlx::query(
         "INSERT INTO patterns (space, neuron, id, segment, active, synapses, metadata) \
@@ -158,6 +147,36 @@ async fn insert_stores(
             .map(|(_, plan)| plan.metadata.as_ref().map(Metadata::as_str))
             .collect::<Vec<Option<&str>>>(),
     )
+    .execute(connection)
+    .await
+    .map(drop)
+}
+
+/// Creates neurons or raises their counters (never lowering them) in one statement.
+#[allow(clippy::type_complexity)] // ((space, neuron), (next pattern, next segment))
+async fn upsert_neurons(
+    connection: &mut PgConnection,
+    counters: Vec<((&Name, &Name), (i64, i64))>,
+) -> Result<(), sqlx::Error> {
+    let (mut spaces, mut neurons, mut next_patterns, mut next_segments) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((space, neuron), (next_pattern, next_segment)) in counters {
+        spaces.push(space.as_str());
+        neurons.push(neuron.as_str());
+        next_patterns.push(next_pattern);
+        next_segments.push(next_segment);
+    }
+    sqlx::query(
+        "INSERT INTO neurons (space, name, next_pattern, next_segment) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
+         ON CONFLICT (space, name) DO UPDATE SET \
+         next_pattern = GREATEST(neurons.next_pattern, excluded.next_pattern), \
+         next_segment = GREATEST(neurons.next_segment, excluded.next_segment)",
+    )
+    .bind(spaces)
+    .bind(neurons)
+    .bind(next_patterns)
+    .bind(next_segments)
     .execute(connection)
     .await
     .map(drop)

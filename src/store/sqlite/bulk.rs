@@ -21,13 +21,28 @@ pub fn read_patterns(
     path: &Path,
     space: &str,
     input_size: u32,
-    mut hand_on: impl FnMut(Vec<StorePlan>) -> anyhow::Result<()>,
+    hand_on: impl FnMut(Vec<StorePlan>) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
-    let connection = rusqlite::Connection::open_with_flags(
+    let connection = open_read_only(path)?;
+    read_patterns_on(&connection, space, input_size, hand_on)
+}
+
+/// A read-only connection of rusqlite's to the database file at `path`.
+pub fn open_read_only(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+    rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .with_context(|| format!("cannot open {} to read its patterns", path.display()))?;
+    .with_context(|| format!("cannot open {} to read its patterns", path.display()))
+}
+
+/// [`read_patterns`] on an open connection (inside the caller's read transaction, if any).
+pub fn read_patterns_on(
+    connection: &rusqlite::Connection,
+    space: &str,
+    input_size: u32,
+    mut hand_on: impl FnMut(Vec<StorePlan>) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
     let mut statement = connection.prepare(
         "SELECT neuron, id, segment, active, synapses, checksum, metadata FROM patterns WHERE space = ?1 \
          AND neuron NOT IN (SELECT neuron FROM purges WHERE space = ?1) ORDER BY seq",

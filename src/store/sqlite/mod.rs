@@ -5,7 +5,7 @@
 //! of write transactions (the `write_sequence` row). There is no change log to follow; the
 //! tables are the state, and a backup is a copy of the file.
 
-mod bulk;
+pub(super) mod bulk;
 pub mod connection;
 pub mod owner;
 pub mod restore;

@@ -37,6 +37,16 @@ pub(super) async fn write_change(
         }
         Change::Store { patterns } => insert_stores(connection, patterns).await,
         Change::Forget { space, neuron, id } => delete_pattern(connection, space, neuron, id).await,
+        Change::Neurons { space, neurons } => {
+            let counters: Vec<_> = neurons
+                .iter()
+                .map(|c| {
+                    let next = (c.next_pattern as i64, i64::from(c.next_segment));
+                    ((space, &c.neuron), next)
+                })
+                .collect();
+            upsert_neurons(connection, &counters).await
+        }
     }
 }
 
@@ -193,25 +203,7 @@ async fn insert_stores(
     connection: &mut SqliteConnection,
     plans: &[(Name, StorePlan)],
 ) -> Result<(), sqlx::Error> {
-    let counters = crate::store::neuron_counters(plans);
-    for chunk in counters.chunks(ROWS_PER_STATEMENT) {
-        let mut insert: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO neurons (space, name, next_pattern, next_segment) ");
-        insert.push_values(
-            chunk,
-            |mut row, ((space, neuron), (next_pattern, next_segment))| {
-                row.push_bind(space.as_str().to_owned())
-                    .push_bind(neuron.as_str().to_owned())
-                    .push_bind(*next_pattern)
-                    .push_bind(*next_segment);
-            },
-        );
-        insert.push(
-            " ON CONFLICT (space, name) DO UPDATE SET next_pattern = max(next_pattern, excluded.next_pattern), \
-             next_segment = max(next_segment, excluded.next_segment)",
-        );
-        insert.build().execute(&mut *connection).await?;
-    }
+    upsert_neurons(&mut *connection, &crate::store::neuron_counters(plans)).await?;
     for chunk in plans.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO patterns (space, neuron, id, segment, active, synapses, checksum, metadata) ",
@@ -240,6 +232,33 @@ async fn insert_stores(
                 .push_bind(checksum)
                 .push_bind(metadata.map(str::to_owned));
         });
+        insert.build().execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
+/// Creates neurons or raises their counters (never lowering them), inside the open transaction.
+#[allow(clippy::type_complexity)] // ((space, neuron), (next pattern, next segment))
+async fn upsert_neurons(
+    connection: &mut SqliteConnection,
+    counters: &[((&Name, &Name), (i64, i64))],
+) -> Result<(), sqlx::Error> {
+    for chunk in counters.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO neurons (space, name, next_pattern, next_segment) ");
+        insert.push_values(
+            chunk,
+            |mut row, ((space, neuron), (next_pattern, next_segment))| {
+                row.push_bind(space.as_str().to_owned())
+                    .push_bind(neuron.as_str().to_owned())
+                    .push_bind(*next_pattern)
+                    .push_bind(*next_segment);
+            },
+        );
+        insert.push(
+            " ON CONFLICT (space, name) DO UPDATE SET next_pattern = max(next_pattern, excluded.next_pattern), \
+             next_segment = max(next_segment, excluded.next_segment)",
+        );
         insert.build().execute(&mut *connection).await?;
     }
     Ok(())
