@@ -32,6 +32,8 @@ pub struct Application {
     db: Database,
     writer: WriterThread,
     limits: ConnectionLimits,
+    /// Scheduled backups (`--backup-interval`), stopped before the database closes.
+    scheduled_backups: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -55,6 +57,12 @@ impl Application {
         let keys = args.access.keys()?;
         let cors = cors_layer(&args.access.cors_origins)?;
         let db = Database::open(&args.database_url, &args.store_settings()).await?;
+        if args.backup_interval > 0 && (db.sqlite().is_none() || !backups.has_folder()) {
+            anyhow::bail!(
+                "DENDRITE_BACKUP_INTERVAL (--backup-interval) schedules backups of a SQLite file, and {} has none to write: on PostgreSQL use its own tools; for an in-memory database set --backup-dir",
+                db.backend()
+            );
+        }
         let spaces = Arc::new(Spaces::default());
         let loaded = db
             .load(&spaces)
@@ -105,6 +113,14 @@ impl Application {
             .with_backups(backups)
             .with_open_metrics(args.access.metrics_without_key)
             .with_trusted_origins(access::TrustedOrigins::new(&args.access.cors_origins));
+        let scheduled_backups = (args.backup_interval > 0).then(|| {
+            let every = Duration::from_secs(args.backup_interval);
+            tracing::info!(
+                every_seconds = args.backup_interval,
+                "backups are scheduled (--backup-interval)"
+            );
+            crate::store::backup::schedule(Arc::clone(&state.backups), db.clone(), every)
+        });
         let observers = (Arc::clone(&state.metrics), Arc::clone(&state.activity));
         let hosts = Arc::new(AllowedHosts::new(&args.listen, &args.access.allowed_hosts));
         let keys = Arc::clone(&state.keys);
@@ -161,6 +177,7 @@ impl Application {
             db,
             writer: writer_thread,
             limits,
+            scheduled_backups,
         })
     }
 
@@ -178,6 +195,10 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.local_addr(), "listening");
         http::serve::serve(self.listener, self.router, self.limits, shutdown).await;
+        if let Some(backups) = self.scheduled_backups {
+            // A backup cut off here leaves only its temporary file, which the next one ignores.
+            backups.abort();
+        }
         // Writes already queued are committed and answered; later ones are refused.
         self.writer.stop().await;
         self.db.close().await;

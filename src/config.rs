@@ -109,6 +109,10 @@ pub struct ServeArgs {
     #[arg(long, env = "DENDRITE_BACKUP_KEEP", default_value_t = 7,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub backup_keep: u64,
+    /// Seconds between scheduled backups (as POST /v1/admin/backup writes them, pruned to
+    /// --backup-keep); 0, the default, schedules none. SQLite only.
+    #[arg(long, env = "DENDRITE_BACKUP_INTERVAL", default_value_t = 0)]
+    pub backup_interval: u64,
     #[command(flatten)]
     pub access: AccessArgs,
 }

@@ -1,5 +1,5 @@
-//! What this machine and this process have: the memory the process may use, and the memory it
-//! holds. Read from Linux's `/proc` and cgroup files; `None` elsewhere. A leaf module, so that
+//! What this machine and this process have: the memory the process may use, the memory it
+//! holds, its CPU time and its open files. Read from Linux's `/proc` and cgroup files; `None` elsewhere. A leaf module, so that
 //! settings, the HTTP layer and the benchmark can all ask without depending on each other.
 
 /// The memory this process may use: the smallest of the cgroup's limit (v2 `memory.max`, or v1
@@ -23,6 +23,30 @@ pub fn resident_memory() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// CPU time this process has used, user and system, in seconds (Linux's `/proc/self/stat`,
+/// whose counts are in USER_HZ ticks: 100 a second on every Linux ABI).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_seconds_of(&stat)
+}
+
+/// Open file descriptors (sockets included): the entries of `/proc/self/fd`.
+pub fn open_files() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
+/// utime + stime of a `/proc/PID/stat` line, in seconds. The command name (field 2) is in
+/// parentheses and may hold spaces, so fields are counted after its closing one.
+fn cpu_seconds_of(stat: &str) -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    // After the name: state (3), ..., utime (14) and stime (15) are the 12th and 13th.
+    let user: u64 = fields.nth(11)?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / TICKS_PER_SECOND)
 }
 
 /// A cgroup memory limit in bytes; `None` for no limit (`max`, or v1's near-`i64::MAX` value).
@@ -49,6 +73,15 @@ mod tests {
         assert_eq!(cgroup_limit("2147483648\n"), Some(2 << 30));
         let meminfo = "MemTotal:       24567892 kB\nMemFree:  1000 kB\n";
         assert_eq!(mem_total(meminfo), Some(24_567_892 * 1024));
+    }
+
+    #[test]
+    fn cpu_time_is_read_past_a_command_name_with_spaces() {
+        let stat = "4242 (dendrite (x) y) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 75 0 0 20 0 9 0 123 456 789";
+        assert_eq!(cpu_seconds_of(stat), Some(3.25));
+        if std::path::Path::new("/proc/self/stat").exists() {
+            assert!(cpu_seconds().is_some() && open_files().unwrap() > 0);
+        }
     }
 
     #[test]

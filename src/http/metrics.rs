@@ -98,6 +98,26 @@ impl Metrics {
                 "dendrite_build_info",
                 "Always 1; the labels say which build is running.",
             ),
+            (
+                "dendrite_database_bytes",
+                "The database's size: a SQLite file with its write-ahead log, or PostgreSQL's database.",
+            ),
+            (
+                "dendrite_applied_sequence",
+                "The last change (write) this replica has applied.",
+            ),
+            (
+                "dendrite_head_sequence",
+                "The newest change this replica knows the database holds.",
+            ),
+            (
+                "dendrite_replication_lag",
+                "Changes committed that this replica has not applied yet (0 on SQLite).",
+            ),
+            (
+                "dendrite_last_backup_age_seconds",
+                "Seconds since the newest backup in the backup folder was written; absent while there is none.",
+            ),
         ] {
             r.describe_gauge(name.into(), None, text(help));
         }
@@ -153,6 +173,11 @@ impl Metrics {
             .await?;
         let (commits, writes) = state.writer.stats().snapshot();
         let queue_depth = state.writer.queue_depth();
+        let database_bytes = state.db.size_bytes().await;
+        let progress = state.writer.progress();
+        let (applied, head) = (progress.applied(), progress.head().max(progress.applied()));
+        let backups = Arc::clone(&state.backups);
+        let started = std::time::SystemTime::now() - state.started.elapsed();
         tokio::task::spawn_blocking(move || {
             for (name, counts) in spaces {
                 let label = || vec![Label::new("space", name.clone())];
@@ -189,11 +214,121 @@ impl Metrics {
                 vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
                 1.0,
             );
-            self.handle.render()
+            if let Some(bytes) = database_bytes {
+                self.gauge("dendrite_database_bytes", Vec::new(), bytes as f64);
+            }
+            self.gauge("dendrite_applied_sequence", Vec::new(), applied as f64);
+            self.gauge("dendrite_head_sequence", Vec::new(), head as f64);
+            self.gauge(
+                "dendrite_replication_lag",
+                Vec::new(),
+                (head - applied) as f64,
+            );
+            if let Some(age) = backups.newest_age() {
+                self.gauge(
+                    "dendrite_last_backup_age_seconds",
+                    Vec::new(),
+                    age.as_secs_f64(),
+                );
+            }
+            let mut text = self.handle.render();
+            text.push_str(&process_families(started));
+            in_stable_order(&text)
         })
         .await
         .map_err(|e| ApiError::internal(format!("rendering the metrics failed: {e}")))
     }
+}
+
+/// The process metrics every Prometheus client library exports, under their usual names, so
+/// dashboards built for them work unchanged. Written here rather than recorded: CPU time is a
+/// counter in seconds with a fraction, which the recorder's integer counters cannot hold.
+fn process_families(started: std::time::SystemTime) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+        if let Some(value) = value {
+            let _ = write!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n\n"
+            );
+        }
+    };
+    family(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        crate::host::cpu_seconds(),
+    );
+    family(
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+        crate::host::open_files().map(|n| n as f64),
+    );
+    family(
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+        rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .ok()
+            .map(|(soft, _)| soft as f64),
+    );
+    family(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        crate::host::resident_memory().map(|n| n as f64),
+    );
+    family(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        started
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|since| since.as_secs_f64()),
+    );
+    text
+}
+
+/// The exposition with its families sorted by name and, within a counter's or a gauge's family,
+/// its series sorted: the recorder writes them in hash-map order, which changes from scrape to
+/// scrape and makes two scrapes hard to compare by eye or by `diff`. A histogram's lines keep the
+/// recorder's order, since each series' buckets must stay together and in order.
+fn in_stable_order(text: &str) -> String {
+    let mut families: Vec<(String, Vec<&str>)> = text
+        .split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut lines: Vec<&str> = block.lines().filter(|l| !l.is_empty()).collect();
+            let mut kind_and_name = lines
+                .iter()
+                .find_map(|l| l.strip_prefix("# TYPE "))
+                .unwrap_or("")
+                .split_whitespace();
+            let name = kind_and_name.next().unwrap_or("").to_owned();
+            let kind = kind_and_name.next().unwrap_or("");
+            if kind == "counter" || kind == "gauge" {
+                let samples = lines
+                    .iter()
+                    .position(|l| !l.starts_with('#'))
+                    .unwrap_or(lines.len());
+                lines[samples..].sort_unstable();
+            }
+            (name, lines)
+        })
+        .collect();
+    families.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut sorted = String::with_capacity(text.len());
+    for (_, lines) in families {
+        for line in lines {
+            sorted.push_str(line);
+            sorted.push('\n');
+        }
+        sorted.push('\n');
+    }
+    sorted
 }
 
 /// `GET /metrics`.
@@ -289,6 +424,15 @@ impl std::fmt::Display for LoggedMethod<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn families_and_their_series_come_out_sorted_and_histogram_lines_keep_their_order() {
+        let rendered = "# TYPE b gauge\nb{s=\"y\"} 2\nb{s=\"x\"} 1\n\n# HELP a help\n# TYPE a histogram\na_bucket{le=\"1\"} 1\na_bucket{le=\"+Inf\"} 1\na_sum 1\na_count 1\n\n";
+        assert_eq!(
+            in_stable_order(rendered),
+            "# HELP a help\n# TYPE a histogram\na_bucket{le=\"1\"} 1\na_bucket{le=\"+Inf\"} 1\na_sum 1\na_count 1\n\n# TYPE b gauge\nb{s=\"x\"} 1\nb{s=\"y\"} 2\n\n"
+        );
+    }
 
     #[test]
     fn a_method_outside_http_s_own_becomes_other_and_is_logged_cut_and_escaped() {

@@ -4,7 +4,7 @@
 //! writer goes on meanwhile, and the copy holds exactly the writes committed before its snapshot
 //! began: never half of one. The copy is written under a temporary name, fsynced, renamed, and its
 //! folder fsynced, so a crash never leaves a file that looks complete and is not. After each new
-//! backup the oldest beyond `keep` are removed. A backup is restored by starting a server on it.
+//! backup the oldest beyond `keep` are removed. `dendrite restore` copies one back into place.
 
 use super::Database;
 use super::health::{Fault, StorageError};
@@ -109,6 +109,11 @@ impl Backups {
         }
     }
 
+    /// Whether backups have a folder to go to (a file database, or `--backup-dir`).
+    pub fn has_folder(&self) -> bool {
+        self.dir.is_some()
+    }
+
     /// Whether `database` (a file) lies in the backup folder, where pruning would delete it.
     pub fn folder_holds(&self, database: &Path) -> bool {
         let canonical = |path: &Path| {
@@ -187,6 +192,33 @@ impl Backups {
         })
     }
 
+    /// A backup file of the folder by its name, for download: `None` unless `name` is one of
+    /// the folder's backups (so no name can reach another file).
+    pub async fn file(&self, name: &str) -> Result<Option<PathBuf>, BackupError> {
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .find(|file| file.name == name)
+            .map(|file| dir.join(file.name)))
+    }
+
+    /// How long ago the newest backup in the folder was written (its file's modification time),
+    /// across restarts; `None` when there is none, or the folder cannot be read.
+    pub fn newest_age(&self) -> Option<std::time::Duration> {
+        let dir = self.dir.as_ref()?;
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter(|entry| is_backup_name(&entry.file_name().to_string_lossy()))
+            .filter_map(|entry| entry.metadata().ok()?.modified().ok())
+            .max()
+            .map(|newest| newest.elapsed().unwrap_or_default())
+    }
+
     /// The backups in the folder, newest first.
     pub async fn list(&self) -> Result<Vec<BackupFile>, BackupError> {
         let Some(dir) = &self.dir else {
@@ -218,6 +250,36 @@ impl Backups {
             }
         }
     }
+}
+
+/// Writes a backup every `every`, as `POST /v1/admin/backup` does, until the task is aborted. A
+/// failed backup is logged and the next one tried on schedule (a full backup disk recovers by
+/// itself once it has room).
+pub fn schedule(
+    backups: std::sync::Arc<Backups>,
+    db: Database,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // A backup that took longer than the interval is not followed by a burst of others.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match backups.create(&db).await {
+                Ok(report) => tracing::info!(
+                    backup = %report.name,
+                    bytes = report.bytes,
+                    patterns = report.patterns,
+                    last_write = report.last_write,
+                    "scheduled backup written"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "scheduled backup failed; the next is tried on schedule")
+                }
+            }
+        }
+    })
 }
 
 /// Copies the database into `partial`, reads what the copy holds, makes it durable and gives it
@@ -286,13 +348,18 @@ async fn backup_files(dir: &Path) -> std::io::Result<Vec<BackupFile>> {
     let mut files = Vec::new();
     while let Some(entry) = entries.next_entry().await? {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(PREFIX) && name.ends_with(SUFFIX) {
+        if is_backup_name(&name) {
             let bytes = entry.metadata().await?.len();
             files.push(BackupFile { name, bytes });
         }
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
+}
+
+/// Whether a file name is a backup's, `dendrite-<UTC time>.db`.
+fn is_backup_name(name: &str) -> bool {
+    name.starts_with(PREFIX) && name.ends_with(SUFFIX)
 }
 
 /// A file-system failure, classified as a failed commit is (a full disk is "full").

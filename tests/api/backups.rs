@@ -463,3 +463,118 @@ async fn a_backup_folder_that_cannot_be_made_is_503_and_the_service_goes_on() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_backup_is_downloaded_whole_with_a_read_write_key_and_no_other_file_can_be() {
+    crate::sqlite_only!();
+    let app = TestApp::spawn_configured(|settings| {
+        settings.access.api_key = Some("rw-key-0123456789abcdef".into());
+        settings.access.read_only_api_key = Some("ro-key-0123456789abcdef".into());
+    })
+    .await;
+    let client = |key: &str| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("api-key", key.parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    };
+    let (read_write, read_only) = (
+        client("rw-key-0123456789abcdef"),
+        client("ro-key-0123456789abcdef"),
+    );
+    let written: Value = read_write
+        .post(app.url("/v1/admin/backup"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let name = written["name"].as_str().unwrap();
+    let path = format!("/v1/admin/backups/{name}");
+    let response = read_write.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.sqlite3"
+    );
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(disposition, format!("attachment; filename=\"{name}\""));
+    let bytes = response.bytes().await.unwrap();
+    let on_disk = std::fs::read(app.database.parent().unwrap().join("backups").join(name)).unwrap();
+    assert_eq!(bytes.len() as u64, written["bytes"].as_u64().unwrap());
+    assert!(bytes == on_disk, "the download is the file, byte for byte");
+    assert!(bytes.starts_with(b"SQLite format 3\0"));
+    // The read-only key may not take the whole database away; nor may anyone without a key.
+    problem(
+        read_only.get(app.url(&path)).send().await.unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        reqwest::get(app.url(&path)).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    // Only the folder's backups: the live database, other files and escapes are 404.
+    for other in [
+        "dendrite.db",
+        "dendrite-x.db.partial",
+        "..%2Fdendrite.db",
+        "dendrite-..%2F..%2Fdendrite.db",
+    ] {
+        let response = read_write
+            .get(app.url(&format!("/v1/admin/backups/{other}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{other}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn backups_written_on_a_schedule_are_listed_and_their_age_is_a_metric() {
+    crate::sqlite_only!();
+    let app = TestApp::spawn_configured(|settings| settings.backup_interval = 1).await;
+    app.standard_space("s").await;
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let listed = loop {
+        let listed: Value = app.get("/v1/admin/backups").await.json().await.unwrap();
+        if !listed["backups"].as_array().unwrap().is_empty() || Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        !listed["backups"].as_array().unwrap().is_empty(),
+        "no scheduled backup in 20 s"
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let age = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("dendrite_last_backup_age_seconds "))
+        .expect("the backup's age is exported")
+        .parse::<f64>()
+        .unwrap();
+    assert!((0.0..20.0).contains(&age), "{age}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_backup_schedule_without_a_file_to_back_up_stops_start_up_saying_so() {
+    let mut settings = args(std::path::Path::new("unused"));
+    settings.database_url = "sqlite::memory:".into();
+    settings.backup_interval = 60;
+    let error = dendrite::app::Application::build(&settings)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("DENDRITE_BACKUP_INTERVAL"), "{error}");
+}

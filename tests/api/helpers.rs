@@ -106,6 +106,7 @@ pub fn args(database: &Path) -> ServeArgs {
         skip_integrity_check: false,
         backup_dir: None,
         backup_keep: 7,
+        backup_interval: 0,
         change_log_retention: 3600,
         access: Default::default(),
     }

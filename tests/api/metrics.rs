@@ -98,12 +98,16 @@ async fn metrics_move_with_real_requests_and_follow_the_naming_rules() {
     let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
     assert_eq!(sample(&text, "dendrite_build_info", &[&version]), Some(1.0));
 
-    // Prometheus' rules: our prefix, `_total` on counters and only there.
+    // Prometheus' rules: our prefix (or the standard `process_` of every client library),
+    // `_total` on counters and only there.
     let mut kinds = 0;
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let mut words = line.split(' ').skip(2);
         let (name, kind) = (words.next().unwrap(), words.next().unwrap());
-        assert!(name.starts_with("dendrite_"), "{line}");
+        assert!(
+            name.starts_with("dendrite_") || name.starts_with("process_"),
+            "{line}"
+        );
         assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
         kinds += 1;
     }
@@ -344,5 +348,58 @@ async fn the_dashboard_is_served_from_the_binary_without_a_key_under_a_strict_po
     }
     // The data behind it still needs the key.
     problem(app.get("/v1/stats").await, StatusCode::UNAUTHORIZED).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn process_replication_and_database_metrics_come_in_a_stable_order() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    app.store("s", "n", &cells(1, 40)).await;
+    let first = scrape(&app).await;
+    for name in [
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+        "dendrite_applied_sequence",
+        "dendrite_head_sequence",
+        "dendrite_replication_lag",
+    ] {
+        assert!(
+            sample(&first, name, &[]).is_some(),
+            "{name} missing:\n{first}"
+        );
+    }
+    assert!(first.contains("# TYPE process_cpu_seconds_total counter"));
+    assert_eq!(sample(&first, "dendrite_applied_sequence", &[]), Some(2.0));
+    assert_eq!(sample(&first, "dendrite_replication_lag", &[]), Some(0.0));
+    if postgres_admin_url().is_none() {
+        assert!(sample(&first, "dendrite_database_bytes", &[]).unwrap() > 0.0);
+    }
+    let started = sample(&first, "process_start_time_seconds", &[]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        started <= now && started > now - 600.0,
+        "{started} vs {now}"
+    );
+    // Families by name, in the same order on every scrape.
+    let families = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    let names = families(&first);
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    for _ in 0..3 {
+        assert_eq!(families(&scrape(&app).await), names);
+    }
     app.stop().await;
 }
