@@ -6,7 +6,7 @@
 //! as its bits and metadata, and a neuron's line its counters, so an import rebuilds exactly the
 //! segments the export came from: every query is answered identically, and no forgotten id is
 //! handed out again. Export reads one consistent snapshot (a single read transaction) and takes
-//! nothing from a service running on the database. Import commits the same [`Change`]s the
+//! nothing from a service running on the database. Import commits the same [`Change`](super::Change)s the
 //! service does, so replicas following a PostgreSQL database see it as it goes; it applies each
 //! line to an engine of its own before committing it, so a line that breaks a space's rules is
 //! refused, naming the line, before it reaches the database; and it skips what the database
