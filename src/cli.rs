@@ -144,8 +144,10 @@ fn report_transfer(
             if done == "exported" {
                 eprintln!("{summary}");
             } else {
+                let lines = counts.spaces + counts.neurons + counts.patterns;
                 println!(
-                    "{summary} ({} already held as the lines say)",
+                    "{summary}: {} new, {} already held as the lines say",
+                    lines - counts.already_held,
                     counts.already_held
                 );
             }

@@ -175,6 +175,11 @@ impl ApiError {
         ApiError::new(Kind::InvalidParameter, detail).with_field(field)
     }
 
+    /// A request the service's current state rules out (as a space with other parameters is).
+    pub fn conflict(detail: impl Into<String>) -> ApiError {
+        ApiError::new(Kind::Conflict, detail)
+    }
+
     pub fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError::new(Kind::NotFound, detail)
     }

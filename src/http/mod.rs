@@ -71,6 +71,8 @@ pub struct AppState {
     pub open_metrics: bool,
     /// The origins whose pages may send state-changing requests across sites.
     pub trusted_origins: Arc<access::TrustedOrigins>,
+    /// Whether an export is being streamed (one at a time).
+    pub exporting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -96,6 +98,7 @@ impl AppState {
             calibrations: Arc::default(),
             open_metrics: false,
             trusted_origins: Arc::default(),
+            exporting: Arc::default(),
         }
     }
 

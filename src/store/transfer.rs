@@ -73,22 +73,24 @@ pub struct Transferred {
     pub already_held: u64,
 }
 
-/// A progress line on stderr every few seconds, and nothing when output is not wanted.
+/// A progress line on stderr every few seconds, or none (an export the service streams).
 struct Progress {
     what: &'static str,
     last: Instant,
+    shown: bool,
 }
 
 impl Progress {
-    fn new(what: &'static str) -> Progress {
+    fn new(what: &'static str, shown: bool) -> Progress {
         Progress {
             what,
             last: Instant::now(),
+            shown,
         }
     }
 
     fn tick(&mut self, counts: &Transferred) {
-        if self.last.elapsed() >= PROGRESS_EVERY {
+        if self.shown && self.last.elapsed() >= PROGRESS_EVERY {
             self.last = Instant::now();
             eprintln!(
                 "{}: {} spaces, {} neurons, {} patterns so far",
@@ -161,27 +163,63 @@ impl<W: Write> Lines<W> {
     }
 }
 
+/// The database an export reads.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A SQLite file, read through a read-only connection of its own.
+    File(std::path::PathBuf),
+    /// A PostgreSQL database, read through a connection of its own.
+    Postgres(Box<sqlx::postgres::PgConnectOptions>),
+}
+
+impl Source {
+    /// The database a URL names.
+    pub fn of_url(url: &str) -> anyhow::Result<Source> {
+        if let Some(file) = super::sqlite::file_of(url) {
+            Ok(Source::File(file))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = url.parse().context("the PostgreSQL URL does not parse")?;
+            Ok(Source::Postgres(Box::new(options)))
+        } else {
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            bail!("export reads a sqlite://FILE or a postgres:// database, not {scheme:?}")
+        }
+    }
+
+    /// The database a service has open; `None` for one in memory, which no other connection
+    /// can read.
+    pub fn of(database: &Database) -> Option<Source> {
+        match database {
+            Database::Sqlite(db) => db.file_path().map(Source::File),
+            Database::Postgres(db) => Some(Source::Postgres(Box::new(db.options().clone()))),
+        }
+    }
+}
+
 /// Writes every space of the database at `url` to `out`, one consistent snapshot; progress goes
 /// to stderr.
 pub async fn export(url: &str, out: impl Write) -> anyhow::Result<Transferred> {
+    export_from(Source::of_url(url)?, out, true).await
+}
+
+/// [`export`] from an open database's [`Source`], with progress lines on stderr or none.
+pub async fn export_from(
+    source: Source,
+    out: impl Write,
+    report_progress: bool,
+) -> anyhow::Result<Transferred> {
     let mut lines = Lines {
         out: std::io::BufWriter::new(out),
         counts: Transferred::default(),
-        progress: Progress::new("export"),
+        progress: Progress::new("export", report_progress),
     };
     lines.write(&Line::Header {
         format: FORMAT.into(),
         version: VERSION,
     })?;
-    if let Some(file) = super::sqlite::file_of(url) {
-        export_sqlite(&file, &mut lines)?;
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        export_postgres(url, &mut lines).await?;
-    } else {
-        bail!(
-            "export reads a sqlite://FILE or a postgres:// database, not {:?}",
-            url.split_once(':').map_or("", |(scheme, _)| scheme)
-        );
+    match source {
+        Source::File(file) => export_sqlite(&file, &mut lines)?,
+        Source::Postgres(options) => export_postgres(&options, &mut lines).await?,
     }
     lines.out.flush()?;
     Ok(lines.counts)
@@ -240,10 +278,13 @@ fn export_sqlite(file: &std::path::Path, lines: &mut Lines<impl Write>) -> anyho
 }
 
 /// A PostgreSQL database inside one repeatable-read, read-only transaction.
-async fn export_postgres(url: &str, lines: &mut Lines<impl Write>) -> anyhow::Result<()> {
+async fn export_postgres(
+    options: &sqlx::postgres::PgConnectOptions,
+    lines: &mut Lines<impl Write>,
+) -> anyhow::Result<()> {
     use futures_util::TryStreamExt;
     use sqlx::{Connection, Row};
-    let mut connection = sqlx::PgConnection::connect(url)
+    let mut connection = sqlx::PgConnection::connect_with(options)
         .await
         .context("cannot connect to the PostgreSQL database")?;
     sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -344,7 +385,7 @@ impl<'a, W: WriteStore> Importer<'a, W> {
             applied,
             pending: Pending::Nothing,
             counts: Transferred::default(),
-            progress: Progress::new("import"),
+            progress: Progress::new("import", true),
         }
     }
 

@@ -86,6 +86,11 @@ impl PostgresDatabase {
     }
 
     /// The writer's side, on a connection of its own.
+    /// How to connect: for a connection of another's own (an export's snapshot).
+    pub(super) fn options(&self) -> &PgConnectOptions {
+        &self.options
+    }
+
     pub fn writes(&self) -> PostgresWrites {
         PostgresWrites {
             database: self.clone(),
