@@ -354,6 +354,21 @@ fn neuron_counters(plans: &[(Name, StorePlan)]) -> Vec<((&Name, &Name), (i64, i6
     counters.into_iter().collect()
 }
 
+/// The counters a [`Change::Neurons`] raises, in the shape [`neuron_counters`] gives a store's.
+#[allow(clippy::type_complexity)] // ((space, neuron), (next pattern, next segment))
+fn declared_counters<'a>(
+    space: &'a Name,
+    neurons: &'a [change::NeuronCounters],
+) -> Vec<((&'a Name, &'a Name), (i64, i64))> {
+    neurons
+        .iter()
+        .map(|c| {
+            let next = (c.next_pattern as i64, i64::from(c.next_segment));
+            ((space, &c.neuron), next)
+        })
+        .collect()
+}
+
 /// Restores each stored neuron's counters; returns how many there were.
 fn restore_neurons(space: &mut Space, neurons: Vec<(String, i64, i64)>) -> anyhow::Result<u64> {
     let mut count = 0;
@@ -412,6 +427,25 @@ struct PatternRow<'r> {
     active: &'r [u8],
     synapses: &'r [u8],
     metadata: Option<&'r str>,
+}
+
+/// A space's pattern rows on PostgreSQL, in learning order, as [`PatternRow::from_postgres`]
+/// reads them.
+const POSTGRES_PATTERNS_OF_SPACE: &str = "SELECT neuron, id, segment, active, synapses, metadata FROM patterns WHERE space = $1 ORDER BY seq";
+
+impl<'r> PatternRow<'r> {
+    /// A row of [`POSTGRES_PATTERNS_OF_SPACE`].
+    fn from_postgres(row: &'r sqlx::postgres::PgRow) -> Result<PatternRow<'r>, sqlx::Error> {
+        use sqlx::Row;
+        Ok(PatternRow {
+            neuron: row.try_get(0)?,
+            id: row.try_get(1)?,
+            segment: row.try_get(2)?,
+            active: row.try_get(3)?,
+            synapses: row.try_get(4)?,
+            metadata: row.try_get(5)?,
+        })
+    }
 }
 
 impl PatternRow<'_> {

@@ -283,7 +283,7 @@ async fn export_postgres(
     lines: &mut Lines<impl Write>,
 ) -> anyhow::Result<()> {
     use futures_util::TryStreamExt;
-    use sqlx::{Connection, Row};
+    use sqlx::Connection;
     let mut connection = sqlx::PgConnection::connect_with(options)
         .await
         .context("cannot connect to the PostgreSQL database")?;
@@ -308,23 +308,14 @@ async fn export_postgres(
         for neuron in neurons {
             lines.neuron(&space, neuron)?;
         }
-        let mut rows = sqlx::query(
-            "SELECT neuron, id, segment, active, synapses, metadata FROM patterns WHERE space = $1 ORDER BY seq",
-        )
-        .bind(&row.name)
-        .fetch(&mut connection);
+        let mut rows = sqlx::query(super::POSTGRES_PATTERNS_OF_SPACE)
+            .bind(&row.name)
+            .fetch(&mut connection);
         let mut last_neuron = None;
         while let Some(row) = rows.try_next().await? {
-            let plan = super::PatternRow {
-                neuron: row.try_get(0)?,
-                id: row.try_get(1)?,
-                segment: row.try_get(2)?,
-                active: row.try_get(3)?,
-                synapses: row.try_get(4)?,
-                metadata: row.try_get(5)?,
-            }
-            .plan(params.input_size, &mut last_neuron)
-            .with_context(|| format!("a stored pattern of space {space}"))?;
+            let plan = super::PatternRow::from_postgres(&row)?
+                .plan(params.input_size, &mut last_neuron)
+                .with_context(|| format!("a stored pattern of space {space}"))?;
             lines.pattern(&space, plan)?;
         }
     }

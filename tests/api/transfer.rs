@@ -270,3 +270,17 @@ async fn an_import_refuses_bad_lines_by_number_and_commits_none_of_their_batch()
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn an_in_memory_database_cannot_be_exported_over_http() {
+    let app = TestApp::spawn_configured(|settings| {
+        settings.database_url = "sqlite::memory:".into();
+    })
+    .await;
+    let refused = problem(app.get("/v1/admin/export").await, StatusCode::CONFLICT).await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("in memory"),
+        "{refused}"
+    );
+    app.stop().await;
+}

@@ -6,7 +6,7 @@
 //! a query, since many segments share a synapse count.
 
 use super::sorted::intersection_len;
-use super::{Neuron, NeuronSlot, Space};
+use super::{Neuron, NeuronSlot, Space, StoredPattern};
 use crate::engine::EngineError;
 use crate::engine::index::Overlaps;
 use crate::engine::metadata::Metadata;
@@ -139,9 +139,8 @@ impl Space {
                 } else {
                     self.neuron_false_match_at(slot, active, theta, &mut segment_memo)
                 };
-                let (pattern, pattern_overlap) =
+                let (pattern, pattern_overlap, pattern_metadata) =
                     self.closest_pattern(neuron, segment, query.active.cells());
-                let pattern_metadata = neuron.patterns[&pattern].metadata.clone();
                 Match {
                     neuron: neuron.name.clone(),
                     segment,
@@ -208,24 +207,29 @@ impl Space {
     }
 
     /// The pattern on segment `number` of `neuron` whose own synapses hold the most of the
-    /// input's bits, with that count; the earliest stored wins a tie. One merge of sorted lists
+    /// input's bits, with that count and its metadata; the earliest stored wins a tie. One merge of sorted lists
     /// per pattern on the segment, and only for the matches returned.
-    fn closest_pattern(&self, neuron: &Neuron, number: u32, input: &[CellIndex]) -> (Name, u32) {
+    fn closest_pattern(
+        &self,
+        neuron: &Neuron,
+        number: u32,
+        input: &[CellIndex],
+    ) -> (Name, u32, Option<Metadata>) {
         let at = neuron
             .segments
             .binary_search_by_key(&number, |&(n, _)| n)
             .expect("a matched segment belongs to its neuron");
         let segment = self.segment(neuron.segments[at].1);
-        let mut closest: Option<(&Name, u32)> = None;
+        let mut closest: Option<(&Name, u32, &StoredPattern)> = None;
         for id in &segment.patterns {
-            let synapses = &neuron.patterns[id].synapses;
-            let overlap = intersection_len(synapses, input) as u32;
-            if closest.is_none_or(|(_, most)| overlap > most) {
-                closest = Some((id, overlap));
+            let stored = &neuron.patterns[id];
+            let overlap = intersection_len(&stored.synapses, input) as u32;
+            if closest.is_none_or(|(_, most, _)| overlap > most) {
+                closest = Some((id, overlap, stored));
             }
         }
-        let (id, overlap) = closest.expect("a live segment holds at least one pattern");
-        (id.clone(), overlap)
+        let (id, overlap, stored) = closest.expect("a live segment holds at least one pattern");
+        (id.clone(), overlap, stored.metadata.clone())
     }
 
     /// A neuron's false-match probability for random inputs of `active` bits at `theta`.

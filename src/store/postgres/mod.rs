@@ -13,12 +13,12 @@
 mod sql;
 
 use super::health::StorageError;
-use super::{Change, Changes, Committed, LoadSummary, PatternRow, Rebuild, SpaceRow, WriteStore};
+use super::{Change, Changes, Committed, LoadSummary, Rebuild, SpaceRow, WriteStore};
 use crate::engine::{Name, Spaces};
 use anyhow::Context;
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, Row};
+use sqlx::{Connection, Executor};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,30 +157,22 @@ impl PostgresDatabase {
             // it refused, comes before the reader's "stopped".
             let read: anyhow::Result<u64> = async {
                 let mut read = 0;
-                let mut rows = sqlx::query(
-                    "SELECT neuron, id, segment, active, synapses, metadata FROM patterns WHERE space = $1 ORDER BY seq",
-                )
-                .bind(name.as_str())
-                .fetch(&mut *snapshot);
+                let mut rows = sqlx::query(super::POSTGRES_PATTERNS_OF_SPACE)
+                    .bind(name.as_str())
+                    .fetch(&mut *snapshot);
                 let mut chunk = Vec::with_capacity(super::LOAD_CHUNK);
                 let mut last_neuron = None;
                 while let Some(row) = rows.try_next().await? {
-                    let plan = PatternRow {
-                        neuron: row.try_get(0)?,
-                        id: row.try_get(1)?,
-                        segment: row.try_get(2)?,
-                        active: row.try_get(3)?,
-                        synapses: row.try_get(4)?,
-                        metadata: row.try_get(5)?,
-                    }
-                    .plan(input_size, &mut last_neuron)
-                    .with_context(|| format!("a stored pattern of space {name}"))?;
+                    let plan = super::PatternRow::from_postgres(&row)?
+                        .plan(input_size, &mut last_neuron)
+                        .with_context(|| format!("a stored pattern of space {name}"))?;
                     chunk.push(plan);
                     read += 1;
                     if chunk.len() == super::LOAD_CHUNK {
                         // A blocking send: the applier is at most four chunks behind, and this runs
                         // at start-up or on the writer's own thread.
-                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(super::LOAD_CHUNK));
+                        let full =
+                            std::mem::replace(&mut chunk, Vec::with_capacity(super::LOAD_CHUNK));
                         chunks
                             .send(full)
                             .map_err(|_| anyhow::anyhow!("the loader thread stopped"))?;

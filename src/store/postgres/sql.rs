@@ -55,14 +55,7 @@ pub(super) async fn write_change(
                 .await?;
         }
         Change::Neurons { space, neurons } => {
-            let counters: Vec<_> = neurons
-                .iter()
-                .map(|c| {
-                    let next = (c.next_pattern as i64, i64::from(c.next_segment));
-                    ((space, &c.neuron), next)
-                })
-                .collect();
-            upsert_neurons(connection, counters).await?;
+            upsert_neurons(connection, crate::store::declared_counters(space, neurons)).await?;
         }
     }
     // Last: from here to COMMIT this transaction holds the head row, and every other writer's

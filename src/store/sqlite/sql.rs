@@ -38,14 +38,7 @@ pub(super) async fn write_change(
         Change::Store { patterns } => insert_stores(connection, patterns).await,
         Change::Forget { space, neuron, id } => delete_pattern(connection, space, neuron, id).await,
         Change::Neurons { space, neurons } => {
-            let counters: Vec<_> = neurons
-                .iter()
-                .map(|c| {
-                    let next = (c.next_pattern as i64, i64::from(c.next_segment));
-                    ((space, &c.neuron), next)
-                })
-                .collect();
-            upsert_neurons(connection, &counters).await
+            upsert_neurons(connection, &crate::store::declared_counters(space, neurons)).await
         }
     }
 }
