@@ -27,8 +27,10 @@ pub(super) fn routes() -> Vec<Route> {
 /// read through a connection of its own on a thread of its own while the service goes on. One
 /// export runs at a time (each holds a database snapshot and a thread); the thread writes a
 /// chunk at a time into a channel of a few chunks, so a slow client slows the export rather than
-/// filling memory, and a client that leaves stops it. An error part-way ends the body early:
-/// the lines already sent are whole, and the last one missing is how a client tells.
+/// filling memory, and a client that leaves stops it. An error part-way ends the body early,
+/// its last line cut off (chunks end anywhere): a last line that does not parse is how a client
+/// tells. The snapshot stays open while the client reads, so a SQLite WAL cannot be checkpointed
+/// past it until the export ends.
 async fn export(State(state): State<AppState>) -> Result<Response, ApiError> {
     let source = transfer::Source::of(&state.db).ok_or_else(|| {
         ApiError::conflict("the database is in memory: no other connection can read it to export")
