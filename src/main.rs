@@ -12,6 +12,7 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    dendrite::host::limit_huge_pages();
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -670,7 +670,7 @@ proptest! {
         ops in proptest::collection::vec(op(96), 1..80),
         queries in proptest::collection::vec((proptest::collection::btree_set(0u32..96, 1..30), proptest::option::of(1u32..8)), 1..12),
     ) {
-        let spec = SpaceSpec { input_size: 96, active_bits: 10, synapses_per_pattern: Some(6), threshold: Some(3), max_false_match: Some(0.9), max_segments_per_neuron: Some(4), seed: Some(3) };
+        let spec = SpaceSpec { input_size: 96, active_bits: 10, synapses_per_pattern: Some(6), threshold: Some(3), max_false_match: Some(0.9), max_segments_per_neuron: Some(4), seed: Some(3), encoder: None };
         agrees_with_the_oracle(spec, true, ops, queries)?;
     }
 
@@ -681,7 +681,7 @@ proptest! {
     ) {
         // A sparse space (6 synapses per pattern on 100,000 bits) whose patterns all fall in the
         // first 200 bits, so that queries overlap them.
-        let spec = SpaceSpec { input_size: 100_000, active_bits: 10, synapses_per_pattern: Some(6), threshold: Some(2), max_false_match: Some(1e-3), max_segments_per_neuron: Some(64), seed: Some(3) };
+        let spec = SpaceSpec { input_size: 100_000, active_bits: 10, synapses_per_pattern: Some(6), threshold: Some(2), max_false_match: Some(1e-3), max_segments_per_neuron: Some(64), seed: Some(3), encoder: None };
         agrees_with_the_oracle(spec, false, ops, queries)?;
     }
 }

@@ -16,6 +16,7 @@
 //!
 //! The modules are private; what callers use is re-exported here.
 
+pub mod encoder;
 mod error;
 mod index;
 mod metadata;

@@ -1,9 +1,12 @@
 //! A space's parameters: the defaults the theory recommends, the rules that keep them sane, and
 //! what the theory says of them ([`SpaceTheory`], computed once when the space is made).
 
+use super::encoder::meaning::{self, EncoderMeaning};
+use super::encoder::{Encoder, EncoderSpec};
 use crate::theory::limits::{MAX_ACTIVE_BITS, MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN};
 use crate::theory::{self, InvalidParameter, Probability};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The most segments a neuron may be allowed.
 pub const MAX_SEGMENTS_LIMIT: u32 = 65_536;
@@ -16,12 +19,15 @@ pub const DEFAULT_NOISE: f64 = 0.2;
 #[serde(deny_unknown_fields)]
 pub struct SpaceSpec {
     pub input_size: u32,
+    /// 0 (or absent) when an encoder gives it: the sum of its fields' shares.
+    #[serde(default)]
     pub active_bits: u32,
     pub synapses_per_pattern: Option<u32>,
     pub threshold: Option<u32>,
     pub max_false_match: Option<f64>,
     pub max_segments_per_neuron: Option<u32>,
     pub seed: Option<u64>,
+    pub encoder: Option<EncoderSpec>,
 }
 
 /// Validated parameters with every default filled in.
@@ -39,8 +45,11 @@ pub struct SpaceParams {
     pub max_false_match: f64,
     /// The most segments one neuron may have.
     pub max_segments_per_neuron: u32,
-    /// Seeds the sampling of synapses.
+    /// Seeds the sampling of synapses and the encoder's hashes.
     pub seed: u64,
+    /// Turns records into patterns, when the space has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<Arc<Encoder>>,
 }
 
 fn reject(field: &'static str, reason: impl Into<String>) -> InvalidParameter {
@@ -57,6 +66,39 @@ impl SpaceParams {
                 format!("must be in 1..={MAX_INPUT_SIZE}, not {n}"),
             ));
         }
+        let seed = spec.seed.unwrap_or(0);
+        if seed > i64::MAX as u64 {
+            // Seeds are stored as SQLite integers, which are signed 64-bit.
+            return Err(reject(
+                "seed",
+                format!("must be at most {}, not {seed}", i64::MAX),
+            ));
+        }
+        let encoder = match &spec.encoder {
+            None => None,
+            Some(encoder) => Some(Arc::new(
+                Encoder::new(encoder, n, seed).map_err(|e| reject("encoder", e.to_string()))?,
+            )),
+        };
+        let a = match (&encoder, a) {
+            (None, 0) => {
+                return Err(reject(
+                    "active_bits",
+                    "is required, unless an encoder gives it (the sum of its fields' active_bits)",
+                ));
+            }
+            (Some(encoder), 0) => encoder.active_bits(),
+            (Some(encoder), a) if a != encoder.active_bits() => {
+                return Err(reject(
+                    "active_bits",
+                    format!(
+                        "is {a}, but the encoder's fields' active_bits sum to {}: leave it out, or make them agree",
+                        encoder.active_bits()
+                    ),
+                ));
+            }
+            (_, a) => a,
+        };
         if !(1..=n).contains(&a) {
             return Err(reject(
                 "active_bits",
@@ -117,14 +159,6 @@ impl SpaceParams {
                 format!("must be in 1..={MAX_SEGMENTS_LIMIT}, not {max_segments}"),
             ));
         }
-        let seed = spec.seed.unwrap_or(0);
-        if seed > i64::MAX as u64 {
-            // Seeds are stored as SQLite integers, which are signed 64-bit.
-            return Err(reject(
-                "seed",
-                format!("must be at most {}, not {seed}", i64::MAX),
-            ));
-        }
         let params = SpaceParams {
             input_size: n,
             active_bits: a,
@@ -133,6 +167,7 @@ impl SpaceParams {
             max_false_match,
             max_segments_per_neuron: max_segments,
             seed,
+            encoder,
         };
         // A segment holding a single pattern must meet the target, or no segment ever could.
         let single = params.segment_false_match(s.min(a));
@@ -151,7 +186,11 @@ impl SpaceParams {
     /// The parameters in which `asked` differs from these, each as `name is STORED, not ASKED`,
     /// in the order the API lists them: what a conflicting re-creation is told.
     pub fn differences(&self, asked: &SpaceParams) -> Vec<String> {
-        let fields: [(&str, String, String); 7] = [
+        let encoder = |params: &SpaceParams| match &params.encoder {
+            Some(encoder) => serde_json::to_string(encoder.spec()).unwrap_or_default(),
+            None => "none".to_owned(),
+        };
+        let fields: [(&str, String, String); 8] = [
             (
                 "input_size",
                 self.input_size.to_string(),
@@ -183,6 +222,7 @@ impl SpaceParams {
                 asked.max_segments_per_neuron.to_string(),
             ),
             ("seed", self.seed.to_string(), asked.seed.to_string()),
+            ("encoder", encoder(self), encoder(asked)),
         ];
         fields
             .into_iter()
@@ -218,6 +258,9 @@ pub struct SpaceTheory {
     /// The smallest threshold whose single-pattern false-match probability meets
     /// `max_false_match`; null when none does.
     pub threshold_for_target: Option<u64>,
+    /// What the threshold means in each encoder field's units (the space report shows it).
+    #[serde(skip)]
+    pub encoder: Option<EncoderMeaning>,
 }
 
 impl SpaceTheory {
@@ -242,6 +285,14 @@ impl SpaceTheory {
             false_miss_at_20_percent_noise: theory::false_miss(a, s, noise_bits, theta),
             threshold_min_error: theory::threshold_min_error(n, a, s, noise_bits),
             threshold_for_target: theory::threshold_for_target(n, a, s, params.max_false_match),
+            encoder: params.encoder.as_ref().map(|encoder| {
+                meaning::of(
+                    encoder,
+                    params.input_size,
+                    params.synapses_per_pattern,
+                    params.threshold,
+                )
+            }),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod activity;
 mod admin;
 mod calibration;
 mod dashboard;
+mod encoding;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -293,6 +294,7 @@ pub fn routes() -> Vec<Route> {
         spaces::routes(),
         neurons::routes(),
         recognition::routes(),
+        encoding::routes(),
         admin::routes(),
         calibration::routes(),
         dashboard::routes(),

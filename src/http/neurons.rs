@@ -1,12 +1,11 @@
 //! Neurons and their patterns: store (one or a batch), read, forget, list, report, delete.
 
+use super::encoding::Coder;
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::guard::with_sequence;
 use super::{AppState, ReadCost, Route, parse_name};
-use crate::engine::{
-    Metadata, Name, NeuronReport, NeuronSummary, Pattern, PatternView, StoreRequest,
-};
+use crate::engine::{Metadata, Name, NeuronReport, NeuronSummary, PatternView, StoreRequest};
 use crate::store::writer::{Stored, Written};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
@@ -56,17 +55,16 @@ pub(super) fn routes() -> Vec<Route> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatternBody {
-    active: Vec<i64>,
+    active: Option<Vec<i64>>,
+    record: Option<serde_json::Value>,
     id: Option<String>,
     metadata: Option<serde_json::Value>,
 }
 
-/// The input size the space's patterns are parsed against.
-async fn input_size(state: &AppState, space: &Name) -> Result<u32, ApiError> {
+/// What the space's patterns are parsed and encoded with.
+async fn coder(state: &AppState, space: &Name) -> Result<Coder, ApiError> {
     state
-        .read_space(space.as_str(), ReadCost::Fixed, |space| {
-            space.params().input_size
-        })
+        .read_space(space.as_str(), ReadCost::Fixed, Coder::of)
         .await
 }
 
@@ -97,7 +95,8 @@ async fn store(
     Json(body): Json<PatternBody>,
 ) -> Result<Response, ApiError> {
     let (space, neuron) = (parse_name("space", &space)?, parse_name("neuron", &neuron)?);
-    let active = Pattern::parse(&body.active, input_size(&state, &space).await?)?;
+    let coder = coder(&state, &space).await?;
+    let (active, _) = coder.pattern(body.active.as_deref(), body.record.as_ref(), "")?;
     let request = StoreRequest {
         neuron,
         active,
@@ -128,7 +127,8 @@ struct BatchBody {
 #[serde(deny_unknown_fields)]
 struct BatchItem {
     neuron: String,
-    active: Vec<i64>,
+    active: Option<Vec<i64>>,
+    record: Option<serde_json::Value>,
     id: Option<String>,
     metadata: Option<serde_json::Value>,
 }
@@ -161,7 +161,7 @@ async fn store_batch(
             ),
         ));
     }
-    let size = input_size(&state, &space).await?;
+    let coder = coder(&state, &space).await?;
     let requests = body
         .patterns
         .into_iter()
@@ -176,8 +176,12 @@ async fn store_batch(
                     )
                 })
                 .map_err(at)?;
-            let active = Pattern::parse(&item.active, size)
-                .map_err(|e| ApiError::invalid_pattern("active", format!("patterns[{index}]: {e}")))
+            let (active, _) = coder
+                .pattern(
+                    item.active.as_deref(),
+                    item.record.as_ref(),
+                    &format!("patterns[{index}]: "),
+                )
                 .map_err(at)?;
             let id = parse_id(item.id.as_deref()).map_err(at)?;
             let metadata =

@@ -1,9 +1,11 @@
 //! Queries: recognise one input, or a batch against one consistent state of the space.
 
+use super::encoding::Coder;
 use super::error::ApiError;
 use super::extract::{Json, Path};
 use super::{AppState, ReadCost, Route, parse_name};
-use crate::engine::{DEFAULT_LIMIT, Pattern, Query, Recognition, SharedSpace, Space};
+use crate::engine::encoder::Code;
+use crate::engine::{DEFAULT_LIMIT, Query, Recognition, SharedSpace, Space};
 use axum::extract::State;
 use axum::http::Method;
 use serde::{Deserialize, Serialize};
@@ -32,13 +34,15 @@ pub(super) fn routes() -> Vec<Route> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QueryBody {
-    active: Vec<i64>,
+    active: Option<Vec<i64>>,
+    record: Option<serde_json::Value>,
     threshold: Option<u32>,
     limit: Option<usize>,
 }
 
 impl QueryBody {
-    fn parse(&self, space: &Space) -> Result<Query, ApiError> {
+    /// The query, and the record's code when the input was a record.
+    fn parse(&self, space: &Space, place: &str) -> Result<(Query, Option<Code>), ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid_parameter(
@@ -52,12 +56,24 @@ impl QueryBody {
                 "threshold must be at least 1",
             ));
         }
-        let active = Pattern::parse(&self.active, space.params().input_size)?;
-        Ok(Query {
+        let (active, code) =
+            Coder::of(space).pattern(self.active.as_deref(), self.record.as_ref(), place)?;
+        let query = Query {
             active,
             threshold: self.threshold,
             limit,
-        })
+        };
+        Ok((query, code))
+    }
+
+    /// The answer, each match with its fields' share of the overlap when the input was a record.
+    fn answer(&self, space: &Space, place: &str) -> Result<Recognition, ApiError> {
+        let (query, code) = self.parse(space, place)?;
+        let mut answer = space.recognize(&query)?;
+        if let Some(code) = code {
+            space.attribute(&mut answer, &code);
+        }
+        Ok(answer)
     }
 }
 
@@ -68,7 +84,7 @@ async fn query(
 ) -> Result<Json<Recognition>, ApiError> {
     let answer = state
         .read_space(&space, ReadCost::GrowsWithSpace, move |space| {
-            Ok::<_, ApiError>(space.recognize(&body.parse(space)?)?)
+            body.answer(space, "")
         })
         .await??;
     state.activity.answered(1, answer.matches.len() as u64);
@@ -153,10 +169,7 @@ fn recognize_slice(
     let slice_ends = Instant::now() + READ_SLICE;
     let mut results = Vec::new();
     for (index, body) in queries.iter().enumerate().skip(first) {
-        let query = body.parse(&space).map_err(|e| e.at_index(index))?;
-        let answer = space
-            .recognize(&query)
-            .map_err(|e| ApiError::from(e).at_index(index))?;
+        let answer = body.answer(&space, "").map_err(|e| e.at_index(index))?;
         results.push(answer);
         if Instant::now() >= slice_ends {
             break;
@@ -175,7 +188,8 @@ mod tests {
         let shared: SharedSpace = Arc::new(SpaceLock::new(tiny_space("s")));
         let mut queries: Vec<QueryBody> = (0..3)
             .map(|i| QueryBody {
-                active: vec![i, i + 10, i + 20, i + 30],
+                active: Some(vec![i, i + 10, i + 20, i + 30]),
+                record: None,
                 threshold: None,
                 limit: None,
             })
@@ -184,11 +198,11 @@ mod tests {
         let space = shared.read().unwrap();
         let single: Vec<Recognition> = queries[1..]
             .iter()
-            .map(|q| space.recognize(&q.parse(&space).unwrap()).unwrap())
+            .map(|q| q.answer(&space, "").unwrap())
             .collect();
         assert_eq!(slice, single);
         drop(space);
-        queries[2].active = vec![64];
+        queries[2].active = Some(vec![64]);
         let error = recognize_slice(&shared, &queries, 1).unwrap_err();
         assert_eq!(
             error.index(),

@@ -6,6 +6,7 @@
 //! change into engine state, so the two paths cannot drift apart. The log stores a change as JSON
 //! (PostgreSQL's `json`), which an operator can read with plain SQL.
 
+use crate::engine::encoder::EncoderSpec;
 use crate::engine::{
     EngineError, Metadata, Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan,
 };
@@ -322,6 +323,8 @@ pub(crate) struct StoredParams {
     max_false_match: f64,
     max_segments_per_neuron: u32,
     seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encoder: Option<EncoderSpec>,
 }
 
 impl From<&SpaceParams> for StoredParams {
@@ -334,6 +337,7 @@ impl From<&SpaceParams> for StoredParams {
             max_false_match: p.max_false_match,
             max_segments_per_neuron: p.max_segments_per_neuron,
             seed: p.seed,
+            encoder: p.encoder.as_ref().map(|encoder| encoder.spec().clone()),
         }
     }
 }
@@ -348,6 +352,7 @@ impl From<StoredParams> for SpaceSpec {
             max_false_match: Some(p.max_false_match),
             max_segments_per_neuron: Some(p.max_segments_per_neuron),
             seed: Some(p.seed),
+            encoder: p.encoder,
         }
     }
 }

@@ -391,6 +391,8 @@ struct SpaceRow {
     max_false_match: f64,
     max_segments_per_neuron: i64,
     seed: i64,
+    /// The encoder's spec as JSON, when the space has one.
+    encoder: Option<String>,
 }
 
 impl SpaceRow {
@@ -414,6 +416,10 @@ impl SpaceRow {
             max_false_match: Some(self.max_false_match),
             max_segments_per_neuron: Some(narrow(self.max_segments_per_neuron)?),
             seed: Some(u64::try_from(self.seed).context("negative seed")?),
+            encoder: match &self.encoder {
+                Some(text) => Some(serde_json::from_str(text).context("the stored encoder")?),
+                None => None,
+            },
         };
         Ok(SpaceParams::new(&spec)?)
     }

@@ -238,7 +238,7 @@ fn export_sqlite(file: &std::path::Path, lines: &mut Lines<impl Write>) -> anyho
     let spaces: Vec<SpaceRow> = connection
         .prepare(
             "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-             max_segments_per_neuron, seed FROM spaces \
+             max_segments_per_neuron, seed, encoder FROM spaces \
              WHERE name NOT IN (SELECT space FROM purges WHERE neuron = '') ORDER BY name",
         )
         .context("the database's schema is older than this version's: start this version of dendrite on it once (it migrates the schema), then export")?
@@ -252,6 +252,7 @@ fn export_sqlite(file: &std::path::Path, lines: &mut Lines<impl Write>) -> anyho
                 max_false_match: row.get(5)?,
                 max_segments_per_neuron: row.get(6)?,
                 seed: row.get(7)?,
+                encoder: row.get(8)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -292,7 +293,7 @@ async fn export_postgres(
         .await?;
     let spaces: Vec<SpaceRow> = sqlx::query_as(
         "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-         max_segments_per_neuron, seed FROM spaces ORDER BY name",
+         max_segments_per_neuron, seed, encoder FROM spaces ORDER BY name",
     )
     .fetch_all(&mut connection)
     .await?;

@@ -5,6 +5,7 @@ mod backups;
 mod calibration;
 mod connections;
 mod contract;
+mod encoders;
 mod errors;
 mod failures;
 mod faults;

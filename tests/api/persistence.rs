@@ -113,8 +113,13 @@ impl Drop for Server {
 }
 
 fn start_binary(database: &std::path::Path) -> Server {
+    start_binary_with(database, &[])
+}
+
+fn start_binary_with(database: &std::path::Path, environment: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dendrite"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .envs(environment.iter().copied())
         .arg("--database-url")
         .arg(crate::helpers::database_url(database))
         .stdout(Stdio::piped())
@@ -142,6 +147,29 @@ fn start_binary(database: &std::path::Path) -> Server {
 }
 
 /// Creates space `s` with the standard parameters on the server at `base`.
+/// The service keeps transparent huge pages off (so resident memory tracks the engine's
+/// estimate), unless the operator sets the allocator's own switch.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_service_runs_without_transparent_huge_pages_unless_asked() {
+    let thp_enabled = |server: &Server| {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("THP_enabled:"))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_binary(&dir.path().join("d.db"));
+    assert_eq!(thp_enabled(&server), "0");
+    drop(server);
+    let asked = start_binary_with(&dir.path().join("e.db"), &[("MIMALLOC_ALLOW_THP", "1")]);
+    assert_eq!(thp_enabled(&asked), "1");
+}
+
 async fn create_standard_space(client: &reqwest::Client, base: &str) {
     let space =
         json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12});

@@ -229,6 +229,11 @@ impl Space {
             + self.neurons.slot_count() as u64 * NEURON_BYTES
             + self.pattern_count * PATTERN_BYTES
             + self.pattern_bytes
+            + self
+                .params
+                .encoder
+                .as_ref()
+                .map_or(0, |encoder| encoder.memory_bytes() as u64)
     }
 
     /// The most bytes applying `plans` (in order, against the space as it is) can add to

@@ -8,12 +8,13 @@
 use super::sorted::intersection_len;
 use super::{Neuron, NeuronSlot, Space, StoredPattern};
 use crate::engine::EngineError;
+use crate::engine::encoder::Code;
 use crate::engine::index::Overlaps;
 use crate::engine::metadata::Metadata;
 use crate::engine::pattern::{CellIndex, Name, Pattern};
 use crate::theory::{self, LogNumber, LogSum, Probability};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::PoisonError;
 
 /// (input size, threshold) pairs whose expected false matches are remembered between writes.
@@ -45,6 +46,10 @@ pub struct Match {
     /// What the application stored with that pattern, if anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pattern_metadata: Option<Metadata>,
+    /// For a record, how many of the overlapping synapses each of its fields' bits reached: why
+    /// it matched (`{"temperature": 9, "device": 5}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, u32>>,
     /// The chance that a random input of the query's size reaches this overlap on this segment.
     pub p_value: Probability,
     /// The chance that a random input of the query's size matches this neuron at the threshold.
@@ -148,6 +153,7 @@ impl Space {
                     pattern,
                     pattern_overlap,
                     pattern_metadata,
+                    fields: None,
                     p_value,
                     neuron_false_match,
                 }
@@ -230,6 +236,42 @@ impl Space {
         }
         let (id, overlap, stored) = closest.expect("a live segment holds at least one pattern");
         (id.clone(), overlap, stored.metadata.clone())
+    }
+
+    /// Fills in each match's `fields`: the overlap of its segment's synapses with each field's
+    /// bits of the record `code` (the encoder's fields, in its order).
+    pub fn attribute(&self, answer: &mut Recognition, code: &Code) {
+        let Some(encoder) = &self.params.encoder else {
+            return;
+        };
+        for found in &mut answer.matches {
+            let Some(&slot) = self.neuron_slots.get(&found.neuron) else {
+                continue;
+            };
+            let neuron = self.neurons.get(slot);
+            let Ok(at) = neuron
+                .segments
+                .binary_search_by_key(&found.segment, |&(n, _)| n)
+            else {
+                continue;
+            };
+            let synapses = &self.segment(neuron.segments[at].1).synapses;
+            found.fields = Some(
+                encoder
+                    .field_names()
+                    .zip(&code.fields)
+                    .map(|(name, bits)| {
+                        let reached = bits
+                            .iter()
+                            .filter(|&&bit| {
+                                synapses.binary_search_by_key(&bit, |&(c, _)| c).is_ok()
+                            })
+                            .count();
+                        (name.to_owned(), reached as u32)
+                    })
+                    .collect(),
+            );
+        }
     }
 
     /// A neuron's false-match probability for random inputs of `active` bits at `theta`.

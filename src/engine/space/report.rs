@@ -2,6 +2,7 @@
 
 use super::{FillReport, PatternView, Space};
 use crate::engine::EngineError;
+use crate::engine::encoder::meaning::EncoderMeaning;
 use crate::engine::params::{SpaceParams, SpaceTheory};
 use crate::engine::pattern::Name;
 use crate::theory::{self, Probability};
@@ -69,6 +70,9 @@ pub struct SpaceReport {
     pub parameters: SpaceParams,
     pub counts: Counts,
     pub theory: SpaceTheory,
+    /// For a space with an encoder: what its threshold means in each field's units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<EncoderMeaning>,
 }
 
 impl Space {
@@ -118,6 +122,7 @@ impl Space {
             parameters: self.params.clone(),
             counts: self.counts(),
             theory: self.theory.clone(),
+            encoder: self.theory.encoder.clone(),
         }
     }
 

@@ -136,7 +136,7 @@ impl PostgresDatabase {
         };
         let rows: Vec<SpaceRow> = sqlx::query_as(
             "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-             max_segments_per_neuron, seed FROM spaces ORDER BY name",
+             max_segments_per_neuron, seed, encoder FROM spaces ORDER BY name",
         )
         .fetch_all(&mut *snapshot)
         .await?;

@@ -86,7 +86,7 @@ async fn insert_space(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO spaces (name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-         max_segments_per_neuron, seed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         max_segments_per_neuron, seed, encoder) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(name.as_str())
     .bind(i64::from(params.input_size))
@@ -96,6 +96,12 @@ async fn insert_space(
     .bind(params.max_false_match)
     .bind(i64::from(params.max_segments_per_neuron))
     .bind(params.seed as i64)
+    .bind(
+        params
+            .encoder
+            .as_ref()
+            .map(|encoder| serde_json::to_string(encoder.spec()).expect("a spec serialises")),
+    )
     .execute(connection)
     .await
     .map(drop)

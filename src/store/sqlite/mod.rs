@@ -211,7 +211,7 @@ impl SqliteDatabase {
         };
         let rows: Vec<SpaceRow> = sqlx::query_as(
             "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-             max_segments_per_neuron, seed FROM spaces \
+             max_segments_per_neuron, seed, encoder FROM spaces \
              WHERE name NOT IN (SELECT space FROM purges WHERE neuron = '') ORDER BY name",
         )
         .fetch_all(&self.pool)
