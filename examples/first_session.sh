@@ -12,55 +12,9 @@
 #        `cargo run --release`; DENDRITE_URL points it at another one)
 set -euo pipefail
 
-url=${DENDRITE_URL:-http://127.0.0.1:8080}
-url=${url%/}
-body=$(mktemp)
-trap 'rm -f "$body"' EXIT
-
-fail() {
-  echo "first session: FAILED: $*" >&2
-  exit 1
-}
-
-command -v curl >/dev/null || fail "curl is not installed"
-command -v python3 >/dev/null || fail "python3 is not installed (it checks the answers)"
-
-# request METHOD PATH [JSON]: sends it, prints it with its answer, leaves the status in $status
-# and the answer in the file $body.
-request() {
-  local method=$1 path=$2
-  local args=(-s -o "$body" -w '%{http_code}' -X "$method" "$url$path")
-  if [ $# -ge 3 ]; then args+=(-H 'content-type: application/json' -d "$3"); fi
-  status=$(curl "${args[@]}") \
-    || fail "no answer from $url ($method $path): is the service running there? (cargo run --release, or set DENDRITE_URL)"
-  echo "==> $method $path: $status"
-  cat "$body"
-  echo
-}
-
-# expect_status WHAT ALLOWED...: fails unless $status is one of ALLOWED.
-expect_status() {
-  local what=$1 allowed
-  shift
-  for allowed in "$@"; do
-    if [ "$status" = "$allowed" ]; then return 0; fi
-  done
-  fail "$what: expected status $(echo "$@" | sed 's/ / or /g'), got $status: $(cat "$body")"
-}
-
-# check WHAT EXPRESSION: fails unless the Python EXPRESSION, on the answer parsed as `j`, is true.
-check() {
-  python3 - "$body" "$2" <<'PY' || fail "$1; the answer was: $(cat "$body")"
-import json, sys
-try:
-    with open(sys.argv[1]) as answer:
-        j = json.load(answer)
-    ok = bool(eval(sys.argv[2], {}, {"j": j}))
-except Exception:
-    ok = False
-sys.exit(0 if ok else 1)
-PY
-}
+session="first session"
+# shellcheck source=examples/checks.sh
+source "$(dirname "$0")/checks.sh"
 
 # 1. The space: 2048 input bits, 40 of them active in each pattern; every other parameter default.
 request PUT /v1/spaces/sensors '{"input_size": 2048, "active_bits": 40}'

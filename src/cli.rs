@@ -1,6 +1,7 @@
 //! The command line: `dendrite serve` (the default) runs the service, `dendrite theory` prints the
 //! what-if analysis, `dendrite bench` measures the engine on this machine, `dendrite restore`
-//! puts a backup in place, and `dendrite export` / `import` move data between databases.
+//! puts a backup in place, `dendrite export` / `import` move data between databases, and
+//! `dendrite encode` makes a space's codes offline.
 //!
 //! Parsing stops at the edge: flags become an [`analysis::Request`], and every consistency rule
 //! lives there, shared with the HTTP endpoint. Errors are one line on stderr and exit status 2.
@@ -39,6 +40,68 @@ pub enum Command {
     /// Read an export's NDJSON from stdin into the database (created if new): idempotent, in
     /// batches, with a progress line on stderr.
     Import(crate::config::TransferArgs),
+    /// Encode records offline: a space's parameters (as `PUT /v1/spaces/{space}` takes them,
+    /// with an encoder) from a file, records as NDJSON on stdin, one code per line on stdout,
+    /// identical to the service's `/encode`.
+    Encode(EncodeArgs),
+}
+
+/// `dendrite encode`'s settings.
+#[derive(Clone, Debug, clap::Args)]
+pub struct EncodeArgs {
+    /// A JSON file holding the space's parameters, encoder included.
+    #[arg(long)]
+    pub spec: std::path::PathBuf,
+}
+
+/// Runs `dendrite encode`: a code per record on stdout; a bad spec or record is one line on
+/// stderr naming it (and its line) and status 1, after the codes of the lines before it.
+pub fn run_encode(args: &EncodeArgs) -> ExitCode {
+    match encode_lines(args, std::io::stdin().lock(), std::io::stdout().lock()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Encodes each non-blank line of `records` (a JSON object) with the spec's encoder, writing
+/// `{"active": [...], "fields": {...}}` per line; answers how many it wrote.
+fn encode_lines(
+    args: &EncodeArgs,
+    records: impl std::io::BufRead,
+    mut codes: impl std::io::Write,
+) -> anyhow::Result<u64> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(&args.spec)
+        .with_context(|| format!("cannot read the spec file {}", args.spec.display()))?;
+    let spec: crate::engine::SpaceSpec = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a space's parameters", args.spec.display()))?;
+    let params = crate::engine::SpaceParams::new(&spec)
+        .with_context(|| format!("{} holds invalid parameters", args.spec.display()))?;
+    let encoder = params
+        .encoder
+        .with_context(|| format!("{} has no encoder", args.spec.display()))?;
+    let mut written = 0;
+    for (number, line) in records.lines().enumerate() {
+        let line = line.context("cannot read stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("line {}", number + 1);
+        let record: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("{}: not JSON", at()))?;
+        let code = encoder.encode(&record).with_context(at)?;
+        let answer = serde_json::json!({
+            "active": code.active,
+            "fields": encoder.named_fields(code.fields),
+        });
+        writeln!(codes, "{answer}").context("cannot write stdout")?;
+        written += 1;
+    }
+    codes.flush().context("cannot write stdout")?;
+    Ok(written)
 }
 
 /// Runs `dendrite theory`: the analysis as one JSON line on stdout, or a one-line error and 2.

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Some(Command::Restore(args)) => cli::run_restore(&args),
         Some(Command::Export(args)) => cli::run_export(&args),
         Some(Command::Import(args)) => cli::run_import(&args),
+        Some(Command::Encode(args)) => cli::run_encode(&args),
         None => cli::run_serve(&cli::default_serve_args()),
     }
 }

@@ -900,3 +900,75 @@ fn churn_at_a_constant_size_fills_the_room_forgetting_leaves() {
     };
     assert_eq!(s.recognize(&query), plain.recognize(&s, &query));
 }
+
+/// A space whose records have a 16-bit temperature, an 8-bit device and a 16-bit load.
+fn encoded_space() -> Space {
+    let encoder = serde_json::from_value(serde_json::json!({"fields": {
+        "temperature": {"type": "number", "active_bits": 16, "resolution": 1.0},
+        "device": {"type": "category", "active_bits": 8},
+        "load": {"type": "number", "active_bits": 16, "resolution": 0.5}}}))
+    .unwrap();
+    space(SpaceSpec {
+        input_size: 2048,
+        synapses_per_pattern: Some(24),
+        threshold: Some(14),
+        seed: Some(5),
+        encoder: Some(encoder),
+        ..SpaceSpec::default()
+    })
+}
+
+#[test]
+fn moving_one_field_misses_a_stored_record_as_often_as_the_theory_says() {
+    // Each record on a neuron of its own; then each is queried with its temperature moved by k
+    // buckets, which replaces k of its 40 bits. The theory's miss probability for k noise bits
+    // must fall inside the 99.9% interval of the observed miss rate.
+    let mut s = encoded_space();
+    let encoder = s.params().encoder.clone().unwrap();
+    let record = |i: u32, temperature: f64| serde_json::json!({"temperature": temperature, "device": format!("d{i}"), "load": f64::from(i) * 40.0});
+    let trials = 600u32;
+    for i in 0..trials {
+        let code = encoder.encode(&record(i, f64::from(i) * 100.0)).unwrap();
+        store(&mut s, &format!("n{i}"), &pattern(&code.active, 2048), None).unwrap();
+    }
+    let (a, synapses, theta) = (40, 24, 14);
+    // The shift whose predicted miss is nearest one half, where a wrong model shows most.
+    let k = (0..=16u64)
+        .min_by(|&x, &y| {
+            let off = |k| (theory::false_miss(a, synapses, k, theta).value() - 0.5).abs();
+            off(x).total_cmp(&off(y))
+        })
+        .unwrap();
+    let predicted = theory::false_miss(a, synapses, k, theta).value();
+    let mut missed = 0u64;
+    for i in 0..trials {
+        let moved = f64::from(i) * 100.0 + k as f64;
+        let code = encoder.encode(&record(i, moved)).unwrap();
+        let answer = s.recognize(&query(pattern(&code.active, 2048))).unwrap();
+        let own = format!("n{i}");
+        missed += u64::from(!answer.matches.iter().any(|m| m.neuron.as_str() == own));
+    }
+    let (low, high) = theory::wilson_interval(missed, u64::from(trials), 3.29);
+    assert!(
+        (low..=high).contains(&predicted),
+        "k = {k}: missed {missed} of {trials}, [{low:.3}, {high:.3}], predicted {predicted:.3}"
+    );
+    // And the report's recognition radius keeps a moved record recognised: a miss rate of at
+    // most 1% predicted, so at most a handful observed.
+    let radius = s.report().encoder.unwrap().fields["temperature"]
+        .recognition_radius
+        .unwrap();
+    let mut missed_at_radius = 0;
+    for i in 0..trials {
+        let moved = f64::from(i) * 100.0 + radius;
+        let code = encoder.encode(&record(i, moved)).unwrap();
+        let answer = s.recognize(&query(pattern(&code.active, 2048))).unwrap();
+        let own = format!("n{i}");
+        missed_at_radius += u32::from(!answer.matches.iter().any(|m| m.neuron.as_str() == own));
+    }
+    // 1% of 600 is 6 expected at most; 15 would be 3.7 standard deviations above it.
+    assert!(
+        missed_at_radius <= 15,
+        "{missed_at_radius} missed at the radius {radius}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Records in place of bit lists: `POST /v1/spaces/{space}/encode`, and the one parser every
 //! store and query route uses for its input, `active` (bits) or `record` (field values for the
-//! space's encoder), exactly one of them.
+//! space's encoder), exactly one of them. Every refusal of an input is a 422 `invalid-pattern`
+//! naming `active` or `record`, as a bad bit list always was.
 
 use super::error::ApiError;
 use super::extract::{Json, Path};
@@ -58,11 +59,11 @@ impl Coder {
                 })?;
                 Ok((pattern, Some(code)))
             }
-            (Some(_), Some(_)) => Err(ApiError::invalid_parameter(
+            (Some(_), Some(_)) => Err(ApiError::invalid_pattern(
                 "record",
                 format!("{place}give active or record, not both"),
             )),
-            (None, None) => Err(ApiError::invalid_parameter(
+            (None, None) => Err(ApiError::invalid_pattern(
                 "active",
                 format!(
                     "{place}give active (the input's bits) or record (field values for the space's encoder)"
@@ -74,7 +75,7 @@ impl Coder {
     /// A record's code under the space's encoder.
     pub fn encode(&self, record: &Value, place: &str) -> Result<Code, ApiError> {
         let encoder = self.encoder.as_ref().ok_or_else(|| {
-            ApiError::invalid_parameter(
+            ApiError::invalid_pattern(
                 "record",
                 format!("{place}this space has no encoder: send active bits, or create a space with an encoder to send records"),
             )
@@ -110,14 +111,9 @@ async fn encode(
         .run(move || {
             let code = coder.encode(&body.record, "")?;
             let encoder = coder.encoder.as_ref().expect("encode checked it");
-            let fields = encoder
-                .field_names()
-                .zip(code.fields)
-                .map(|(name, bits)| (name.to_owned(), Value::from(bits)))
-                .collect();
             Ok::<_, ApiError>(EncodeAnswer {
                 active: code.active,
-                fields,
+                fields: encoder.named_fields(code.fields),
             })
         })
         .await??;

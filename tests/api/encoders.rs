@@ -219,7 +219,7 @@ async fn bad_records_are_refused_naming_the_field_and_store_nothing() {
     .await;
     app.standard_space("plain").await;
     let patterns = "/v1/spaces/pumps/neurons/n/patterns";
-    let (invalid, bad_input) = (StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_input = StatusCode::UNPROCESSABLE_ENTITY;
     for (body, status, field, says) in [
         (
             json!({"record": {"pressure": 3}}),
@@ -247,11 +247,11 @@ async fn bad_records_are_refused_naming_the_field_and_store_nothing() {
         ),
         (
             json!({"record": {"device": "a"}, "active": [1, 2]}),
-            invalid,
+            bad_input,
             "record",
             "not both",
         ),
-        (json!({}), invalid, "active", "give active"),
+        (json!({}), bad_input, "active", "give active"),
     ] {
         let refusal = problem(app.post(patterns, &body).await, status).await;
         assert!(
@@ -295,7 +295,7 @@ async fn bad_records_are_refused_naming_the_field_and_store_nothing() {
     let plain = problem(
         app.post("/v1/spaces/plain/encode", &json!({"record": {"x": 1}}))
             .await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     assert!(
@@ -354,6 +354,11 @@ async fn codes_are_identical_across_a_restart_and_other_replicas() {
         assert_eq!(encoded(&replica, &record).await, code);
         replica.stop().await;
     }
+    // The CLI makes the same codes offline, from the same parameters.
+    let other = reading(-3.25, 1.7, "2026-07-04T23:59:00Z", "pump-11");
+    let (lines, stderr, ok) = cli_encode(&pump_spec(), &format!("{record}\n\n{other}\n"));
+    assert!(ok, "{stderr}");
+    assert_eq!(lines, [code.clone(), encoded(&app, &other).await]);
     let database = app.database.clone();
     let dir = app.stop().await;
     let app = TestApp::spawn_on(&database).await;
@@ -370,6 +375,49 @@ async fn codes_are_identical_across_a_restart_and_other_replicas() {
     assert_eq!(best["pattern_overlap"], 24, "{answer}");
     app.stop().await;
     drop(dir);
+}
+
+/// `dendrite encode --spec FILE` with `input` on stdin: the codes it printed, its stderr, and
+/// whether it succeeded.
+fn cli_encode(spec: &Value, input: &str) -> (Vec<Value>, String, bool) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spec.json");
+    std::fs::write(&file, spec.to_string()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dendrite"))
+        .arg("encode")
+        .arg("--spec")
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A refusal may come before the input is read: the pipe then breaks, which is fine.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    let lines = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    (lines, stderr, output.status.success())
+}
+
+#[test]
+fn the_cli_refuses_a_spec_without_an_encoder_and_names_a_bad_line() {
+    let (_, stderr, ok) = cli_encode(&json!({"input_size": 2048, "active_bits": 40}), "{}\n");
+    assert!(!ok && stderr.contains("has no encoder"), "{stderr}");
+    let good = json!({"device": "pump-3"});
+    let (lines, stderr, ok) = cli_encode(&pump_spec(), &format!("{good}\n{{\"pressure\": 1}}\n"));
+    assert!(!ok, "{stderr}");
+    assert_eq!(lines.len(), 1, "the line before the bad one was encoded");
+    assert!(
+        stderr.contains("line 2: pressure is not a field of this space's encoder"),
+        "{stderr}"
+    );
 }
 
 /// The encoder spec as the service stores it: time fields with their total and every

@@ -113,15 +113,15 @@ impl Drop for Server {
 }
 
 fn start_binary(database: &std::path::Path) -> Server {
-    start_binary_with(database, &[])
+    start_binary_with(&crate::helpers::database_url(database), &[])
 }
 
-fn start_binary_with(database: &std::path::Path, environment: &[(&str, &str)]) -> Server {
+fn start_binary_with(database_url: &str, environment: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dendrite"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .envs(environment.iter().copied())
         .arg("--database-url")
-        .arg(crate::helpers::database_url(database))
+        .arg(database_url)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -162,11 +162,13 @@ fn the_service_runs_without_transparent_huge_pages_unless_asked() {
             .to_owned();
         line.split_whitespace().nth(1).unwrap().to_owned()
     };
+    // A SQLite file whichever database the suite runs on: this is about the process.
     let dir = tempfile::tempdir().unwrap();
-    let server = start_binary(&dir.path().join("d.db"));
+    let url = |file: &str| format!("sqlite://{}", dir.path().join(file).display());
+    let server = start_binary_with(&url("d.db"), &[]);
     assert_eq!(thp_enabled(&server), "0");
     drop(server);
-    let asked = start_binary_with(&dir.path().join("e.db"), &[("MIMALLOC_ALLOW_THP", "1")]);
+    let asked = start_binary_with(&url("e.db"), &[("MIMALLOC_ALLOW_THP", "1")]);
     assert_eq!(thp_enabled(&asked), "1");
 }
 

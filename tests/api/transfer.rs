@@ -288,3 +288,40 @@ async fn an_in_memory_database_cannot_be_exported_over_http() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_space_s_encoder_moves_with_it_and_encodes_alike_after_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = (dir.path().join("from.db"), dir.path().join("to.db"));
+    let spec = json!({"input_size": 2048, "seed": 3, "encoder": {"fields": {
+        "heading": {"type": "number", "active_bits": 10, "resolution": 5, "period": 360},
+        "site": {"type": "category", "active_bits": 10}}}});
+    let record = json!({"heading": 355, "site": "north"});
+    let app = sqlite_app(&from).await;
+    assert_eq!(
+        app.put("/v1/spaces/s", &spec).await.status(),
+        StatusCode::CREATED
+    );
+    let path = "/v1/spaces/s/neurons/n/patterns";
+    let stored: Value = app
+        .post(path, &json!({ "record": record }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let before: Value = app.get("/v1/spaces/s").await.json().await.unwrap();
+    app.stop().await;
+    imported(&sqlite_url(&to), &export(&sqlite_url(&from)));
+    let app = sqlite_app(&to).await;
+    let after: Value = app.get("/v1/spaces/s").await.json().await.unwrap();
+    assert_eq!(after["parameters"], before["parameters"]);
+    assert!(after["parameters"]["encoder"].is_object(), "{after}");
+    let code: Value = app
+        .post("/v1/spaces/s/encode", &json!({ "record": record }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code["active"], stored["active"]);
+    app.stop().await;
+}

@@ -279,6 +279,14 @@ impl Encoder {
         self.fields.iter().map(|field| field.name.as_str())
     }
 
+    /// A code's per-field bits by field name, as the API shows them.
+    pub fn named_fields(&self, fields: Vec<Vec<u32>>) -> serde_json::Map<String, Value> {
+        self.field_names()
+            .zip(fields)
+            .map(|(name, bits)| (name.to_owned(), Value::from(bits)))
+            .collect()
+    }
+
     /// Bytes the encoder holds (vector fields keep their projection).
     pub fn memory_bytes(&self) -> usize {
         self.fields

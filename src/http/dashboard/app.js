@@ -658,8 +658,30 @@
     item(theory, 'miss at 20% noise', probNode(t.false_miss_at_20_percent_noise));
     item(theory, 'threshold with least error at 20% noise', fmtInt(t.threshold_min_error));
     item(theory, 'smallest threshold meeting max false match', t.threshold_for_target == null ? '–' : fmtInt(t.threshold_for_target));
+    showEncoder(p.encoder, report.encoder);
     $('space-body').hidden = false;
     $('query-threshold').placeholder = String(p.threshold);
+  }
+
+  // Per field of the space's encoder: its type and bits, how far it may move and still be
+  // recognised (in its own units), and the chance a record still matches when it alone changes.
+  function showEncoder(spec, meaning) {
+    const box = $('space-encoder');
+    const body = $('encoder-table').querySelector('tbody');
+    body.textContent = '';
+    box.hidden = !meaning;
+    if (!meaning) return;
+    for (const [name, f] of Object.entries(meaning.fields)) {
+      const unit = f.unit && f.unit !== "the field's units" ? ' ' + f.unit : '';
+      const radius = f.recognition_radius == null ? '–' : fmtNum(f.recognition_radius) + unit;
+      body.append(el('tr', null,
+        el('th', { scope: 'row', text: name }),
+        td(spec.fields[name].type),
+        td(fmtInt(f.active_bits), 'num'),
+        td(radius, 'num'),
+        td(probNode(f.match_if_changed_entirely), 'num'),
+        td(f.warning ? 'alone, it cannot tell records apart' : '')));
+    }
   }
 
   // ---------------------------------------------------------------- neurons
