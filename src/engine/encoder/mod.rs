@@ -22,6 +22,7 @@ mod scalar;
 mod time;
 
 use crate::engine::Name;
+use crate::rng::{FNV1A_START, fnv1a};
 use hash::{combine, onto};
 use projection::Projection;
 use scalar::Scalar;
@@ -322,8 +323,7 @@ impl Encoder {
             };
             fields.push(bits);
         }
-        let mut active: Vec<u32> = fields.iter().flatten().copied().collect();
-        active.sort_unstable();
+        let active = taken.sorted(&fields);
         Ok(Code { active, fields })
     }
 
@@ -335,28 +335,33 @@ impl Encoder {
         values: &mut [Option<&'a Value>],
     ) -> Result<(), RecordError> {
         for (key, value) in object {
-            let path = format!("{prefix}{key}");
+            // Top-level keys (the usual case) are looked up without building a path.
+            let path: std::borrow::Cow<str> = if prefix.is_empty() {
+                key.into()
+            } else {
+                format!("{prefix}{key}").into()
+            };
             match self
                 .fields
                 .binary_search_by(|field| field.name.as_str().cmp(&path))
             {
                 Ok(index) => {
                     if values[index].replace(value).is_some() {
-                        return Err(RecordError::GivenTwice(path));
+                        return Err(RecordError::GivenTwice(path.into_owned()));
                     }
                 }
                 Err(_) => {
                     let nested = format!("{path}.");
                     let holds_fields = self.fields.iter().any(|f| f.name.starts_with(&nested));
                     if !holds_fields {
-                        return Err(RecordError::UnknownField(path));
+                        return Err(RecordError::UnknownField(path.into_owned()));
                     }
                     // An object of fields, or null for all of them; any other value stands
                     // where only fields nest.
                     if let Value::Object(inner) = value {
                         self.collect(inner, &nested, values)?;
                     } else if !value.is_null() {
-                        return Err(RecordError::UnknownField(path));
+                        return Err(RecordError::UnknownField(path.into_owned()));
                     }
                 }
             }
@@ -635,19 +640,20 @@ impl Field {
     }
 }
 
-/// A category value's key: its type and its text, so `"1"`, `1` and `true` differ.
+/// A category value's key: the FNV-1a hash of a type letter and the value's text (`s` and the
+/// string, `b` and 0 or 1, `i` and the integer in decimal), so `"1"`, `1` and `true` differ.
 fn category_key(value: &Value) -> Option<u64> {
-    let tagged = match value {
-        Value::String(text) => format!("s{text}"),
-        Value::Bool(flag) => format!("b{}", u8::from(*flag)),
+    let tagged = |tag: &[u8], text: &[u8]| fnv1a(fnv1a(FNV1A_START, tag), text);
+    match value {
+        Value::String(text) => Some(tagged(b"s", text.as_bytes())),
+        Value::Bool(flag) => Some(tagged(b"b", if *flag { b"1" } else { b"0" })),
         Value::Number(number) => match (number.as_i64(), number.as_u64()) {
-            (Some(i), _) => format!("i{i}"),
-            (None, Some(u)) => format!("i{u}"),
-            (None, None) => return None,
+            (Some(i), _) => Some(tagged(b"i", i.to_string().as_bytes())),
+            (None, Some(u)) => Some(tagged(b"i", u.to_string().as_bytes())),
+            (None, None) => None,
         },
-        Value::Null | Value::Array(_) | Value::Object(_) => return None,
-    };
-    Some(hash::bytes(tagged.as_bytes()))
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
 }
 
 fn projected_size(input_size: u32, path: &str) -> Result<(), SpecError> {
@@ -668,6 +674,9 @@ struct Taken {
     count: u32,
 }
 
+/// The largest bitset [`Taken::sorted`] scans rather than sorting (65,536 bits).
+const SCANNED_WORDS: usize = 1024;
+
 /// Probes a key makes before it takes the next free bit after its last probe.
 const PROBES: u64 = 8;
 
@@ -677,6 +686,25 @@ impl Taken {
             words: vec![0; n.div_ceil(64) as usize],
             count: 0,
         }
+    }
+
+    /// Every bit taken, sorted: read off the bitset where it is small (a few hundred words
+    /// scan faster than a sort), sorted from the fields' lists where it is large.
+    fn sorted(&self, fields: &[Vec<u32>]) -> Vec<u32> {
+        let mut active = Vec::with_capacity(self.count as usize);
+        if self.words.len() <= SCANNED_WORDS {
+            for (index, &word) in self.words.iter().enumerate() {
+                let mut rest = word;
+                while rest != 0 {
+                    active.push(index as u32 * 64 + rest.trailing_zeros());
+                    rest &= rest - 1;
+                }
+            }
+        } else {
+            active.extend(fields.iter().flatten().copied());
+            active.sort_unstable();
+        }
+        active
     }
 
     fn has(&self, bit: u32) -> bool {

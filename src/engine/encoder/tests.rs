@@ -545,3 +545,23 @@ fn golden_vectors_pin_every_type() {
     ];
     assert_eq!(fields, expected);
 }
+
+#[test]
+fn the_sorted_bits_read_off_the_bitset_are_the_fields_bits_sorted() {
+    // Below and above the size where the bitset is scanned rather than the fields' bits sorted.
+    for input_size in [2048, 1 << 17] {
+        let encoder = encoder(
+            json!({"fields": {"a": {"type": "category", "active_bits": 30},
+                              "b": {"type": "number", "active_bits": 30, "resolution": 1}}}),
+            input_size,
+            1,
+        );
+        for i in 0..50 {
+            let code = code(&encoder, json!({"a": i, "b": i}));
+            let mut plain: Vec<u32> = code.fields.concat();
+            plain.sort_unstable();
+            assert_eq!(code.active, plain);
+            assert_eq!(code.active.len(), 60);
+        }
+    }
+}
