@@ -329,7 +329,11 @@ def page_url(server: Server, proxies: list, served: bool | None = None, files: b
 
 def seed(base: str) -> dict:
     """The space, 20 patterns on 5 neurons and 3 queries; returns what the page should show."""
-    status, body, _ = call(base, "PUT", f"/v1/spaces/{SPACE}", {"input_size": 2048, "active_bits": 40})
+    # With an encoder, so the page shows its fields' meanings; the patterns are bit lists all the
+    # same (a space with an encoder takes both).
+    status, body, _ = call(base, "PUT", f"/v1/spaces/{SPACE}", {"input_size": 2048, "active_bits": 40, "encoder": {"fields": {
+        "temperature": {"type": "number", "active_bits": 24, "resolution": 0.5},
+        "device": {"type": "category", "active_bits": 16}}}})
     if status != 201:
         raise Failure(f"creating the space answered {status}: {body}")
     rng = random.Random(20261127)
@@ -464,6 +468,18 @@ def check_space(page, expected: dict, calibrate: bool = False) -> None:
     wait_canvas(page, "#chart-neurons canvas", "the neurons' false-match chart")
     for chart in ("theta", "union", "miss"):
         wait_canvas(page, f"#chart-{chart} canvas", f"the theory's {chart} curve")
+    # The encoder's fields, each with how far it may move and still be recognised.
+    try:
+        page.wait_for_function(
+            "() => !document.getElementById('space-encoder').hidden"
+            " && document.querySelectorAll('#encoder-table tbody tr').length === 2",
+            timeout=WAIT_MS,
+        )
+    except Exception:
+        raise Failure("the space's encoder fields are not shown in a table of two rows") from None
+    fields = sorted(t.strip() for t in page.locator("#encoder-table tbody tr th").all_text_contents())
+    if fields != ["device", "temperature"]:
+        raise Failure(f"the encoder table lists {fields}, not device and temperature")
     problem = page.locator("#theory-problem")
     if problem.is_visible():
         raise Failure(f"the theory part shows an error: {problem.text_content()}")

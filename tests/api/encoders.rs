@@ -134,7 +134,9 @@ async fn the_space_report_says_what_the_threshold_means_in_each_fields_units() {
         .as_f64()
         .unwrap();
     assert!(radius > 0.0 && radius < 8.0, "{report}");
-    assert_eq!(fields["temperature"]["unit"], "the field's units");
+    // A number's radius is in its own units: no unit is named.
+    assert!(fields["temperature"].get("unit").is_none(), "{report}");
+    assert_eq!(fields["time"]["unit"], "minutes");
     // The device is 8 of 40 bits: a record whose device alone changes is still likely to
     // match, and the report says so plainly.
     assert!(
@@ -354,6 +356,15 @@ async fn codes_are_identical_across_a_restart_and_other_replicas() {
         assert_eq!(encoded(&replica, &record).await, code);
         replica.stop().await;
     }
+    // A second server with a database of its own, given the same parameters, encodes alike.
+    let second = TestApp::spawn().await;
+    json_of(
+        second.put("/v1/spaces/pumps", &pump_spec()).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(encoded(&second, &record).await, code);
+    second.stop().await;
     // The CLI makes the same codes offline, from the same parameters.
     let other = reading(-3.25, 1.7, "2026-07-04T23:59:00Z", "pump-11");
     let (lines, stderr, ok) = cli_encode(&pump_spec(), &format!("{record}\n\n{other}\n"));

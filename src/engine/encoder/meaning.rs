@@ -31,7 +31,7 @@ pub struct FieldMeaning {
     /// The most of the field's bits a change may replace while the record is still recognised
     /// with probability at least 99%.
     pub recognised_bits_changed: u32,
-    /// The largest change, in `unit`, within which a stored record is still recognised with
+    /// The largest change, in `unit` (a number field's own units when there is none), within which a stored record is still recognised with
     /// probability at least 99% when only this field changes; `None` where no change of this
     /// field alone makes a record unrecognised, or where the field has no distance (category,
     /// text).
@@ -99,10 +99,10 @@ pub fn meanings(encoder: &Encoder, n: u32, s: u32, theta: u32) -> Vec<FieldMeani
 
 fn unit(field: &Field) -> &'static str {
     match &field.kind {
-        Kind::Number { .. } => "the field's units",
         Kind::Time { .. } => "minutes",
         Kind::Vector { .. } => "cosine distance",
-        Kind::Category { .. } | Kind::Text { .. } => "",
+        // A number's radius is in the number's own units, which only the client knows.
+        Kind::Number { .. } | Kind::Category { .. } | Kind::Text { .. } => "",
     }
 }
 
@@ -268,6 +268,26 @@ mod tests {
             assert!((got - bits).abs() < 0.06, "rho {rho}: {got} against {bits}");
         }
         assert!((expected_shared_bits(40.0, 2048.0, 1.0) - 40.0).abs() < 0.05);
+    }
+
+    #[test]
+    fn a_time_shift_moves_every_cyclic_component_at_once() {
+        // time_of_day: 6 bits of 40 minutes; hour_of_week: 8 bits of 1.5 hours (90 minutes).
+        let spec = serde_json::from_value(serde_json::json!({"fields": {"t": {
+            "type": "time", "timezone": "UTC", "weekend": {"active_bits": 2},
+            "time_of_day": {"active_bits": 6}, "hour_of_week": {"active_bits": 8}}}}))
+        .unwrap();
+        let encoder = Encoder::new(&spec, 2048, 0).unwrap();
+        let Kind::Time { parts, .. } = &encoder.fields[0].kind else {
+            panic!("a time field")
+        };
+        // Alone, 3 bits of time of day allow 120 minutes; with the hour of week moving too, a
+        // shift of s minutes changes ceil(s / 40) + ceil(s / 90) bits: 80 minutes is 2 + 1.
+        let radius = time_radius(parts, 3);
+        assert!((radius - 80.0).abs() < 1e-6, "{radius}");
+        // Every bit of both: a shift of at least 6 * 40 and 8 * 90 minutes.
+        assert!((time_radius(parts, 14) - 366.0 * 1440.0).abs() < 1e-6);
+        assert_eq!(time_radius(parts, 0), 0.0);
     }
 
     #[test]

@@ -672,7 +672,7 @@
     box.hidden = !meaning;
     if (!meaning) return;
     for (const [name, f] of Object.entries(meaning.fields)) {
-      const unit = f.unit && f.unit !== "the field's units" ? ' ' + f.unit : '';
+      const unit = f.unit ? ' ' + f.unit : '';
       const radius = f.recognition_radius == null ? '–' : fmtNum(f.recognition_radius) + unit;
       body.append(el('tr', null,
         el('th', { scope: 'row', text: name }),
