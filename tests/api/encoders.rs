@@ -21,6 +21,14 @@ fn pump_spec() -> Value {
         "device": {"type": "category", "active_bits": 8}}}})
 }
 
+/// A server holding the space "pumps" with [`pump_spec`]'s encoder.
+async fn pumps_app() -> TestApp {
+    let app = TestApp::spawn().await;
+    let created = app.put("/v1/spaces/pumps", &pump_spec()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    app
+}
+
 fn reading(temperature: f64, vibration: f64, time: &str, device: &str) -> Value {
     json!({"temperature": temperature, "vibration": vibration, "time": time, "device": device})
 }
@@ -121,12 +129,7 @@ fn as_cells(active: &Value) -> Vec<u32> {
 
 #[tokio::test]
 async fn the_space_report_says_what_the_threshold_means_in_each_fields_units() {
-    let app = TestApp::spawn().await;
-    json_of(
-        app.put("/v1/spaces/pumps", &pump_spec()).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let app = pumps_app().await;
     let report = json_of(app.get("/v1/spaces/pumps").await, StatusCode::OK).await;
     let fields = &report["encoder"]["fields"];
     // 16 of 40 bits at 0.5 degrees a bucket: a few buckets of change keep a record recognised.
@@ -157,12 +160,7 @@ async fn the_space_report_says_what_the_threshold_means_in_each_fields_units() {
 
 #[tokio::test]
 async fn encoders_are_immutable_and_bad_specs_are_refused_creating_nothing() {
-    let app = TestApp::spawn().await;
-    json_of(
-        app.put("/v1/spaces/pumps", &pump_spec()).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let app = pumps_app().await;
     // The same spec again is idempotent; another is a conflict naming the encoder.
     assert_eq!(
         app.put("/v1/spaces/pumps", &pump_spec()).await.status(),
@@ -213,12 +211,7 @@ async fn encoders_are_immutable_and_bad_specs_are_refused_creating_nothing() {
 
 #[tokio::test]
 async fn bad_records_are_refused_naming_the_field_and_store_nothing() {
-    let app = TestApp::spawn().await;
-    json_of(
-        app.put("/v1/spaces/pumps", &pump_spec()).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let app = pumps_app().await;
     app.standard_space("plain").await;
     let patterns = "/v1/spaces/pumps/neurons/n/patterns";
     let bad_input = StatusCode::UNPROCESSABLE_ENTITY;
@@ -313,12 +306,7 @@ async fn bad_records_are_refused_naming_the_field_and_store_nothing() {
 
 #[tokio::test]
 async fn codes_are_identical_across_a_restart_and_other_replicas() {
-    let app = TestApp::spawn().await;
-    json_of(
-        app.put("/v1/spaces/pumps", &pump_spec()).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let app = pumps_app().await;
     let record = reading(61.0, 0.4, "2026-12-03T09:00:00+01:00", "pump-3");
     let code = encoded(&app, &record).await;
     json_of(

@@ -39,8 +39,8 @@ pub const MAX_FIELDS: usize = 64;
 pub const MAX_PROJECTED_INPUT_SIZE: u32 = 65_536;
 /// The most dimensions a vector field may have.
 pub const MAX_DIMENSIONS: u32 = 65_536;
-/// A text's distinct words times the input size, at most: a text costs one weight per word and
-/// output, and this bounds it to a few milliseconds.
+/// A record's texts' distinct words times the input size, at most: a word costs one weight per
+/// output, and this bounds a record's texts to a few milliseconds in all.
 pub const MAX_TEXT_WORK: u64 = 1 << 22;
 
 /// An encoder as a client writes it: `{"fields": {name: field, ...}}`.
@@ -604,18 +604,20 @@ impl Field {
             }
             Kind::Text { key } => {
                 let text = value.as_str().ok_or_else(|| wrong("a string"))?;
+                // A word costs one weight per output; the record's texts share one budget, so
+                // counting stops as soon as it is spent, however long the text.
+                let most = taken.text_words_left(n);
                 let mut counts: BTreeMap<String, u32> = BTreeMap::new();
                 for word in projection::words(text) {
                     *counts.entry(word).or_default() += 1;
+                    if counts.len() as u64 > most {
+                        return Err(bad(format!(
+                            "has more distinct words than fit: a record's texts may hold at most {} in all at an input size of {n}",
+                            MAX_TEXT_WORK / u64::from(n)
+                        )));
+                    }
                 }
-                let work = counts.len() as u64 * u64::from(n);
-                if work > MAX_TEXT_WORK {
-                    return Err(bad(format!(
-                        "has {} distinct words; at most {} fit an input size of {n}",
-                        counts.len(),
-                        MAX_TEXT_WORK / u64::from(n)
-                    )));
-                }
+                taken.text_words += counts.len() as u64;
                 if counts.is_empty() {
                     return Ok(bits);
                 }
@@ -672,6 +674,8 @@ fn projected_size(input_size: u32, path: &str) -> Result<(), SpecError> {
 struct Taken {
     words: Vec<u64>,
     count: u32,
+    /// Distinct words the record's text fields have weighed so far.
+    text_words: u64,
 }
 
 /// The largest bitset [`Taken::sorted`] scans rather than sorting (65,536 bits).
@@ -685,7 +689,13 @@ impl Taken {
         Taken {
             words: vec![0; n.div_ceil(64) as usize],
             count: 0,
+            text_words: 0,
         }
+    }
+
+    /// Distinct words the record's texts may still have ([`MAX_TEXT_WORK`] over `n`).
+    fn text_words_left(&self, n: u32) -> u64 {
+        (MAX_TEXT_WORK / u64::from(n)).saturating_sub(self.text_words)
     }
 
     /// Every bit taken, sorted: read off the bitset where it is small (a few hundred words

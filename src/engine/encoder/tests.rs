@@ -223,7 +223,10 @@ fn bad_records_are_refused_naming_the_field() {
         "v: its values are too large to project"
     );
     let many_words: String = (0..3000).map(|i| format!("w{i} ")).collect();
-    assert!(refusal(json!({ "note": many_words })).contains("has 3000 distinct words"));
+    assert!(
+        refusal(json!({ "note": many_words }))
+            .starts_with("note: has more distinct words than fit")
+    );
 }
 
 #[test]
@@ -564,4 +567,30 @@ fn the_sorted_bits_read_off_the_bitset_are_the_fields_bits_sorted() {
             assert_eq!(code.active.len(), 60);
         }
     }
+}
+
+#[test]
+fn a_record_s_texts_share_one_budget_of_words() {
+    // At 2048 inputs a record's texts may hold 2^22 / 2048 = 2048 distinct words in all.
+    let encoder = encoder(
+        json!({"fields": {"a": {"type": "text", "active_bits": 4},
+                          "b": {"type": "text", "active_bits": 4}}}),
+        2048,
+        0,
+    );
+    let words = |prefix: &str| {
+        (0..1500)
+            .map(|i| format!("{prefix}{i} "))
+            .collect::<String>()
+    };
+    assert!(encoder.encode(&json!({"a": words("x")})).is_ok());
+    let refused = encoder
+        .encode(&json!({"a": words("x"), "b": words("y")}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.starts_with("b: has more distinct words than fit"),
+        "{refused}"
+    );
+    assert!(refused.contains("at most 2048 in all"), "{refused}");
 }
