@@ -8,8 +8,8 @@ use super::{AppState, ReadCost, Route, parse_name};
 use crate::engine::{Metadata, Name, NeuronReport, NeuronSummary, PatternView, StoreRequest};
 use crate::store::writer::{Stored, Written};
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// The most patterns one batch may store.
@@ -140,9 +140,40 @@ struct BatchResult {
     pattern: PatternView,
 }
 
+/// One item of a batch's answer under `Prefer: return=minimal`: where the pattern went and
+/// whether it was new. A bulk load rarely reads back the bits it sent, and the full view is about
+/// ten times the bytes (most of a client's time, decoding them).
 #[derive(Serialize)]
-struct BatchAnswer {
-    results: Vec<BatchResult>,
+struct BatchSummary {
+    created: bool,
+    id: Name,
+    neuron: Name,
+    segment: u32,
+}
+
+#[derive(Serialize)]
+struct BatchAnswer<T> {
+    results: Vec<T>,
+}
+
+/// Whether the request asks for the minimal answer (RFC 7240 `Prefer: return=minimal`, among
+/// other preferences or parameters, in any case); other preferences are ignored, as the RFC says.
+fn prefers_minimal(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(HeaderName::from_static("prefer"))
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|preference| {
+            let token = preference.split(';').next().unwrap_or_default();
+            token.split_once('=').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("return")
+                    && value
+                        .trim()
+                        .trim_matches('"')
+                        .eq_ignore_ascii_case("minimal")
+            })
+        })
 }
 
 /// A batch's items as store requests (records encoded), or the first bad item's problem.
@@ -184,6 +215,7 @@ fn parse_batch(coder: &Coder, items: Vec<BatchItem>) -> Result<Vec<StoreRequest>
 async fn store_batch(
     State(state): State<AppState>,
     Path(space): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<BatchBody>,
 ) -> Result<Response, ApiError> {
     let space = parse_name("space", &space)?;
@@ -215,6 +247,23 @@ async fn store_batch(
             None => ApiError::from(error),
         })?;
     state.activity.stored(stored.len() as u64);
+    if prefers_minimal(&headers) {
+        let results = stored
+            .into_iter()
+            .map(|Stored { pattern, created }| BatchSummary {
+                created,
+                id: pattern.id,
+                neuron: pattern.neuron,
+                segment: pattern.segment,
+            })
+            .collect();
+        let applied = [(
+            HeaderName::from_static("preference-applied"),
+            "return=minimal",
+        )];
+        let answer = (applied, Json(BatchAnswer { results })).into_response();
+        return Ok(with_sequence(sequence, answer));
+    }
     let results = stored
         .into_iter()
         .map(|Stored { pattern, created }| BatchResult { created, pattern })
@@ -362,4 +411,29 @@ async fn delete(
     let (space, neuron) = (parse_name("space", &space)?, parse_name("neuron", &neuron)?);
     let written = state.writer.delete_neuron(space, neuron).await?;
     Ok(with_sequence(written.sequence, StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn asks(values: &[&str]) -> bool {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append("prefer", HeaderValue::from_str(value).unwrap());
+        }
+        prefers_minimal(&headers)
+    }
+
+    #[test]
+    fn return_minimal_is_read_among_other_preferences() {
+        assert!(asks(&["return=minimal"]));
+        assert!(asks(&["Return = \"Minimal\""]));
+        assert!(asks(&["respond-async, wait=10", "return=minimal; foo=bar"]));
+        assert!(asks(&["handling=lenient, return=minimal"]));
+        assert!(!asks(&[]));
+        assert!(!asks(&["return=representation"]));
+        assert!(!asks(&["minimal", "return", "wait=minimal"]));
+    }
 }

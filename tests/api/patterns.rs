@@ -82,6 +82,45 @@ async fn a_client_id_is_kept_and_reusing_it_for_other_bits_conflicts() {
 }
 
 #[tokio::test]
+async fn a_batch_asked_for_return_minimal_answers_only_where_each_pattern_went() {
+    let app = TestApp::spawn().await;
+    app.standard_space("s").await;
+    let batch = json!({"patterns": [
+        {"neuron": "a", "active": cells(1, 40), "id": "p"},
+        {"neuron": "b", "active": cells(2, 40)},
+    ]});
+    let send = |prefer: &'static str| {
+        app.client
+            .post(app.url("/v1/spaces/s/patterns"))
+            .header("prefer", prefer)
+            .json(&batch)
+    };
+    let response = send("respond-async, return=minimal").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["preference-applied"], "return=minimal");
+    assert!(response.headers().contains_key("dendrite-sequence"));
+    let answer: Value = response.json().await.unwrap();
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(
+        results[0],
+        json!({"created": true, "id": "p", "neuron": "a", "segment": 0})
+    );
+    assert_eq!(results[1]["neuron"], "b");
+    assert_eq!(
+        results[1].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["created", "id", "neuron", "segment"]
+    );
+    // Stored as a full answer would have it; a repeat is found, and other preferences change
+    // nothing.
+    let full = send("return=representation").send().await.unwrap();
+    assert!(!full.headers().contains_key("preference-applied"));
+    let full: Value = full.json().await.unwrap();
+    assert_eq!(full["results"][0]["created"], false);
+    assert_eq!(full["results"][0]["active"], json!(cells(1, 40)));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_batch_stores_all_or_nothing_and_names_the_first_bad_item() {
     let app = TestApp::spawn().await;
     app.standard_space("s").await;

@@ -66,6 +66,8 @@ UNASYNC = [
     (r"\bAsyncClient\b", "Client"),
     (r"\bAsyncBaseTransport\b", "BaseTransport"),
     (r"\bAsyncIterator\b", "Iterator"),
+    (r"\bAsyncAhead\b", "Ahead"),
+    (r"\bcore\.off_the_loop\b", "core.here"),
     (r"\baclose\b", "close"),
     (r"\baread\b", "read"),
     (r"\baiter_bytes\b", "iter_bytes"),

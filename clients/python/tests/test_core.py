@@ -63,6 +63,8 @@ def test_json_takes_numpy_and_datetimes() -> None:
         core.to_json({"x": np.datetime64("NaT")})
     with pytest.raises(TypeError, match="object"):
         core.to_json({"x": object()})
+    # Words are not numbers: a text saying NaN goes as it is.
+    assert json.loads(core.to_json({"note": "NaN or Infinity"})) == {"note": "NaN or Infinity"}
 
 
 def test_batch_items() -> None:

@@ -3,6 +3,7 @@ are sent again, how often, and which never are (a write that may have been appli
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -146,13 +147,14 @@ def test_a_store_with_an_id_is_retried(make: Any) -> None:
 
 @respx.mock
 def test_a_batch_is_retried_only_when_every_item_has_an_id(make: Any) -> None:
-    answer = {"results": [dict(STORED, created=True)]}
+    answer = {"results": [{"created": True, "id": "p", "neuron": "n", "segment": 0}]}
     route = respx.post(f"{URL}/v1/spaces/s/patterns").mock(
         side_effect=[busy(), httpx.Response(200, json=answer)]
     )
     client = make(retries=2)
     assert len(client.store_many("s", [{"neuron": "n", "active": [1, 2], "id": "p"}])) == 1
     assert route.call_count == 2
+    assert route.calls.last.request.headers["prefer"] == "return=minimal"
     route.reset()
     route.mock(side_effect=[busy(), httpx.Response(200, json=answer)])
     with pytest.raises(dendrite.Unavailable) as unavailable:
@@ -252,4 +254,34 @@ def test_the_key_is_sent_as_a_bearer_token(make: Any, monkeypatch: Any) -> None:
     assert [call.request.headers["authorization"] for call in route.calls] == [
         "Bearer from-the-environment",
         "Bearer given",
+    ]
+
+
+@respx.mock
+def test_a_failed_batch_stops_the_ones_after_it(make: Any) -> None:
+    """Batches go one at a time: the third is never sent once the second has failed."""
+    ok = {"results": [{"created": True, "id": "p", "neuron": "n", "segment": 0}] * 2}
+    bad = {
+        "type": "urn:dendrite:problem:invalid-pattern",
+        "title": "Invalid pattern",
+        "status": 422,
+        "detail": "patterns[1]: bit 9999 is not below 2048",
+        "field": "active",
+        "index": 1,
+    }
+    route = respx.post(f"{URL}/v1/spaces/s/patterns").mock(
+        side_effect=[
+            httpx.Response(200, json=ok),
+            httpx.Response(422, json=bad, headers=PROBLEM),
+            httpx.Response(200, json=ok),
+        ]
+    )
+    with pytest.raises(dendrite.InvalidRequest) as refused:
+        make().store_many("s", [("n", [i]) for i in range(6)], batch_size=2)
+    assert route.call_count == 2
+    assert refused.value.batch_start == 2 and refused.value.index == 3
+    sent = [json.loads(call.request.content)["patterns"] for call in route.calls]
+    assert sent == [
+        [{"neuron": "n", "active": [0]}, {"neuron": "n", "active": [1]}],
+        [{"neuron": "n", "active": [2]}, {"neuron": "n", "active": [3]}],
     ]

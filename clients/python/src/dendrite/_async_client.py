@@ -27,8 +27,8 @@ from .models import (
     NeuronList,
     NeuronReport,
     NeuronSummary,
-    PatternBatchResponse,
-    PatternBatchResult,
+    PatternBatchSummary,
+    PatternBatchSummaryResponse,
     PatternList,
     QueryBatchResponse,
     Ready,
@@ -133,6 +133,34 @@ class AsyncClient:
                     return target.written
         except httpx.TransportError as error:
             raise core.transport_error(error, call) from None
+
+    async def _in_order(self, calls: Iterable[core.BatchCall]) -> AsyncIterator[tuple[int, httpx.Response]]:
+        """Sends a batch method's calls one at a time, in order, each once the one before has
+        succeeded, and yields (items, answer) for each: the next call is encoded while one is in
+        flight, and an answer is read while the next is, so the client's work overlaps the
+        server's. A failure stops it, naming the batch (`batch_start`)."""
+        ahead = core.AsyncAhead(self._send)
+        sent: Optional[tuple[int, int]] = None  # the call in flight: its first item, its items
+        pending = iter(calls)
+        with ahead:
+            while (next_call := await core.off_the_loop(next, pending, None)) is not None:
+                start, count, call = next_call
+                if sent is None:
+                    await ahead.start(call)
+                    sent = (start, count)
+                    continue
+                response = await self._landed(ahead, sent[0])
+                await ahead.start(call)
+                done, sent = sent, (start, count)
+                yield done[1], response
+            if sent is not None:
+                yield sent[1], await self._landed(ahead, sent[0])
+
+    async def _landed(self, ahead: core.AsyncAhead, start: int) -> httpx.Response:
+        try:
+            return await ahead.result()
+        except ApiError as error:
+            raise core.in_batch(error, start) from None
 
     # -- operations --------------------------------------------------------------------------
 
@@ -350,28 +378,24 @@ class AsyncClient:
         *,
         batch_size: int = 1000,
         progress: bool = False,
-    ) -> list[PatternBatchResult]:
-        """Stores every item, `batch_size` per request, and answers one result per item, in order.
+    ) -> list[PatternBatchSummary]:
+        """Stores every item, `batch_size` per request, and answers one result per item, in order:
+        its `neuron`, `id` (assigned when not given), `segment` and whether it was `created`.
 
         Items are `(neuron, active)` tuples, or dicts as the batch API takes them (`neuron`, then
-        `active` or `record`, and `id` and `metadata` if wanted). Each batch is stored whole or
-        not at all; on an error, `error.batch_start` says how many items were stored before it.
+        `active` or `record`, and `id` and `metadata` if wanted); any iterable, read as it goes.
+        Each batch is stored whole or not at all, one after the other; on an error,
+        `error.batch_start` says how many items were stored before it. The server is asked for
+        short results (`Prefer: return=minimal`): each pattern's bits, synapses and probabilities
+        are ten times the bytes, and `pattern()` reads them.
         """
-        core.check_batch_size(batch_size, core.MAX_STORE_BATCH)
-        path = f"/v1/spaces/{core.segment(space)}/patterns"
-        parse = core.parse_model(PatternBatchResponse)
-        results: list[PatternBatchResult] = []
+        parse = core.parse_model(PatternBatchSummaryResponse)
+        results: list[PatternBatchSummary] = []
         with core.Progress(progress, items, "patterns") as bar:
-            for start, batch in core.batches(items, batch_size):
-                patterns = [core.store_item(item) for item in batch]
-                body = core.to_json({"patterns": patterns})
-                call = Call("POST", path, parse, body=body, idempotent=all("id" in p for p in patterns))
-                try:
-                    answer = await self._send(call)
-                except ApiError as error:
-                    raise core.in_batch(error, start) from None
-                results.extend(answer.results)
-                bar.update(len(batch))
+            async for count, response in self._in_order(core.store_calls(space, items, batch_size)):
+                stored = await core.off_the_loop(parse, response)
+                results.extend(stored.results)
+                bar.update(count)
         return results
 
     async def pattern(self, space: str, neuron: str, id: str) -> StoredPattern:
@@ -410,21 +434,16 @@ class AsyncClient:
         """Recognises every input, `batch_size` per request: one answer per input, in order.
 
         Inputs are bits as `query` takes them, or dicts shaped like a query (`{"record": {...}}`,
-        or `active` with its own `threshold` or `limit`).
+        or `active` with its own `threshold` or `limit`); any iterable, read as it goes.
         """
-        core.check_batch_size(batch_size, core.MAX_QUERY_BATCH)
-        path = f"/v1/spaces/{core.segment(space)}/query/batch"
         parse = core.parse_model(QueryBatchResponse)
         answers: list[Recognition] = []
         with core.Progress(progress, inputs, "queries") as bar:
-            for start, batch in core.batches(inputs, batch_size):
-                queries = [core.query_item(item, threshold, limit) for item in batch]
-                try:
-                    answer = await self._send(core.post_read(path, parse, {"queries": queries}))
-                except ApiError as error:
-                    raise core.in_batch(error, start) from None
-                answers.extend(answer.results)
-                bar.update(len(batch))
+            calls = core.query_calls(space, inputs, threshold, limit, batch_size)
+            async for count, response in self._in_order(calls):
+                recognised = await core.off_the_loop(parse, response)
+                answers.extend(recognised.results)
+                bar.update(count)
         return answers
 
     async def encode(self, space: str, record: Mapping[str, Any]) -> Code:

@@ -771,6 +771,59 @@ class PatternBatchResponse(BaseModel):
     ]
 
 
+class PatternBatchSummary(BaseModel):
+    """
+    A batch item's result under `Prefer: return=minimal`.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    created: Annotated[
+        bool,
+        Field(
+            description="True when this request stored the pattern; false when it was already stored."
+        ),
+    ]
+    id: Annotated[
+        str,
+        Field(
+            description="The name of a space or neuron, or the id of a pattern.",
+            examples=["sensors", "door-sensor-3", "v2:open.morning_1"],
+            max_length=128,
+            min_length=1,
+            pattern="^[A-Za-z0-9_.:-]{1,128}$",
+        ),
+    ]
+    neuron: Annotated[
+        str,
+        Field(
+            description="The name of a space or neuron, or the id of a pattern.",
+            examples=["sensors", "door-sensor-3", "v2:open.morning_1"],
+            max_length=128,
+            min_length=1,
+            pattern="^[A-Za-z0-9_.:-]{1,128}$",
+        ),
+    ]
+    segment: Annotated[
+        int,
+        Field(
+            description="The number of the segment within the neuron that holds the pattern, from 0.",
+            ge=0,
+        ),
+    ]
+
+
+class PatternBatchSummaryResponse(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    results: Annotated[
+        list[PatternBatchSummary],
+        Field(description="One result per item, in the order of the request."),
+    ]
+
+
 class NeuronSummary(BaseModel):
     model_config = ConfigDict(
         extra="allow",
