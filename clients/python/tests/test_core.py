@@ -148,3 +148,24 @@ def test_options_from_the_environment(monkeypatch: Any) -> None:
     assert core.Options.resolve("http://given", "other", 30.0, 0, 0.5, "eventual").api_key == "other"
     with pytest.raises(ValueError, match="retries"):
         core.Options.resolve(None, None, 30.0, -1, 0.5, "eventual")
+
+
+def test_progress_with_tqdm_and_without(capsys: Any, monkeypatch: Any) -> None:
+    with core.Progress(True, [1, 2, 3], "patterns") as bar:
+        bar.update(2)
+        bar.update(1)
+    assert "3/3" in capsys.readouterr().err
+    real_import = core.importlib.import_module
+
+    def without_tqdm(name: str) -> Any:
+        if name.startswith("tqdm"):
+            raise ImportError(name)
+        return real_import(name)
+
+    monkeypatch.setattr(core.importlib, "import_module", without_tqdm)
+    with core.Progress(True, iter([1, 2]), "queries") as bar:
+        bar.update(2)
+    assert capsys.readouterr().err.strip() == "2 queries"
+    with core.Progress(False, [1], "patterns") as bar:
+        bar.update(1)
+    assert capsys.readouterr().err == ""

@@ -632,7 +632,7 @@ class Progress:
             tqdm = importlib.import_module("tqdm.auto")
         except ImportError:
             return
-        self._bar = tqdm.tqdm(total=self._total, unit=unit, unit_scale=True)
+        self._bar = tqdm.tqdm(total=self._total, unit=unit)
 
     def update(self, count: int) -> None:
         self._done += count
