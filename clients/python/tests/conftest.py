@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`dendrite serve` on a free port of 127.0.0.1, stopped by `stop()`."""
+    """`dendrite serve` on a free port of 127.0.0.1, ready (`/readyz` 200) once made; `stop()` ends it."""
 
     def __init__(self, *args: str, database_url: Optional[str] = None) -> None:
         self.folder = tempfile.mkdtemp(prefix="dendrite-client-")
@@ -68,11 +68,11 @@ class Server:
             if self.process.poll() is not None:
                 break
             try:
-                # Up, whatever its readiness: a server with a tiny size limit may start unready.
-                httpx.get(f"{self.url}/healthz", timeout=1)
-                return
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
             except httpx.TransportError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         self.stop()
         with open(os.path.join(self.folder, "server.log")) as log:
             raise RuntimeError(f"dendrite serve did not start: {log.read()[-2000:]}")

@@ -7,6 +7,7 @@ import datetime
 import io
 import json
 import random
+import socket
 from typing import Any
 
 import numpy as np
@@ -360,6 +361,17 @@ def test_an_unreachable_server_is_a_transport_error(connect: Any) -> None:
     with pytest.raises(dendrite.TransportError) as unreachable:
         client.health()
     assert unreachable.value.sent is False and not isinstance(unreachable.value, dendrite.ApiError)
+
+
+def test_a_server_that_does_not_answer_in_time_is_a_timeout(connect: Any) -> None:
+    # A listening socket that never answers: the request goes out, no answer comes back.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        client = connect(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3)
+        with pytest.raises(dendrite.Timeout) as timeout:
+            client.health()
+    assert timeout.value.sent is True and isinstance(timeout.value, dendrite.TransportError)
 
 
 def test_session_consistency_sends_the_last_write(connect: Any, server: Server, name: str) -> None:
