@@ -12,8 +12,6 @@ import respx
 
 import dendrite
 
-from .conftest import Awaited
-
 URL = "http://dendrite.test"
 PROBLEM = {"content-type": "application/problem+json"}
 BUSY = {
@@ -40,24 +38,15 @@ def busy(retry_after: str | None = "0") -> httpx.Response:
     return httpx.Response(503, json=BUSY, headers=headers)
 
 
-@pytest.fixture(params=["sync", "async"])
-def make(request: pytest.FixtureRequest) -> Any:
-    """Makes clients of this run's kind (an AsyncClient's calls run to their end), closed after."""
-    made: list[Any] = []
+@pytest.fixture
+def make(connect: Any) -> Any:
+    """Makes clients of this run's kind (conftest's `connect`) on the mocked URL, without backoff."""
 
     def build(**options: Any) -> Any:
         options.setdefault("backoff", 0.0)
-        client = (
-            dendrite.Client(URL, **options)
-            if request.param == "sync"
-            else Awaited(dendrite.AsyncClient(URL, **options))
-        )
-        made.append(client)
-        return client
+        return connect(URL, **options)
 
-    yield build
-    for client in made:
-        client.close()
+    return build
 
 
 @respx.mock
