@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import httpx
 
@@ -41,6 +41,7 @@ from .models import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class AsyncClient:
@@ -134,33 +135,30 @@ class AsyncClient:
         except httpx.TransportError as error:
             raise core.transport_error(error, call) from None
 
-    async def _in_order(self, calls: Iterable[core.BatchCall]) -> AsyncIterator[tuple[int, httpx.Response]]:
+    async def _in_order(
+        self, calls: Iterable[core.BatchCall], parse: Callable[[httpx.Response], R]
+    ) -> AsyncIterator[tuple[int, R]]:
         """Sends a batch method's calls one at a time, in order, each once the one before has
-        succeeded, and yields (items, answer) for each: the next call is encoded while one is in
-        flight, and an answer is read while the next is, so the client's work overlaps the
-        server's. A failure stops it, naming the batch (`batch_start`)."""
-        ahead = core.AsyncAhead(self._send)
-        sent: Optional[tuple[int, int]] = None  # the call in flight: its first item, its items
+        succeeded, and yields (items, parsed answer) for each. While a call is sent, a worker
+        thread encodes the next and parses the last, so the client's work overlaps the server's;
+        the sending stays here, where waiting on the socket needs no lock that the worker's work
+        could hold up. A failure stops it, naming the batch (`batch_start`)."""
         pending = iter(calls)
-        with ahead:
-            while (next_call := await core.off_the_loop(next, pending, None)) is not None:
-                start, count, call = next_call
-                if sent is None:
-                    await ahead.start(call)
-                    sent = (start, count)
-                    continue
-                response = await self._landed(ahead, sent[0])
-                await ahead.start(call)
-                done, sent = sent, (start, count)
-                yield done[1], response
-            if sent is not None:
-                yield sent[1], await self._landed(ahead, sent[0])
-
-    async def _landed(self, ahead: core.AsyncAhead, start: int) -> httpx.Response:
-        try:
-            return await ahead.result()
-        except ApiError as error:
-            raise core.in_batch(error, start) from None
+        with core.AsyncWorker() as worker:
+            encoding = worker.submit(next, pending, None)
+            parsing: Optional[tuple[int, Any]] = None  # the last answer's items, and its parse
+            while (batch := await worker.result(encoding)) is not None:
+                start, count, call = batch
+                encoding = worker.submit(next, pending, None)
+                try:
+                    response = await self._send(call)
+                except ApiError as error:
+                    raise core.in_batch(error, start) from None
+                if parsing is not None:
+                    yield parsing[0], await worker.result(parsing[1])
+                parsing = (count, worker.submit(parse, response))
+            if parsing is not None:
+                yield parsing[0], await worker.result(parsing[1])
 
     # -- operations --------------------------------------------------------------------------
 
@@ -392,8 +390,7 @@ class AsyncClient:
         parse = core.parse_model(PatternBatchSummaryResponse)
         results: list[PatternBatchSummary] = []
         with core.Progress(progress, items, "patterns") as bar:
-            async for count, response in self._in_order(core.store_calls(space, items, batch_size)):
-                stored = await core.off_the_loop(parse, response)
+            async for count, stored in self._in_order(core.store_calls(space, items, batch_size), parse):
                 results.extend(stored.results)
                 bar.update(count)
         return results
@@ -440,8 +437,7 @@ class AsyncClient:
         answers: list[Recognition] = []
         with core.Progress(progress, inputs, "queries") as bar:
             calls = core.query_calls(space, inputs, threshold, limit, batch_size)
-            async for count, response in self._in_order(calls):
-                recognised = await core.off_the_loop(parse, response)
+            async for count, recognised in self._in_order(calls, parse):
                 answers.extend(recognised.results)
                 bar.update(count)
         return answers

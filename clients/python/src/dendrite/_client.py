@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import httpx
 
@@ -37,6 +37,7 @@ from .models import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Client:
@@ -130,33 +131,30 @@ class Client:
         except httpx.TransportError as error:
             raise core.transport_error(error, call) from None
 
-    def _in_order(self, calls: Iterable[core.BatchCall]) -> Iterator[tuple[int, httpx.Response]]:
+    def _in_order(
+        self, calls: Iterable[core.BatchCall], parse: Callable[[httpx.Response], R]
+    ) -> Iterator[tuple[int, R]]:
         """Sends a batch method's calls one at a time, in order, each once the one before has
-        succeeded, and yields (items, answer) for each: the next call is encoded while one is in
-        flight, and an answer is read while the next is, so the client's work overlaps the
-        server's. A failure stops it, naming the batch (`batch_start`)."""
-        ahead = core.Ahead(self._send)
-        sent: Optional[tuple[int, int]] = None  # the call in flight: its first item, its items
+        succeeded, and yields (items, parsed answer) for each. While a call is sent, a worker
+        thread encodes the next and parses the last, so the client's work overlaps the server's;
+        the sending stays here, where waiting on the socket needs no lock that the worker's work
+        could hold up. A failure stops it, naming the batch (`batch_start`)."""
         pending = iter(calls)
-        with ahead:
-            while (next_call := core.here(next, pending, None)) is not None:
-                start, count, call = next_call
-                if sent is None:
-                    ahead.start(call)
-                    sent = (start, count)
-                    continue
-                response = self._landed(ahead, sent[0])
-                ahead.start(call)
-                done, sent = sent, (start, count)
-                yield done[1], response
-            if sent is not None:
-                yield sent[1], self._landed(ahead, sent[0])
-
-    def _landed(self, ahead: core.Ahead, start: int) -> httpx.Response:
-        try:
-            return ahead.result()
-        except ApiError as error:
-            raise core.in_batch(error, start) from None
+        with core.Worker() as worker:
+            encoding = worker.submit(next, pending, None)
+            parsing: Optional[tuple[int, Any]] = None  # the last answer's items, and its parse
+            while (batch := worker.result(encoding)) is not None:
+                start, count, call = batch
+                encoding = worker.submit(next, pending, None)
+                try:
+                    response = self._send(call)
+                except ApiError as error:
+                    raise core.in_batch(error, start) from None
+                if parsing is not None:
+                    yield parsing[0], worker.result(parsing[1])
+                parsing = (count, worker.submit(parse, response))
+            if parsing is not None:
+                yield parsing[0], worker.result(parsing[1])
 
     # -- operations --------------------------------------------------------------------------
 
@@ -382,8 +380,7 @@ class Client:
         parse = core.parse_model(PatternBatchSummaryResponse)
         results: list[PatternBatchSummary] = []
         with core.Progress(progress, items, "patterns") as bar:
-            for count, response in self._in_order(core.store_calls(space, items, batch_size)):
-                stored = core.here(parse, response)
+            for count, stored in self._in_order(core.store_calls(space, items, batch_size), parse):
                 results.extend(stored.results)
                 bar.update(count)
         return results
@@ -430,8 +427,7 @@ class Client:
         answers: list[Recognition] = []
         with core.Progress(progress, inputs, "queries") as bar:
             calls = core.query_calls(space, inputs, threshold, limit, batch_size)
-            for count, response in self._in_order(calls):
-                recognised = core.here(parse, response)
+            for count, recognised in self._in_order(calls, parse):
                 answers.extend(recognised.results)
                 bar.update(count)
         return answers

@@ -18,7 +18,7 @@ import os
 import random
 import sys
 import threading
-from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -521,62 +521,44 @@ def params_for(call: Call[Any], options: Options, session: Session) -> dict[str,
 # Downloads and progress
 
 
-class Ahead:
-    """One call in flight on a worker thread while the caller prepares the next and reads the last:
-    a batch method's requests go one at a time, in order, each only after the one before
-    succeeded, and the client's own work (encoding, parsing) overlaps the server's."""
+class Worker:
+    """A thread for a batch method's own work (encoding, parsing) while the caller sends: jobs
+    run one at a time, in the order given; leaving the block waits for a job still running."""
 
-    def __init__(self, send: Callable[[Call[httpx.Response]], httpx.Response]) -> None:
-        self._send = send
+    def __init__(self) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dendrite")
-        self._future: Optional[concurrent.futures.Future[httpx.Response]] = None
 
-    def start(self, call: Call[httpx.Response]) -> None:
-        self._future = self._pool.submit(self._send, call)
+    def submit(self, function: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        return self._pool.submit(function, *args)
 
-    def result(self) -> httpx.Response:
-        assert self._future is not None
-        return self._future.result()
+    def result(self, job: concurrent.futures.Future[T]) -> T:
+        return job.result()
 
-    def __enter__(self) -> Ahead:
+    def __enter__(self) -> Worker:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # A call still in flight (the caller stopped early) is waited for, never abandoned.
         self._pool.shutdown(wait=True)
 
 
-async def off_the_loop(function: Callable[..., T], *args: Any) -> T:
-    """A batch's own CPU work (encoding the next, reading the last) on a worker thread, so the
-    event loop goes on driving the call in flight, and the caller's other tasks, meanwhile."""
-    return await asyncio.to_thread(function, *args)
+class AsyncWorker:
+    """`Worker` for AsyncClient: the same thread, awaited, so the event loop runs on (drives the
+    call being sent, and the caller's other tasks) meanwhile."""
 
+    def __init__(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dendrite")
 
-def here(function: Callable[..., T], *args: Any) -> T:
-    """`off_the_loop` for Client, whose call in flight has a thread of its own (`Ahead`)."""
-    return function(*args)
+    def submit(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
+    async def result(self, job: asyncio.Future[T]) -> T:
+        return await job
 
-class AsyncAhead:
-    """`Ahead` for AsyncClient: the call in flight is a task on the caller's event loop."""
-
-    def __init__(self, send: Callable[[Call[httpx.Response]], Awaitable[httpx.Response]]) -> None:
-        self._send = send
-        self._task: Optional[asyncio.Task[httpx.Response]] = None
-
-    async def start(self, call: Call[httpx.Response]) -> None:
-        self._task = asyncio.ensure_future(self._send(call))
-
-    async def result(self) -> httpx.Response:
-        assert self._task is not None
-        return await self._task
-
-    def __enter__(self) -> AsyncAhead:
+    def __enter__(self) -> AsyncWorker:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        self._pool.shutdown(wait=True)
 
 
 class Destination:

@@ -10,7 +10,7 @@ from typing_extensions import TypeAliasType
 
 class Backup(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     name: Annotated[str, Field(description="The file's name in the backup folder.")]
     bytes: Annotated[int, Field(description="The file's size.", ge=0)]
@@ -26,7 +26,7 @@ class Backup(BaseModel):
 
 class Backup1(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     name: str
     bytes: Annotated[int, Field(ge=0)]
@@ -34,7 +34,7 @@ class Backup1(BaseModel):
 
 class BackupList(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     backups: list[Backup1]
 
@@ -63,7 +63,7 @@ class Probability(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     value: Annotated[float, Field(ge=0.0, le=1.0)]
     log10: Annotated[Optional[float], Field(le=0.0)]
@@ -78,7 +78,7 @@ class ExpectedCount(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     value: Annotated[float, Field(ge=0.0)]
     log10: Optional[float]
@@ -126,7 +126,7 @@ class Problem(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     type: Annotated[
         str, Field(description="A URI reference identifying the kind of problem.")
@@ -153,14 +153,14 @@ class Problem(BaseModel):
 
 class Health(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     status: Literal["ok"]
 
 
 class Ready(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     status: Literal["ready"]
 
@@ -175,7 +175,7 @@ IntervalItem = TypeAliasType("IntervalItem", Annotated[float, Field(ge=0.0, le=1
 
 class Line(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     check: Annotated[
         str,
@@ -208,7 +208,7 @@ class Line(BaseModel):
 
 class Calibration(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     space: Annotated[
         str,
@@ -227,7 +227,7 @@ class Calibration(BaseModel):
 
 class SpaceStats(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     name: Annotated[
         str,
@@ -272,7 +272,7 @@ class LatencyWindow(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     count: Annotated[int, Field(description="Requests in the last minute.", ge=0)]
     p50_ms: Annotated[Optional[float], Field(ge=0.0)]
@@ -286,7 +286,7 @@ class Analysis(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     n: Annotated[int, Field(description="Bits in the input space.", ge=1)]
     a: Annotated[int, Field(description="Active bits of an input.", ge=1)]
@@ -377,7 +377,7 @@ class Analysis(BaseModel):
 
 class SpaceCounts(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     neurons: Annotated[int, Field(ge=0)]
     segments: Annotated[int, Field(ge=0)]
@@ -398,7 +398,7 @@ class SpaceTheory(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     segment_false_match: Annotated[
         Probability,
@@ -437,7 +437,7 @@ class SpaceTheory(BaseModel):
 
 class Code(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     active: Annotated[list[SortedBit], Field(description="The record's bits, sorted.")]
     fields: Annotated[
@@ -450,7 +450,7 @@ class Code(BaseModel):
 
 class TimeComponent(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     active_bits: Annotated[int, Field(ge=1)]
     resolution: Annotated[Optional[float], Field(gt=0.0)] = None
@@ -459,7 +459,7 @@ class TimeComponent(BaseModel):
 
 class FieldMeaning(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     active_bits: Annotated[int, Field(ge=1)]
     recognised_bits_changed: Annotated[
@@ -508,7 +508,7 @@ ActiveItem = TypeAliasType("ActiveItem", Annotated[int, Field(ge=0, le=16777215)
 
 class PatternRequest1(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     active: Annotated[
         list[ActiveItem],
@@ -539,7 +539,7 @@ class PatternRequest1(BaseModel):
 
 class PatternRequest2(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     active: Annotated[
         Optional[list[ActiveItem]],
@@ -575,7 +575,7 @@ PatternRequest = TypeAliasType(
 
 class StoredPattern(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     id: Annotated[
         str,
@@ -633,7 +633,7 @@ class StoredPattern(BaseModel):
 
 class PatternBatchItem1(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     neuron: Annotated[
         str,
@@ -669,7 +669,7 @@ class PatternBatchItem1(BaseModel):
 
 class PatternBatchItem2(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     neuron: Annotated[
         str,
@@ -705,7 +705,7 @@ class PatternBatchItem2(BaseModel):
 
 class PatternBatchRequest(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     patterns: Annotated[
         list[Union[PatternBatchItem1, PatternBatchItem2]],
@@ -719,7 +719,7 @@ class PatternBatchResult(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     created: Annotated[
         bool,
@@ -763,7 +763,7 @@ class PatternBatchResult(BaseModel):
 
 class PatternBatchResponse(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     results: Annotated[
         list[PatternBatchResult],
@@ -777,7 +777,7 @@ class PatternBatchSummary(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     created: Annotated[
         bool,
@@ -816,7 +816,7 @@ class PatternBatchSummary(BaseModel):
 
 class PatternBatchSummaryResponse(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     results: Annotated[
         list[PatternBatchSummary],
@@ -826,7 +826,7 @@ class PatternBatchSummaryResponse(BaseModel):
 
 class NeuronSummary(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     name: Annotated[
         str,
@@ -844,7 +844,7 @@ class NeuronSummary(BaseModel):
 
 class NeuronList(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     neurons: Annotated[
         list[NeuronSummary], Field(description="One page of neurons, sorted by name.")
@@ -862,7 +862,7 @@ class NeuronList(BaseModel):
 
 class PatternList(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     patterns: Annotated[
         list[StoredPattern],
@@ -883,7 +883,7 @@ class PatternList(BaseModel):
 
 class SegmentReport(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     segment: Annotated[
         int, Field(description="The segment's number within the neuron, from 0.", ge=0)
@@ -906,7 +906,7 @@ class SegmentReport(BaseModel):
 
 class FalseMissAtNoise(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     noise: Annotated[
         float,
@@ -933,7 +933,7 @@ class FalseMissAtNoise(BaseModel):
 
 class NeuronReport(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     name: Annotated[
         str,
@@ -985,7 +985,7 @@ class NeuronReport(BaseModel):
 
 class Query1(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     active: Annotated[
         list[ActiveItem],
@@ -1012,7 +1012,7 @@ class Query1(BaseModel):
 
 class Query2(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     active: Annotated[
         Optional[list[ActiveItem]],
@@ -1039,7 +1039,7 @@ class Query2(BaseModel):
 
 class QueryBatchRequest(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     queries: Annotated[
         list[Union[Query1, Query2]], Field(max_length=1000, min_length=1)
@@ -1053,7 +1053,7 @@ FieldsAdditionalProperty = TypeAliasType(
 
 class Match(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     neuron: Annotated[
         str,
@@ -1117,7 +1117,7 @@ class Match(BaseModel):
 
 class Recognition(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     matches: Annotated[
         list[Match],
@@ -1149,7 +1149,7 @@ class Recognition(BaseModel):
 
 class QueryBatchResponse(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     results: Annotated[
         list[Recognition],
@@ -1159,7 +1159,7 @@ class QueryBatchResponse(BaseModel):
 
 class Stats(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     version: Annotated[str, Field(description="The running build's version.")]
     kernel: Annotated[
@@ -1316,7 +1316,7 @@ class EncoderField(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     type: Literal["number", "category", "time", "vector", "text"]
     active_bits: Annotated[Optional[int], Field(ge=1)] = None
@@ -1342,7 +1342,7 @@ class EncoderMeaning(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     fields: dict[str, FieldMeaning]
 
@@ -1358,7 +1358,7 @@ class EncoderSpec(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     fields: Annotated[
         dict[str, EncoderField],
@@ -1376,7 +1376,7 @@ class SpaceParametersRequest(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     input_size: Annotated[
         int,
@@ -1434,7 +1434,7 @@ class SpaceParameters(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     input_size: Annotated[int, Field(ge=1, le=16777216)]
     active_bits: Annotated[int, Field(ge=1)]
@@ -1453,7 +1453,7 @@ class SpaceParameters(BaseModel):
 
 class SpaceReport(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     name: Annotated[
         str,
@@ -1473,7 +1473,7 @@ class SpaceReport(BaseModel):
 
 class SpaceList(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
+        extra="ignore",
     )
     spaces: Annotated[
         list[SpaceReport], Field(description="A page of spaces, sorted by name.")
