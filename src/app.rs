@@ -227,11 +227,14 @@ fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
                 header::CONTENT_TYPE,
                 header::AUTHORIZATION,
                 HeaderName::from_static("api-key"),
+                // A batch store's `Prefer: return=minimal`, and the answer saying it applied.
+                HeaderName::from_static("prefer"),
             ])
             .expose_headers([
                 header::RETRY_AFTER,
                 header::WWW_AUTHENTICATE,
                 HeaderName::from_static(http::guard::SEQUENCE_HEADER),
+                HeaderName::from_static("preference-applied"),
             ]),
     ))
 }

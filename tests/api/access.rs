@@ -376,6 +376,7 @@ async fn cross_origin_access_is_closed_unless_origins_are_named() {
         .unwrap()
         .to_owned();
     assert!(allowed_headers.contains("api-key"), "{allowed_headers}");
+    assert!(allowed_headers.contains("prefer"), "{allowed_headers}");
     let other = preflight(&app, "https://other.example").await;
     assert!(other.headers().get("access-control-allow-origin").is_none());
     app.stop().await;
