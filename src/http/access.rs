@@ -165,23 +165,19 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Checks the request's key against what its route needs: 401 without a valid key, 403 for a
-/// read-only key on a write. Runs before the handler, so a refused request reads no body and
-/// changes nothing.
-pub async fn require_key(
-    State((keys, need)): State<(Arc<Keys>, Need)>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+/// read-only key on a write. Runs first of a route's checks ([`super::guard::check_route`]), so a
+/// refused request reads no body and changes nothing.
+pub fn check_key(keys: &Keys, need: Need, headers: &HeaderMap) -> Result<(), ApiError> {
     if need == Need::Nothing || !keys.are_set() {
-        return Ok(next.run(request).await);
+        return Ok(());
     }
-    let scope = presented_key(request.headers()).and_then(|key| keys.scope_of(key));
+    let scope = presented_key(headers).and_then(|key| keys.scope_of(key));
     match (scope, need) {
         (None, _) => Err(ApiError::unauthorized()),
         (Some(Scope::ReadOnly), Need::Write) => Err(ApiError::forbidden(
             "this key is read-only; writes need a read-write key",
         )),
-        (Some(_), Need::Nothing | Need::Read | Need::Write) => Ok(next.run(request).await),
+        (Some(_), Need::Nothing | Need::Read | Need::Write) => Ok(()),
     }
 }
 
@@ -276,12 +272,7 @@ fn is_same_origin(origin: &str, host: Option<&str>) -> bool {
 /// their browser post to a service on localhost (a backup, a delete: requests without a body
 /// need no preflight). Browsers say where a request comes from in `Sec-Fetch-Site` (or, older
 /// ones, in `Origin`); clients that are not browsers send neither and pass.
-pub async fn refuse_cross_site(
-    State(trusted): State<Arc<TrustedOrigins>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let headers = request.headers();
+pub fn check_same_site(trusted: &TrustedOrigins, headers: &HeaderMap) -> Result<(), ApiError> {
     let text = |name| {
         headers
             .get(name)
@@ -296,7 +287,7 @@ pub async fn refuse_cross_site(
     if cross_site && !origin.is_some_and(|o| trusted.allows(o)) {
         return Err(ApiError::cross_site());
     }
-    Ok(next.run(request).await)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,12 +7,14 @@
 //! real outcome. Slow bodies are cut by the body timeout (a layer in `app.rs`) before the writer
 //! ever sees them.
 
+use super::access::{self, Keys, Need, TrustedOrigins};
 use super::error::ApiError;
-use crate::store::writer::Writer;
+use crate::store::writer::Progress;
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Refuses a request whose declared `Content-Length` exceeds `limit` before reading a byte of
@@ -54,12 +56,8 @@ pub async fn refuse_encoded_body(request: Request, next: Next) -> Response {
 
 /// Answers a read that runs past `limit` with a timeout problem. The handler's work is dropped
 /// with it: a query batch starts no further slice, and a slice under way ends within 10 ms.
-pub async fn read_deadline(
-    State(limit): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
+async fn within_deadline(limit: Duration, answer: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, answer).await {
         Ok(response) => response,
         Err(_) => ApiError::timeout().into_response(),
     }
@@ -75,29 +73,22 @@ const SEQUENCE_WAIT: Duration = Duration::from_secs(5);
 /// a write) waits until this replica has applied change N, at most 5 s, then runs
 /// as if the parameter had not been there. A replica that does not get there in time answers 503
 /// (at once on SQLite, where no change can arrive from elsewhere).
-pub async fn read_after_sequence(
-    State(writer): State<Writer>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    let (sequence, rest) = match split_min_sequence(&query) {
-        Ok((Some(sequence), rest)) => (sequence, rest),
-        Ok((None, _)) => return next.run(request).await,
-        Err(error) => return error.into_response(),
+async fn after_sequence(progress: &Progress, request: &mut Request) -> Result<(), ApiError> {
+    let query = request.uri().query().unwrap_or_default();
+    let (sequence, rest) = match split_min_sequence(query)? {
+        (Some(sequence), rest) => (sequence, rest),
+        (None, _) => return Ok(()),
     };
-    let progress = writer.progress();
     if !progress.reached(sequence, SEQUENCE_WAIT).await {
         let waited = if progress.follows() {
             format!("after waiting {} s", SEQUENCE_WAIT.as_secs())
         } else {
             "and no other process writes its database".to_owned()
         };
-        return ApiError::busy(format!(
+        return Err(ApiError::busy(format!(
             "this replica has applied changes up to {}, not yet {sequence}, {waited}; retry, or read from another replica",
             progress.applied(),
-        ))
-        .into_response();
+        )));
     }
     // The handler sees the query without the parameter: its own parameters are checked strictly.
     let path = request.uri().path();
@@ -106,13 +97,10 @@ pub async fn read_after_sequence(
     } else {
         format!("{path}?{}", rest.join("&"))
     };
-    match uri.parse() {
-        Ok(uri) => *request.uri_mut() = uri,
-        Err(_) => {
-            return ApiError::invalid_parameter(MIN_SEQUENCE, "a malformed query").into_response();
-        }
-    }
-    next.run(request).await
+    *request.uri_mut() = uri
+        .parse()
+        .map_err(|_| ApiError::invalid_parameter(MIN_SEQUENCE, "a malformed query"))?;
+    Ok(())
 }
 
 /// The query's `min_sequence` and its other parameters. The parameter must be written plainly,
@@ -189,12 +177,8 @@ fn decoded_name(name: &str) -> String {
 /// passes (it is checked by [`read_after_sequence`]). Routes with parameters of their own check
 /// them with their extractor, which refuses unknown names too. Without this a typo such as
 /// `min_sequense=7` would be answered from possibly stale data, without a word.
-pub async fn refuse_unknown_query(
-    State(takes_min_sequence): State<bool>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let query = request.uri().query().unwrap_or_default();
+fn check_query(takes_min_sequence: bool, uri: &Uri) -> Result<(), ApiError> {
+    let query = uri.query().unwrap_or_default();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let name = pair.split_once('=').map_or(pair, |(name, _)| name);
         if takes_min_sequence && decoded_name(name) == MIN_SEQUENCE {
@@ -206,13 +190,58 @@ pub async fn refuse_unknown_query(
         } else {
             "it takes none"
         };
-        return ApiError::invalid_parameter(
+        return Err(ApiError::invalid_parameter(
             &shown,
             format!("this route has no query parameter {shown:?}: {accepted}"),
-        )
-        .into_response();
+        ));
     }
-    next.run(request).await
+    Ok(())
+}
+
+/// What one route checks before its handler runs, set up once with the router.
+#[derive(Debug)]
+pub struct RouteGuard {
+    pub keys: Arc<Keys>,
+    pub need: Need,
+    /// For a route that changes state: the origins whose pages may call it across sites.
+    pub trusted_origins: Option<Arc<TrustedOrigins>>,
+    /// Whether the route reads its own query parameters (its extractor checks them).
+    pub takes_query: bool,
+    /// For a read: the replica's progress, for `min_sequence`, and the read's deadline.
+    pub read: Option<(Arc<Progress>, Duration)>,
+}
+
+/// Every check of a route, in one layer (one clone of the state and one boxed future per
+/// request, not one per check): the key first, so a refused request reads nothing and waits for
+/// nothing; then a cross-site write, an unknown query parameter; then, for a read, its
+/// `min_sequence` and its deadline, which covers that wait and the handler.
+pub async fn check_route(
+    State(guard): State<Arc<RouteGuard>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let checked = access::check_key(&guard.keys, guard.need, request.headers())
+        .and_then(|()| match &guard.trusted_origins {
+            Some(trusted) => access::check_same_site(trusted, request.headers()),
+            None => Ok(()),
+        })
+        .and_then(|()| match guard.takes_query {
+            true => Ok(()),
+            false => check_query(guard.read.is_some(), request.uri()),
+        });
+    if let Err(refused) = checked {
+        return refused.into_response();
+    }
+    let Some((progress, deadline)) = &guard.read else {
+        return next.run(request).await;
+    };
+    within_deadline(*deadline, async move {
+        match after_sequence(progress, &mut request).await {
+            Ok(()) => next.run(request).await,
+            Err(refused) => refused.into_response(),
+        }
+    })
+    .await
 }
 
 /// The header that carries a write's sequence.
@@ -233,23 +262,10 @@ pub fn with_sequence(sequence: u64, answer: impl IntoResponse) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::Router;
-    use axum::body::Body;
-    use axum::routing::get;
-    use tower::ServiceExt;
 
     #[tokio::test]
     async fn a_read_past_its_deadline_is_a_503_problem_saying_so() {
-        let app = Router::new()
-            .route("/slow", get(std::future::pending::<&'static str>))
-            .layer(axum::middleware::from_fn_with_state(
-                Duration::from_millis(20),
-                read_deadline,
-            ));
-        let response = app
-            .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = within_deadline(Duration::from_millis(20), std::future::pending()).await;
         assert_eq!(response.status(), 503);
         assert_eq!(
             response.headers()["content-type"],

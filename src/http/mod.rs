@@ -42,9 +42,24 @@ use tokio::sync::Semaphore;
 /// under the name).
 pub type MeasuredCalibration = (std::sync::Weak<crate::engine::SpaceLock>, Calibration);
 
-/// What every handler shares.
+/// What every handler shares, behind one `Arc`: axum clones the state for every request (and
+/// drops the clone after it), so a clone must be one reference count, not one per field (a dozen
+/// atomic increments and decrements, and the writer's channel sender, cost `/healthz` a fifth of
+/// its rate).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone, Debug)]
+pub struct Shared {
     pub spaces: Arc<Spaces>,
     pub writer: Writer,
     /// Shared, not copied: axum clones the state for every request, and the database handle
@@ -84,7 +99,7 @@ impl AppState {
         health: Arc<Health>,
         read_timeout: Duration,
     ) -> AppState {
-        AppState {
+        AppState(Arc::new(Shared {
             spaces,
             writer,
             db: Arc::new(db),
@@ -100,39 +115,34 @@ impl AppState {
             open_metrics: false,
             trusted_origins: Arc::default(),
             exporting: Arc::default(),
-        }
+        }))
+    }
+
+    /// The same state with `change` made to its fields (while it is being set up).
+    fn changed(self, change: impl FnOnce(&mut Shared)) -> AppState {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        change(&mut shared);
+        AppState(Arc::new(shared))
     }
 
     /// The same state, trusting these origins' pages to send writes (the CORS setting).
     pub fn with_trusted_origins(self, origins: access::TrustedOrigins) -> AppState {
-        AppState {
-            trusted_origins: Arc::new(origins),
-            ..self
-        }
+        self.changed(|shared| shared.trusted_origins = Arc::new(origins))
     }
 
     /// The same state, with `/metrics` open to scrapers without a key when `open` is set.
     pub fn with_open_metrics(self, open: bool) -> AppState {
-        AppState {
-            open_metrics: open,
-            ..self
-        }
+        self.changed(|shared| shared.open_metrics = open)
     }
 
     /// The same state, with backups written as `backups` says.
     pub fn with_backups(self, backups: Backups) -> AppState {
-        AppState {
-            backups: Arc::new(backups),
-            ..self
-        }
+        self.changed(|shared| shared.backups = Arc::new(backups))
     }
 
     /// The same state, with requests needing these keys.
     pub fn with_keys(self, keys: Keys) -> AppState {
-        AppState {
-            keys: Arc::new(keys),
-            ..self
-        }
+        self.changed(|shared| shared.keys = Arc::new(keys))
     }
 }
 
@@ -308,7 +318,7 @@ pub fn routes() -> Vec<Route> {
 /// methods, and the state.
 pub fn router(state: AppState) -> Router {
     let read_timeout = state.read_timeout;
-    let writer = state.writer.clone();
+    let progress = state.writer.shared_progress();
     let keys = Arc::clone(&state.keys);
     let open_metrics = state.open_metrics;
     let trusted_origins = Arc::clone(&state.trusted_origins);
@@ -320,41 +330,16 @@ pub fn router(state: AppState) -> Router {
             } else {
                 r.need()
             };
-            let changes_state = r.changes_state();
-            let (takes_query, is_read) = (r.query, r.is_read());
-            let handler = if r.is_read() {
-                r.handler
-                    .layer(axum::middleware::from_fn_with_state(
-                        writer.clone(),
-                        guard::read_after_sequence,
-                    ))
-                    .layer(axum::middleware::from_fn_with_state(
-                        read_timeout,
-                        guard::read_deadline,
-                    ))
-            } else {
-                r.handler
+            let guard = guard::RouteGuard {
+                keys: Arc::clone(&keys),
+                need,
+                trusted_origins: r.changes_state().then(|| Arc::clone(&trusted_origins)),
+                takes_query: r.query,
+                read: r.is_read().then(|| (Arc::clone(&progress), read_timeout)),
             };
-            let handler = if takes_query {
-                handler
-            } else {
-                handler.layer(axum::middleware::from_fn_with_state(
-                    is_read,
-                    guard::refuse_unknown_query,
-                ))
-            };
-            let handler = if changes_state {
-                handler.layer(axum::middleware::from_fn_with_state(
-                    Arc::clone(&trusted_origins),
-                    access::refuse_cross_site,
-                ))
-            } else {
-                handler
-            };
-            // The key is checked first: a refused request waits for nothing and reads no body.
-            let handler = handler.layer(axum::middleware::from_fn_with_state(
-                (Arc::clone(&keys), need),
-                access::require_key,
+            let handler = r.handler.layer(axum::middleware::from_fn_with_state(
+                Arc::new(guard),
+                guard::check_route,
             ));
             router.route(r.path, handler)
         })

@@ -349,6 +349,12 @@ impl Writer {
         &self.progress
     }
 
+    /// The same progress, shared: for a holder that must not keep the writer's channel (one
+    /// clone per request of a sender costs more than a reference count).
+    pub fn shared_progress(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
+    }
+
     /// Commands waiting in the writer's queue.
     pub fn queue_depth(&self) -> usize {
         self.commands.max_capacity() - self.commands.capacity()
