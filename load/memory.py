@@ -60,6 +60,7 @@ def main():
     parser.add_argument("--per-neuron", type=int, default=100)
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait before reading RSS")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the database (printed) for later restarts")
     options = parser.parse_args()
     binary = harness.executable(options.binary, "memory")
     if binary is None or options.neurons < 1 or options.per_neuron < 1:
@@ -93,7 +94,7 @@ def main():
         return 1
     finally:
         server.stop(10.0)
-        harness.keep_or_remove(directory, False)
+        harness.keep_or_remove(directory, options.keep)
     return 0
 
 

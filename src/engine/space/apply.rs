@@ -12,12 +12,11 @@
 //! plan is checked against the rules the planner keeps, whatever its source.
 
 use super::sorted::intersection_len;
-use super::{Neuron, NeuronSlot, Segment, Space, StorePlan, StoredPattern, own_bytes};
+use super::{FastMap, Neuron, NeuronSlot, Segment, Space, StorePlan, StoredPattern, own_bytes};
 use crate::engine::EngineError;
 use crate::engine::index::SegmentSlot;
-use crate::engine::pattern::Name;
+use crate::engine::pattern::{CellIndex, Name};
 use crate::theory::Probability;
-use std::collections::HashMap;
 use std::sync::PoisonError;
 
 /// A plan that keeps every rule of the space it was checked against, at the state it was checked
@@ -189,7 +188,14 @@ impl Space {
         }
         merged.extend(existing);
         segment.synapses = merged;
-        segment.patterns.push(plan.id.clone());
+        // Exactly the room needed: segments stay small and a doubling would leave a third of
+        // every list unused.
+        segment.patterns.reserve_exact(1);
+        segment
+            .patterns
+            .push((plan.id.clone(), plan.synapses.len() as u32));
+        segment.pattern_synapses.reserve_exact(plan.synapses.len());
+        segment.pattern_synapses.extend_from_slice(&plan.synapses);
         self.fill
             .add(segment.patterns.len(), segment.synapses.len());
         let synapse_count = segment.synapses.len() as u32;
@@ -208,7 +214,6 @@ impl Space {
             plan.id,
             StoredPattern {
                 active: plan.active,
-                synapses: plan.synapses.into_boxed_slice(),
                 segment: plan.segment,
                 metadata: plan.metadata,
             },
@@ -239,16 +244,21 @@ impl Space {
         let found = self.neurons.get_mut(neuron_slot);
         let pattern = found.patterns.remove(id).expect("checked above");
         found.by_content.remove(&pattern.active);
-        self.pattern_bytes -= pattern.own_bytes();
         let at = found
             .segments
             .binary_search_by_key(&pattern.segment, |&(n, _)| n)
             .expect("segment of a stored pattern");
         let segment_slot = found.segments[at].1;
         let segment = self.segments.get_mut(segment_slot);
+        let (position, run) = segment
+            .pattern_run(id)
+            .expect("a stored pattern is listed by its segment");
+        let synapses: Vec<CellIndex> = segment.pattern_synapses.drain(run).collect();
+        segment.patterns.remove(position);
+        self.pattern_bytes -= own_bytes(&pattern.active, &synapses, pattern.metadata.as_ref());
         self.fill
-            .remove(segment.patterns.len(), segment.synapses.len());
-        for cell in pattern.synapses.iter() {
+            .remove(segment.patterns.len() + 1, segment.synapses.len());
+        for cell in &synapses {
             let i = segment
                 .synapses
                 .binary_search_by_key(cell, |&(c, _)| c)
@@ -259,7 +269,6 @@ impl Space {
                 self.index.remove(*cell, segment_slot);
             }
         }
-        segment.patterns.retain(|stored| stored != id);
         self.fill
             .add(segment.patterns.len(), segment.synapses.len());
         if segment.patterns.is_empty() {
@@ -290,12 +299,13 @@ impl Space {
             for (cell, _) in segment.synapses {
                 self.index.remove(cell, segment_slot);
             }
+            self.pattern_bytes -= (segment.pattern_synapses.len() * size_of::<CellIndex>()) as u64;
         }
         self.pattern_count -= removed.patterns.len() as u64;
         self.pattern_bytes -= removed
             .patterns
             .values()
-            .map(StoredPattern::own_bytes)
+            .map(|pattern| own_bytes(&pattern.active, &[], pattern.metadata.as_ref()))
             .sum::<u64>();
         self.forget_expected_false_matches();
         Ok(())
@@ -309,8 +319,8 @@ impl Space {
             name: name.clone(),
             segments: Vec::new(),
             next_segment: 0,
-            patterns: HashMap::new(),
-            by_content: HashMap::new(),
+            patterns: FastMap::default(),
+            by_content: FastMap::default(),
             next_pattern_number: 1,
             false_match: Probability::ZERO,
         };
@@ -329,6 +339,7 @@ impl Space {
                     number,
                     synapses: Vec::new(),
                     patterns: Vec::new(),
+                    pattern_synapses: Vec::new(),
                     false_match: Probability::ZERO,
                 };
                 let slot = self.segments.insert(segment);

@@ -37,19 +37,19 @@ use std::sync::RwLock;
 
 type NeuronSlot = Slot;
 
-/// One pattern learned by a neuron: its bits, the synapses sampled from them and their segment.
+/// A hash map for the lookups recognition and learning make per pattern. foldhash, seeded at
+/// random per map, costs a fraction of std's SipHash for short keys (recognition looks up every
+/// pattern of a matched segment), and the random seed still keeps a client from choosing names
+/// that collide on purpose.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// One pattern learned by a neuron: its bits and its segment (which keeps the synapses sampled
+/// from them).
 #[derive(Clone, Debug, PartialEq)]
 struct StoredPattern {
     active: Pattern,
-    synapses: Box<[CellIndex]>,
     segment: u32,
     metadata: Option<Metadata>,
-}
-
-impl StoredPattern {
-    fn own_bytes(&self) -> u64 {
-        own_bytes(&self.active, &self.synapses, self.metadata.as_ref())
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -58,8 +58,8 @@ struct Neuron {
     /// (segment number, slot), by number: the newest segment is last.
     segments: Vec<(u32, SegmentSlot)>,
     next_segment: u32,
-    patterns: HashMap<Name, StoredPattern>,
-    by_content: HashMap<Pattern, Name>,
+    patterns: FastMap<Name, StoredPattern>,
+    by_content: FastMap<Pattern, Name>,
     next_pattern_number: u64,
     /// 1 − prod(1 − p_i) over the segments, at the space's nominal a and threshold.
     false_match: Probability,
@@ -71,11 +71,42 @@ struct Segment {
     number: u32,
     /// (cell, number of the segment's patterns that sampled it), by cell.
     synapses: Vec<(CellIndex, u32)>,
-    /// Ids of the segment's patterns, in the order they were stored: what a report lists and
-    /// what recognition searches for the pattern an input resembles most.
-    patterns: Vec<Name>,
+    /// Ids of the segment's patterns, in the order they were stored, each with how many synapses
+    /// it sampled: what a report lists and what recognition searches for the pattern an input
+    /// resembles most.
+    patterns: Vec<(Name, u32)>,
+    /// The patterns' own synapses (each pattern's sorted cells, one pattern after another in the
+    /// order of `patterns`), kept to forget a pattern and to find the one an input resembles.
+    /// One list per segment rather than one per pattern: a matched segment's patterns are read
+    /// in one sweep of memory, and a pattern costs no allocation of its own.
+    pattern_synapses: Vec<CellIndex>,
     /// Eq. 3 at the segment's synapse count, the space's nominal a and threshold.
     false_match: Probability,
+}
+
+impl Segment {
+    /// Each pattern's id with its own synapses, in the order stored.
+    fn pattern_runs(&self) -> impl Iterator<Item = (&Name, &[CellIndex])> {
+        let mut rest = &self.pattern_synapses[..];
+        self.patterns.iter().map(move |(id, count)| {
+            let (own, after) = rest.split_at(*count as usize);
+            rest = after;
+            (id, own)
+        })
+    }
+
+    /// Where pattern `id` stands in `patterns`, and the range of its synapses.
+    fn pattern_run(&self, id: &Name) -> Option<(usize, std::ops::Range<usize>)> {
+        let mut start = 0;
+        for (at, (stored, count)) in self.patterns.iter().enumerate() {
+            let end = start + *count as usize;
+            if stored == id {
+                return Some((at, start..end));
+            }
+            start = end;
+        }
+        None
+    }
 }
 
 /// Heap bytes a space holds for its synapses.
@@ -206,10 +237,9 @@ impl Space {
                 .map(|(_, s)| s.synapses.capacity() * size_of::<(CellIndex, u32)>())
                 .sum::<usize>();
         let pattern_synapses = self
-            .neurons
+            .segments
             .iter()
-            .flat_map(|(_, n)| n.patterns.values())
-            .map(|p| p.synapses.len() * size_of::<CellIndex>())
+            .map(|(_, s)| s.pattern_synapses.capacity() * size_of::<CellIndex>())
             .sum();
         MemoryUse {
             index: self.index.heap_bytes(),

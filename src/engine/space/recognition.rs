@@ -6,7 +6,7 @@
 //! a query, since many segments share a synapse count.
 
 use super::sorted::intersection_len;
-use super::{Neuron, NeuronSlot, Space, StoredPattern};
+use super::{Neuron, NeuronSlot, Space};
 use crate::engine::EngineError;
 use crate::engine::encoder::Code;
 use crate::engine::index::Overlaps;
@@ -104,25 +104,30 @@ impl Space {
             });
         }
         let n = u64::from(self.params.input_size);
-        let mut p_values: HashMap<(usize, u32), Probability> = HashMap::new();
-        let mut best: HashMap<NeuronSlot, (Probability, u32, u32)> = HashMap::new();
         let overlaps = count(theta);
+        // Most queries match a handful of segments, so the memo and the per-neuron best are
+        // short vectors: a linear scan beats hashing at that size, and a sort groups the rest.
+        let mut p_values: Vec<((usize, u32), Probability)> = Vec::new();
+        let mut candidates: Vec<(NeuronSlot, (Probability, u32, u32))> =
+            Vec::with_capacity(overlaps.reaching.len());
         for &(slot, overlap) in &overlaps.reaching {
             let segment = self.segments.get(slot);
             let synapses = segment.synapses.len();
-            let p = *p_values.entry((synapses, overlap)).or_insert_with(|| {
-                theory::overlap_p_value(n, active, synapses as u64, overlap.into())
-            });
-            let candidate = (p, overlap, segment.number);
-            best.entry(segment.neuron)
-                .and_modify(|current| {
-                    if better(candidate, *current) {
-                        *current = candidate;
-                    }
-                })
-                .or_insert(candidate);
+            let key = (synapses, overlap);
+            let p = match p_values.iter().find(|(k, _)| *k == key) {
+                Some(&(_, p)) => p,
+                None => {
+                    let p = theory::overlap_p_value(n, active, synapses as u64, overlap.into());
+                    p_values.push((key, p));
+                    p
+                }
+            };
+            candidates.push((segment.neuron, (p, overlap, segment.number)));
         }
-        let mut ranked: Vec<(NeuronSlot, (Probability, u32, u32))> = best.into_iter().collect();
+        // Each neuron's best segment first, then one entry per neuron.
+        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| rank(a.1, b.1)));
+        candidates.dedup_by_key(|(neuron, _)| *neuron);
+        let mut ranked = candidates;
         let name = |slot: NeuronSlot| &self.neurons.get(slot).name;
         ranked.sort_by(|a, b| {
             a.1.0
@@ -226,16 +231,15 @@ impl Space {
             .binary_search_by_key(&number, |&(n, _)| n)
             .expect("a matched segment belongs to its neuron");
         let segment = self.segment(neuron.segments[at].1);
-        let mut closest: Option<(&Name, u32, &StoredPattern)> = None;
-        for id in &segment.patterns {
-            let stored = &neuron.patterns[id];
-            let overlap = intersection_len(&stored.synapses, input) as u32;
-            if closest.is_none_or(|(_, most, _)| overlap > most) {
-                closest = Some((id, overlap, stored));
+        let mut closest: Option<(&Name, u32)> = None;
+        for (id, synapses) in segment.pattern_runs() {
+            let overlap = intersection_len(synapses, input) as u32;
+            if closest.is_none_or(|(_, most)| overlap > most) {
+                closest = Some((id, overlap));
             }
         }
-        let (id, overlap, stored) = closest.expect("a live segment holds at least one pattern");
-        (id.clone(), overlap, stored.metadata.clone())
+        let (id, overlap) = closest.expect("a live segment holds at least one pattern");
+        (id.clone(), overlap, neuron.patterns[id].metadata.clone())
     }
 
     /// Fills in each match's `fields`: the overlap of its segment's synapses with each field's
@@ -293,13 +297,13 @@ impl Space {
     }
 }
 
-/// A neuron's best segment: the smallest p-value, then the larger overlap, then the older segment.
-fn better(candidate: (Probability, u32, u32), current: (Probability, u32, u32)) -> bool {
-    let (p, overlap, number) = candidate;
-    let (q, current_overlap, current_number) = current;
+/// The order of a neuron's segments, best first: the smallest p-value, then the larger overlap,
+/// then the older segment.
+fn rank(a: (Probability, u32, u32), b: (Probability, u32, u32)) -> std::cmp::Ordering {
+    let (p, overlap, number) = a;
+    let (q, other_overlap, other_number) = b;
     p.ln()
         .total_cmp(&q.ln())
-        .then(current_overlap.cmp(&overlap))
-        .then(number.cmp(&current_number))
-        .is_lt()
+        .then(other_overlap.cmp(&overlap))
+        .then(number.cmp(&other_number))
 }

@@ -143,12 +143,16 @@ impl Space {
             .find(|&&(n, _)| n == pattern.segment)
             .expect("segment of a stored pattern")
             .1;
+        let segment = self.segment(slot);
+        let (_, run) = segment
+            .pattern_run(id)
+            .expect("a stored pattern is listed by its segment");
         Ok(PatternView {
             id: id.clone(),
             neuron: neuron.clone(),
             segment: pattern.segment,
             active: pattern.active.clone(),
-            synapses: pattern.synapses.to_vec(),
+            synapses: segment.pattern_synapses[run].to_vec(),
             segment_false_match: self.segment(slot).false_match,
             neuron_false_match: found.false_match,
             metadata: pattern.metadata.clone(),
@@ -234,7 +238,8 @@ impl Space {
             .iter()
             .map(|&(number, slot)| {
                 let segment = self.segment(slot);
-                let mut patterns = segment.patterns.clone();
+                let mut patterns: Vec<Name> =
+                    segment.patterns.iter().map(|(id, _)| id.clone()).collect();
                 patterns.sort();
                 SegmentReport {
                     segment: number,
