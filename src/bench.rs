@@ -128,22 +128,27 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         ..standard_space()
     };
     let params = SpaceParams::new(&spec).map_err(|e| anyhow::anyhow!("invalid parameter {e}"))?;
-    let requests = store_requests(&workload.stores, args.input_size)?;
     let queries = queries(&workload.queries, args.input_size)?;
-    drop(workload.stores);
-
+    // The requests are made a chunk at a time inside the measured span, as the service parses
+    // each request's patterns and keeps them: made beforehand, the patterns the space shares with
+    // them would be left out of its growth.
     let resident_before = crate::host::resident_memory();
     let started = Instant::now();
-    let mut space = learn(params, &requests);
+    let mut space = Space::new(Name::parse("bench").expect("a valid name"), params);
+    for (chunk, stores) in workload.stores.chunks(LEARN_CHUNK).enumerate() {
+        let requests = store_requests(stores, args.input_size)
+            .with_context(|| format!("in the stores from {}", chunk * LEARN_CHUNK + 1))?;
+        learn_into(&mut space, &requests);
+    }
     let learning = started.elapsed();
     let resident_growth = crate::host::resident_memory()
         .zip(resident_before)
         .map_or(0, |(after, before)| after.saturating_sub(before));
+    drop(workload.stores);
     if args.kernel.is_some() {
         space.use_dense_layout();
     }
     space.use_kernel(kernel);
-    drop(requests);
 
     // Warm the caches and the pools first, so the first queries timed are not the slowest.
     time_each(&space, &queries[..queries.len().min(WARM_UP_QUERIES)]);
@@ -411,6 +416,12 @@ pub fn queries(queries: &[QueryItem], input_size: u32) -> anyhow::Result<Vec<Que
 /// A space holding `requests`, stored one at a time as the service's writer does.
 pub fn learn(params: SpaceParams, requests: &[StoreRequest]) -> Space {
     let mut space = Space::new(Name::parse("bench").expect("a valid name"), params);
+    learn_into(&mut space, requests);
+    space
+}
+
+/// Stores `requests` in `space`, one at a time.
+fn learn_into(space: &mut Space, requests: &[StoreRequest]) {
     for request in requests {
         let planned = space.plan_store(std::slice::from_ref(request));
         if let Ok(mut planned) = planned
@@ -421,8 +432,10 @@ pub fn learn(params: SpaceParams, requests: &[StoreRequest]) -> Space {
                 .expect("a plan of this space applies");
         }
     }
-    space
 }
+
+/// Stores converted to requests at a time while learning.
+const LEARN_CHUNK: usize = 10_000;
 
 /// How long each query takes, answered one after another on this thread (and the pool it runs in).
 fn time_each(space: &Space, queries: &[Query]) -> Vec<Duration> {

@@ -125,7 +125,7 @@ impl Space {
                 let added = plan
                     .synapses
                     .iter()
-                    .filter(|cell| held.binary_search_by_key(cell, |(c, _)| c).is_err())
+                    .filter(|cell| held.binary_search(cell).is_err())
                     .count();
                 let union = held.len() + added;
                 (union > self.max_synapses_per_segment as usize).then(|| {
@@ -168,25 +168,22 @@ impl Space {
         let mut merged = Vec::with_capacity(segment.synapses.len() + plan.synapses.len());
         let mut existing = segment.synapses.iter().copied().peekable();
         for &cell in &plan.synapses {
-            while let Some(&(c, uses)) = existing.peek() {
+            while let Some(&c) = existing.peek() {
                 if c >= cell {
                     break;
                 }
-                merged.push((c, uses));
+                merged.push(c);
                 existing.next();
             }
-            match existing.peek() {
-                Some(&(c, uses)) if c == cell => {
-                    merged.push((c, uses + 1));
-                    existing.next();
-                }
-                _ => {
-                    merged.push((cell, 1));
-                    self.index.add(cell, segment_slot);
-                }
+            if existing.peek() == Some(&cell) {
+                existing.next();
+            } else {
+                self.index.add(cell, segment_slot);
             }
+            merged.push(cell);
         }
         merged.extend(existing);
+        merged.shrink_to_fit();
         segment.synapses = merged;
         // Exactly the room needed: segments stay small and a doubling would leave a third of
         // every list unused.
@@ -253,22 +250,23 @@ impl Space {
         let (position, run) = segment
             .pattern_run(id)
             .expect("a stored pattern is listed by its segment");
-        let synapses: Vec<CellIndex> = segment.pattern_synapses.drain(run).collect();
-        segment.patterns.remove(position);
+        let synapses: Vec<CellIndex> = segment.pattern_synapses[run.clone()].to_vec();
         self.pattern_bytes -= own_bytes(&pattern.active, &synapses, pattern.metadata.as_ref());
         self.fill
-            .remove(segment.patterns.len() + 1, segment.synapses.len());
-        for cell in &synapses {
-            let i = segment
-                .synapses
-                .binary_search_by_key(cell, |&(c, _)| c)
-                .expect("synapse of a stored pattern");
-            segment.synapses[i].1 -= 1;
-            if segment.synapses[i].1 == 0 {
-                segment.synapses.remove(i);
-                self.index.remove(*cell, segment_slot);
-            }
+            .remove(segment.patterns.len(), segment.synapses.len());
+        let dropped: Vec<CellIndex> = synapses
+            .iter()
+            .copied()
+            .filter(|&cell| !segment.sampled_by_another(cell, position))
+            .collect();
+        segment
+            .synapses
+            .retain(|cell| dropped.binary_search(cell).is_err());
+        for &cell in &dropped {
+            self.index.remove(cell, segment_slot);
         }
+        segment.pattern_synapses.drain(run);
+        segment.patterns.remove(position);
         self.fill
             .add(segment.patterns.len(), segment.synapses.len());
         if segment.patterns.is_empty() {
@@ -296,7 +294,7 @@ impl Space {
             let segment = self.segments.remove(segment_slot);
             self.fill
                 .remove(segment.patterns.len(), segment.synapses.len());
-            for (cell, _) in segment.synapses {
+            for cell in segment.synapses {
                 self.index.remove(cell, segment_slot);
             }
             self.pattern_bytes -= (segment.pattern_synapses.len() * size_of::<CellIndex>()) as u64;

@@ -69,8 +69,10 @@ struct Neuron {
 struct Segment {
     neuron: NeuronSlot,
     number: u32,
-    /// (cell, number of the segment's patterns that sampled it), by cell.
-    synapses: Vec<(CellIndex, u32)>,
+    /// The cells the segment's patterns sampled (the union of their synapses), sorted. How many
+    /// patterns use each cell is not kept: only forgetting needs it, and it recounts from
+    /// `pattern_synapses` (a count per synapse would double the table, the engine's largest).
+    synapses: Vec<CellIndex>,
     /// Ids of the segment's patterns, in the order they were stored, each with how many synapses
     /// it sampled: what a report lists and what recognition searches for the pattern an input
     /// resembles most.
@@ -93,6 +95,14 @@ impl Segment {
             rest = after;
             (id, own)
         })
+    }
+
+    /// Whether a pattern of the segment other than the one at `except` (in `patterns`) sampled
+    /// `cell`.
+    fn sampled_by_another(&self, cell: CellIndex, except: usize) -> bool {
+        self.pattern_runs()
+            .enumerate()
+            .any(|(at, (_, own))| at != except && own.binary_search(&cell).is_ok())
     }
 
     /// Where pattern `id` stands in `patterns`, and the range of its synapses.
@@ -224,7 +234,7 @@ impl Space {
     pub fn synapses_by_slot(&self) -> Vec<Option<Vec<CellIndex>>> {
         self.segments
             .by_slot()
-            .map(|segment| Some(segment?.synapses.iter().map(|&(cell, _)| cell).collect()))
+            .map(|segment| Some(segment?.synapses.clone()))
             .collect()
     }
 
@@ -234,7 +244,7 @@ impl Space {
             + self
                 .segments
                 .iter()
-                .map(|(_, s)| s.synapses.capacity() * size_of::<(CellIndex, u32)>())
+                .map(|(_, s)| s.synapses.capacity() * size_of::<CellIndex>())
                 .sum::<usize>();
         let pattern_synapses = self
             .segments

@@ -190,7 +190,7 @@ impl Space {
                     // few of the pattern's synapses.
                     let mut union = held.len();
                     synapses.iter().all(|cell| {
-                        if held.binary_search_by_key(cell, |&(c, _)| c).is_err() {
+                        if held.binary_search(cell).is_err() {
                             union += 1;
                         }
                         union <= limit
@@ -205,13 +205,7 @@ impl Space {
         self.neuron(neuron)
             .and_then(|n| {
                 let at = n.segments.binary_search_by_key(&number, |&(n, _)| n).ok()?;
-                Some(
-                    self.segment(n.segments[at].1)
-                        .synapses
-                        .iter()
-                        .map(|&(cell, _)| cell)
-                        .collect(),
-                )
+                Some(self.segment(n.segments[at].1).synapses.clone())
             })
             .unwrap_or_default()
     }

@@ -267,9 +267,7 @@ impl Space {
                     .map(|(name, bits)| {
                         let reached = bits
                             .iter()
-                            .filter(|&&bit| {
-                                synapses.binary_search_by_key(&bit, |&(c, _)| c).is_ok()
-                            })
+                            .filter(|&&bit| synapses.binary_search(&bit).is_ok())
                             .count();
                         (name.to_owned(), reached as u32)
                     })
