@@ -12,8 +12,12 @@ pub type CellIndex = u32;
 /// The name of a space, a neuron or a pattern id: 1 to 128 letters, digits and `_.:-`, not dots
 /// alone (`.` and `..` are path segments every HTTP client resolves away, so such a name could
 /// be created but never reached again).
+///
+/// Shared rather than owned: a pattern's id is held by its neuron's map, its segment's list and
+/// its content index, and a clone is a reference count, not another allocation (a million
+/// patterns kept three strings each before).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(String);
+pub struct Name(Arc<str>);
 
 /// The longest name accepted.
 pub const MAX_NAME_LEN: usize = 128;
@@ -32,7 +36,7 @@ impl Name {
         if raw.bytes().all(|b| b == b'.') {
             return Err(NameError::OnlyDots);
         }
-        Ok(Name(raw.to_owned()))
+        Ok(Name(Arc::from(raw)))
     }
 
     pub fn as_str(&self) -> &str {

@@ -11,8 +11,9 @@
 //! over-full segment would silently break the false-match limit the space promises. So every
 //! plan is checked against the rules the planner keeps, whatever its source.
 
+use super::packed::PackedCells;
 use super::sorted::intersection_len;
-use super::{FastMap, Neuron, NeuronSlot, Segment, Space, StorePlan, StoredPattern, own_bytes};
+use super::{Neuron, NeuronSlot, Segment, Space, StorePlan, StoredPattern, own_bytes};
 use crate::engine::EngineError;
 use crate::engine::index::SegmentSlot;
 use crate::engine::pattern::{CellIndex, Name};
@@ -111,7 +112,7 @@ impl Space {
         if neuron.patterns.contains_key(&plan.id) {
             return Some("the neuron already holds a pattern with this id".into());
         }
-        if let Some(other) = neuron.by_content.get(&plan.active) {
+        if let Some(other) = neuron.id_of_content(&plan.active) {
             return Some(format!(
                 "the neuron already holds these active bits as pattern {other}"
             ));
@@ -203,14 +204,11 @@ impl Space {
             neuron.next_pattern_number = neuron.next_pattern_number.max(number.saturating_add(1));
         }
         self.pattern_count += 1;
-        self.pattern_bytes += own_bytes(&plan.active, &plan.synapses, plan.metadata.as_ref());
-        neuron
-            .by_content
-            .insert(plan.active.clone(), plan.id.clone());
-        neuron.patterns.insert(
+        self.pattern_bytes += own_bytes(plan.active.len(), &plan.synapses, plan.metadata.as_ref());
+        neuron.insert_pattern(
             plan.id,
             StoredPattern {
-                active: plan.active,
+                active: PackedCells::pack(plan.active.cells()),
                 segment: plan.segment,
                 metadata: plan.metadata,
             },
@@ -239,8 +237,7 @@ impl Space {
         self.check_forget(neuron, id)?;
         let neuron_slot = self.neuron_slots[neuron];
         let found = self.neurons.get_mut(neuron_slot);
-        let pattern = found.patterns.remove(id).expect("checked above");
-        found.by_content.remove(&pattern.active);
+        let pattern = found.remove_pattern(id).expect("checked above");
         let at = found
             .segments
             .binary_search_by_key(&pattern.segment, |&(n, _)| n)
@@ -251,7 +248,7 @@ impl Space {
             .pattern_run(id)
             .expect("a stored pattern is listed by its segment");
         let synapses: Vec<CellIndex> = segment.pattern_synapses[run.clone()].to_vec();
-        self.pattern_bytes -= own_bytes(&pattern.active, &synapses, pattern.metadata.as_ref());
+        self.pattern_bytes -= own_bytes(pattern.active.len(), &synapses, pattern.metadata.as_ref());
         self.fill
             .remove(segment.patterns.len(), segment.synapses.len());
         let dropped: Vec<CellIndex> = synapses
@@ -303,7 +300,7 @@ impl Space {
         self.pattern_bytes -= removed
             .patterns
             .values()
-            .map(|pattern| own_bytes(&pattern.active, &[], pattern.metadata.as_ref()))
+            .map(|pattern| own_bytes(pattern.active.len(), &[], pattern.metadata.as_ref()))
             .sum::<u64>();
         self.forget_expected_false_matches();
         Ok(())
@@ -313,16 +310,7 @@ impl Space {
         if let Some(&slot) = self.neuron_slots.get(name) {
             return slot;
         }
-        let neuron = Neuron {
-            name: name.clone(),
-            segments: Vec::new(),
-            next_segment: 0,
-            patterns: FastMap::default(),
-            by_content: FastMap::default(),
-            next_pattern_number: 1,
-            false_match: Probability::ZERO,
-        };
-        let slot = self.neurons.insert(neuron);
+        let slot = self.neurons.insert(Neuron::new(name.clone()));
         self.neuron_slots.insert(name.clone(), slot);
         slot
     }

@@ -198,7 +198,7 @@ impl Calibrator {
             .distinct_below(params.input_size, params.active_bits);
         let active = Pattern::from_sorted(input, params.input_size).expect("distinct, in range");
         let neurons = space.neuron_slots.len() as u64;
-        let matched = matching_neurons(space, &active).len() as u64;
+        let matched = matching_neurons(space, active.cells()).len() as u64;
         self.random.add(neurons, matched, expected);
         self.random_inputs += 1;
     }
@@ -207,13 +207,14 @@ impl Calibrator {
     fn ask_stored(&mut self, space: &Space, neuron: &Name, stored: &StoredPattern) {
         let params = &space.params;
         let own_slot = space.neuron_slots[neuron];
+        let active = stored.active.unpack();
         let others = space.neuron_slots.len() as u64 - 1;
         if others > 0 {
-            let matched = matching_neurons(space, &stored.active)
+            let matched = matching_neurons(space, &active[..])
                 .into_iter()
                 .filter(|&slot| slot != own_slot)
                 .count() as u64;
-            let size = stored.active.len() as u64;
+            let size = active.len() as u64;
             let mut memo = std::collections::HashMap::new();
             let predicted: f64 = space
                 .neurons
@@ -227,12 +228,12 @@ impl Calibrator {
                 .sum();
             self.cross.add(others, matched, predicted);
         }
-        let cells = stored.active.cells();
+        let cells = &active[..];
         let a = cells.len() as u64;
         for (level, fraction) in NOISE_LEVELS.into_iter().enumerate() {
             let replaced = theory::noise_bits(fraction, a) as usize;
             let noisy = with_noise(&mut self.rng, params.input_size, cells, replaced);
-            let missed = !matching_neurons(space, &noisy).contains(&own_slot);
+            let missed = !matching_neurons(space, noisy.cells()).contains(&own_slot);
             let predicted = theory::false_miss(
                 a,
                 u64::from(params.synapses_per_pattern),
@@ -274,12 +275,11 @@ impl Calibrator {
 }
 
 /// The neurons an input matches at the space's threshold.
-fn matching_neurons(space: &Space, active: &Pattern) -> Vec<u32> {
-    let overlaps = space.index.overlaps_reaching(
-        active.cells(),
-        space.params.threshold,
-        space.segments.slot_count(),
-    );
+fn matching_neurons(space: &Space, active: &[CellIndex]) -> Vec<u32> {
+    let overlaps =
+        space
+            .index
+            .overlaps_reaching(active, space.params.threshold, space.segments.slot_count());
     let mut neurons: Vec<u32> = overlaps
         .reaching
         .iter()

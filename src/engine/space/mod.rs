@@ -14,6 +14,7 @@
 mod apply;
 mod calibration;
 mod fill;
+mod packed;
 mod plan;
 mod recognition;
 mod report;
@@ -31,8 +32,10 @@ use super::metadata::Metadata;
 use super::params::{SpaceParams, SpaceTheory};
 use super::pattern::{CellIndex, Name, Pattern};
 use crate::theory::{self, Probability};
+use packed::PackedCells;
 use slots::{Slot, Slots};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::RwLock;
 
 type NeuronSlot = Slot;
@@ -47,7 +50,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// from them).
 #[derive(Clone, Debug, PartialEq)]
 struct StoredPattern {
-    active: Pattern,
+    active: PackedCells,
     segment: u32,
     metadata: Option<Metadata>,
 }
@@ -59,7 +62,10 @@ struct Neuron {
     segments: Vec<(u32, SegmentSlot)>,
     next_segment: u32,
     patterns: FastMap<Name, StoredPattern>,
-    by_content: FastMap<Pattern, Name>,
+    /// The ids of `patterns`, found by the hash of their packed bits under `content_hasher`: a
+    /// repeated store is recognised without a second copy of every pattern's bits as a key.
+    by_content: hashbrown::HashTable<Name>,
+    content_hasher: foldhash::fast::RandomState,
     next_pattern_number: u64,
     /// 1 − prod(1 − p_i) over the segments, at the space's nominal a and threshold.
     false_match: Probability,
@@ -84,6 +90,50 @@ struct Segment {
     pattern_synapses: Vec<CellIndex>,
     /// Eq. 3 at the segment's synapse count, the space's nominal a and threshold.
     false_match: Probability,
+}
+
+impl Neuron {
+    fn new(name: Name) -> Neuron {
+        Neuron {
+            name,
+            segments: Vec::new(),
+            next_segment: 0,
+            patterns: FastMap::default(),
+            by_content: hashbrown::HashTable::new(),
+            content_hasher: foldhash::fast::RandomState::default(),
+            next_pattern_number: 1,
+            false_match: Probability::ZERO,
+        }
+    }
+
+    /// The id of the stored pattern with exactly these bits, if there is one.
+    fn id_of_content(&self, active: &Pattern) -> Option<&Name> {
+        let packed = PackedCells::pack(active.cells());
+        let hash = self.content_hasher.hash_one(&packed);
+        self.by_content
+            .find(hash, |id| self.patterns[id].active == packed)
+    }
+
+    fn insert_pattern(&mut self, id: Name, stored: StoredPattern) {
+        let hash = self.content_hasher.hash_one(&stored.active);
+        self.patterns.insert(id.clone(), stored);
+        let Neuron {
+            patterns,
+            by_content,
+            content_hasher,
+            ..
+        } = self;
+        by_content.insert_unique(hash, id, |id| content_hasher.hash_one(&patterns[id].active));
+    }
+
+    fn remove_pattern(&mut self, id: &Name) -> Option<StoredPattern> {
+        let stored = self.patterns.remove(id)?;
+        let hash = self.content_hasher.hash_one(&stored.active);
+        if let Ok(entry) = self.by_content.find_entry(hash, |listed| listed == id) {
+            entry.remove();
+        }
+        Some(stored)
+    }
 }
 
 impl Segment {
@@ -286,7 +336,7 @@ impl Space {
         let mut new_segments: HashSet<(&Name, u32)> = HashSet::new();
         for plan in plans {
             bytes += PATTERN_BYTES
-                + own_bytes(&plan.active, &plan.synapses, plan.metadata.as_ref())
+                + own_bytes(plan.active.len(), &plan.synapses, plan.metadata.as_ref())
                 + plan.synapses.len() as u64
                     * (SEGMENT_BYTES_PER_SYNAPSE + self.index.bytes_per_synapse());
             let neuron = self.neuron(&plan.neuron);
@@ -348,18 +398,22 @@ impl Space {
     }
 }
 
-/// Heap bytes per synapse in a segment's (cell, uses) table, with room for its growth.
-const SEGMENT_BYTES_PER_SYNAPSE: u64 = 12;
+/// Heap bytes per synapse in a segment's table of cells (four, kept at its exact size), with the
+/// allocator's rounding of that table and of the patterns' own synapse lists (counted by
+/// [`own_bytes`] at four a cell): a block is rounded up by at most a quarter.
+const SEGMENT_BYTES_PER_SYNAPSE: u64 = 8;
 /// A neuron's slot, name, maps and bookkeeping, beyond its patterns.
 const NEURON_BYTES: u64 = 256;
-/// A stored pattern's entries in its neuron's two maps (by id and by content), its id (twice:
-/// the neuron's map and its segment's list, up to 128 bytes each) and the headers of its two cell
-/// lists, beyond the cells themselves.
-const PATTERN_BYTES: u64 = 384;
+/// A stored pattern's entries in its neuron's map by id (56 bytes) and content index (16), each
+/// doubled for a table just grown, its entry in its segment's list (24) and its id (one shared
+/// allocation, up to 128 bytes with its counts), beyond its cells.
+const PATTERN_BYTES: u64 = 336;
 
-/// The bytes of a pattern's own lists and metadata, beyond [`PATTERN_BYTES`].
-fn own_bytes(active: &Pattern, synapses: &[CellIndex], metadata: Option<&Metadata>) -> u64 {
-    ((active.len() + synapses.len()) * size_of::<CellIndex>() + metadata.map_or(0, Metadata::len))
+/// The bytes of a pattern's own lists and metadata, beyond [`PATTERN_BYTES`]: four a cell, though
+/// its active bits are kept packed (about one byte a cell), so that the estimate leans high for
+/// any spread of bits.
+fn own_bytes(active_bits: usize, synapses: &[CellIndex], metadata: Option<&Metadata>) -> u64 {
+    ((active_bits + synapses.len()) * size_of::<CellIndex>() + metadata.map_or(0, Metadata::len))
         as u64
 }
 

@@ -73,22 +73,25 @@ impl Space {
 
     fn plan_one(&self, request: &StoreRequest, draft: &mut Draft) -> Result<Planned, EngineError> {
         request.active.check_fits(self.params.input_size)?;
-        let existing_id = |draft: &Draft, id: &Name| -> Option<(Pattern, Option<Metadata>)> {
-            draft.new_ids.get(id).cloned().or_else(|| {
-                let neuron = self.neuron(&request.neuron)?;
-                neuron
-                    .patterns
-                    .get(id)
-                    .map(|p| (p.active.clone(), p.metadata.clone()))
-            })
+        // (whether the bits are the request's, the metadata) of a pattern stored or planned.
+        let existing_id = |draft: &Draft, id: &Name| -> Option<(bool, Option<Metadata>)> {
+            if let Some((active, metadata)) = draft.new_ids.get(id) {
+                return Some((*active == request.active, metadata.clone()));
+            }
+            let stored = self.neuron(&request.neuron)?.patterns.get(id)?;
+            let same_bits = stored
+                .active
+                .cells()
+                .eq(request.active.cells().iter().copied());
+            Some((same_bits, stored.metadata.clone()))
         };
         // Storing is idempotent: the same pattern under the same id again is answered with the
         // one stored; other bits or other metadata under a stored id are a conflict, not an edit.
         if let Some(id) = &request.id
-            && let Some((active, metadata)) = existing_id(draft, id)
+            && let Some((same_bits, metadata)) = existing_id(draft, id)
         {
             let (neuron, id) = (request.neuron.clone(), id.clone());
-            return if active != request.active {
+            return if !same_bits {
                 Err(EngineError::IdConflict { neuron, id })
             } else if metadata != request.metadata {
                 Err(EngineError::MetadataConflict { neuron, id })
@@ -102,7 +105,7 @@ impl Space {
             .cloned()
             .or_else(|| {
                 let neuron = self.neuron(&request.neuron)?;
-                neuron.by_content.get(&request.active).cloned()
+                neuron.id_of_content(&request.active).cloned()
             });
         if let Some(id) = same_content {
             return Ok(Planned::Existing {

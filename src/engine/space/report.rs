@@ -4,7 +4,7 @@ use super::{FillReport, PatternView, Space};
 use crate::engine::EngineError;
 use crate::engine::encoder::meaning::EncoderMeaning;
 use crate::engine::params::{SpaceParams, SpaceTheory};
-use crate::engine::pattern::Name;
+use crate::engine::pattern::{Name, Pattern};
 use crate::theory::{self, Probability};
 use serde::Serialize;
 
@@ -151,7 +151,8 @@ impl Space {
             id: id.clone(),
             neuron: neuron.clone(),
             segment: pattern.segment,
-            active: pattern.active.clone(),
+            active: Pattern::from_sorted(pattern.active.unpack(), self.params.input_size)
+                .expect("a stored pattern unpacks to the pattern stored"),
             synapses: segment.pattern_synapses[run].to_vec(),
             segment_false_match: self.segment(slot).false_match,
             neuron_false_match: found.false_match,
