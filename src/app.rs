@@ -63,7 +63,7 @@ impl Application {
                 db.backend()
             );
         }
-        let spaces = Arc::new(Spaces::default());
+        let spaces = Arc::new(Spaces::serving(args.spaces.clone()));
         let loaded = db
             .load(&spaces)
             .await

@@ -1,6 +1,7 @@
 //! The service's settings: each a flag and a `DENDRITE_*` environment variable, documented in
 //! `dendrite serve --help` and the README.
 
+use crate::engine::SpaceSet;
 use crate::http::access::{self, KeyError, Keys};
 use crate::store::StoreSettings;
 use clap::{Args, ValueEnum};
@@ -113,6 +114,13 @@ pub struct ServeArgs {
     /// --backup-keep); 0, the default, schedules none. SQLite only.
     #[arg(long, env = "DENDRITE_BACKUP_INTERVAL", default_value_t = 0)]
     pub backup_interval: u64,
+    /// Serve only these spaces: a comma-separated list of names and of prefixes ending in `*`
+    /// (`sensors-*,alerts`). Other spaces are neither loaded nor followed, and requests for them
+    /// (creating one included) are answered 404 naming this setting: replicas split into shard
+    /// groups over one PostgreSQL database, each group holding its spaces' patterns in memory.
+    /// Unset: every space.
+    #[arg(long, env = "DENDRITE_SPACES", default_value = "*", value_parser = parse_space_set)]
+    pub spaces: SpaceSet,
     #[command(flatten)]
     pub access: AccessArgs,
 }
@@ -278,6 +286,10 @@ pub struct TransferArgs {
     pub database_url: String,
 }
 
+fn parse_space_set(list: &str) -> Result<SpaceSet, String> {
+    SpaceSet::parse(list).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +312,26 @@ mod tests {
         if let Some(available) = available_memory() {
             assert_eq!(settings(None), Some(available / 2));
         }
+    }
+
+    #[test]
+    fn spaces_are_every_space_unless_listed_and_a_bad_list_is_a_usage_error() {
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let parse = |list: &[&str]| {
+            <Serve as clap::Parser>::try_parse_from(["dendrite"].iter().chain(list))
+                .map(|serve| serve.args.spaces)
+        };
+        assert!(parse(&[]).unwrap().is_all());
+        let listed = parse(&["--spaces", "sensors-*,alerts"]).unwrap();
+        assert_eq!(listed, SpaceSet::parse("sensors-*,alerts").unwrap());
+        let error = parse(&["--spaces", "sensors *"]).err().unwrap().to_string();
+        assert!(
+            error.contains("--spaces") && error.contains("not a space name"),
+            "{error}"
+        );
     }
 }

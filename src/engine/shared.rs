@@ -2,6 +2,11 @@
 //!
 //! Queries share a space's lock and a write holds it alone, so a query sees a pattern wholly or
 //! not at all; the map's own lock is held only to look a space up, never while a space is read.
+//!
+//! A replica may serve only some of the database's spaces ([`SpaceSet`]), so that spaces too large
+//! for one machine's memory together can be spread over groups of replicas: the others are never
+//! held here, so every path that fills the map (start-up, a reload, the change log) leaves them out
+//! by asking [`Spaces::serves`].
 
 use super::pattern::Name;
 use super::space::Space;
@@ -53,16 +58,123 @@ impl Deref for SpaceLock {
     }
 }
 
-/// Every space, by name.
+/// The spaces a replica serves: every one, or those named and those whose names start with a
+/// prefix (written `prefix*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpaceSet {
+    /// `None`: every space.
+    only: Option<(Vec<Name>, Vec<String>)>,
+    /// The setting as given, for messages.
+    written: String,
+}
+
+/// Why a list of spaces was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpaceSetError {
+    #[error(
+        "the list of spaces is empty: name at least one space or prefix (or leave it unset to serve every space)"
+    )]
+    Empty,
+    #[error("{item:?} is not a space name or a prefix ending in `*`: {reason}")]
+    Item { item: String, reason: String },
+}
+
+impl SpaceSet {
+    /// Every space.
+    pub fn all() -> SpaceSet {
+        SpaceSet::default()
+    }
+
+    /// A comma-separated list of names and prefixes ending in `*` (a lone `*`: every space).
+    pub fn parse(list: &str) -> Result<SpaceSet, SpaceSetError> {
+        let (mut names, mut prefixes) = (Vec::new(), Vec::new());
+        for item in list
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            let refused = |reason: String| SpaceSetError::Item {
+                item: item.to_owned(),
+                reason,
+            };
+            match item.strip_suffix('*') {
+                Some("") => return Ok(SpaceSet::all()),
+                // A prefix is checked as the name it starts: the same characters, at most as long.
+                Some(prefix) => {
+                    Name::parse(prefix).map_err(|e| refused(e.to_string()))?;
+                    prefixes.push(prefix.to_owned());
+                }
+                None => names.push(Name::parse(item).map_err(|e| refused(e.to_string()))?),
+            }
+        }
+        if names.is_empty() && prefixes.is_empty() {
+            return Err(SpaceSetError::Empty);
+        }
+        Ok(SpaceSet {
+            only: Some((names, prefixes)),
+            written: list.trim().to_owned(),
+        })
+    }
+
+    pub fn contains(&self, name: &Name) -> bool {
+        self.only.as_ref().is_none_or(|(names, prefixes)| {
+            names.contains(name)
+                || prefixes
+                    .iter()
+                    .any(|prefix| name.as_str().starts_with(prefix.as_str()))
+        })
+    }
+
+    /// Whether this is every space.
+    pub fn is_all(&self) -> bool {
+        self.only.is_none()
+    }
+}
+
+impl std::fmt::Display for SpaceSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_all() {
+            f.write_str("*")
+        } else {
+            f.write_str(&self.written)
+        }
+    }
+}
+
+/// Every space this replica serves, by name.
 ///
 /// Locks are taken through `PoisonError::into_inner`: a panic in another request must not take
 /// the whole service down with it, and a write applies only plans that were already checked.
 #[derive(Debug, Default)]
 pub struct Spaces {
     spaces: RwLock<BTreeMap<Name, SharedSpace>>,
+    served: SpaceSet,
 }
 
 impl Spaces {
+    /// An empty map that will hold only the spaces of `served`.
+    pub fn serving(served: SpaceSet) -> Spaces {
+        Spaces {
+            spaces: RwLock::default(),
+            served,
+        }
+    }
+
+    /// An empty map serving the same spaces as this one: what a reload fills.
+    pub fn empty_like(&self) -> Spaces {
+        Spaces::serving(self.served.clone())
+    }
+
+    /// Whether this replica serves the space `name` (whether or not it exists).
+    pub fn serves(&self, name: &Name) -> bool {
+        self.served.contains(name)
+    }
+
+    /// The spaces served.
+    pub fn served(&self) -> &SpaceSet {
+        &self.served
+    }
+
     pub fn get(&self, name: &Name) -> Option<SharedSpace> {
         self.spaces
             .read()
@@ -71,9 +183,14 @@ impl Spaces {
             .cloned()
     }
 
+    /// Holds `space` (a space this replica does not serve is dropped: callers check
+    /// [`Spaces::serves`] first to skip the work of building it).
     pub fn insert(&self, space: Space) -> SharedSpace {
         let name = space.name().clone();
         let shared = Arc::new(SpaceLock::new(space));
+        if !self.serves(&name) {
+            return shared;
+        }
         self.spaces
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -119,5 +236,45 @@ impl Spaces {
             .values()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(raw: &str) -> Name {
+        Name::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn a_space_set_holds_its_names_and_prefixes_only() {
+        let set = SpaceSet::parse(" sensors-*, alerts ,").unwrap();
+        assert!(set.contains(&name("sensors-1")) && set.contains(&name("sensors-")));
+        assert!(set.contains(&name("alerts")));
+        assert!(!set.contains(&name("alerts-2")) && !set.contains(&name("sensors")));
+        assert_eq!(set.to_string(), "sensors-*, alerts ,");
+        for every in ["*", "a,*"] {
+            let all = SpaceSet::parse(every).unwrap();
+            assert!(all.is_all() && all.contains(&name("anything")));
+        }
+        assert_eq!(SpaceSet::parse(" , "), Err(SpaceSetError::Empty));
+        for bad in ["a b", "a/*", "**", ".."] {
+            assert!(
+                matches!(SpaceSet::parse(bad), Err(SpaceSetError::Item { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_map_serving_some_spaces_never_holds_the_others() {
+        let spaces = Spaces::serving(SpaceSet::parse("a*").unwrap());
+        spaces.insert(crate::engine::tiny_space("b"));
+        spaces.insert(crate::engine::tiny_space("ab"));
+        assert!(spaces.get(&name("b")).is_none());
+        assert!(spaces.get(&name("ab")).is_some());
+        assert!(spaces.empty_like().serves(&name("a1")));
+        assert!(!spaces.empty_like().serves(&name("b")));
     }
 }

@@ -502,7 +502,9 @@ impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> ApiError {
         match error {
             WriteError::Engine { error, .. } => error.into(),
-            WriteError::UnknownSpace(_) => ApiError::not_found(error.to_string()),
+            WriteError::UnknownSpace(_) | WriteError::NotServed(..) => {
+                ApiError::not_found(error.to_string())
+            }
             WriteError::SpaceConflict(..) => ApiError::new(Kind::Conflict, error.to_string()),
             WriteError::Busy => ApiError::new(Kind::Busy, error.to_string()),
             WriteError::MemoryFull { .. } => ApiError::new(Kind::MemoryFull, error.to_string()),
@@ -540,7 +542,7 @@ fn storage_error(storage: StorageError, outcome: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Name;
+    use crate::engine::{Name, SpaceSet};
 
     fn storage(fault: Fault, message: &str) -> WriteError {
         WriteError::Storage(StorageError {
@@ -568,6 +570,10 @@ mod tests {
         let cases = [
             (
                 WriteError::UnknownSpace(name.clone()),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                WriteError::NotServed(name.clone(), SpaceSet::parse("t*").unwrap()),
                 StatusCode::NOT_FOUND,
             ),
             (

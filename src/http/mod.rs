@@ -26,7 +26,7 @@ use crate::engine::{Calibration, Name, SharedSpace, Space, Spaces};
 use crate::store::Database;
 use crate::store::backup::Backups;
 use crate::store::health::Health;
-use crate::store::writer::Writer;
+use crate::store::writer::{Writer, not_served_message};
 use access::{Keys, Need};
 use axum::Router;
 use axum::handler::Handler;
@@ -357,6 +357,12 @@ fn parse_name(what: &str, raw: &str) -> Result<Name, ApiError> {
 impl AppState {
     /// The space named in the path, or a 404.
     fn space(&self, name: &Name) -> Result<SharedSpace, ApiError> {
+        if !self.spaces.serves(name) {
+            return Err(ApiError::not_found(not_served_message(
+                name,
+                self.spaces.served(),
+            )));
+        }
         self.spaces
             .get(name)
             .ok_or_else(|| ApiError::not_found(format!("no space named {name}")))

@@ -105,6 +105,13 @@ impl Change {
         };
         let engine = |error| ApplyError::Engine { sequence, error };
         match self {
+            // Another shard group's spaces are neither held nor followed here.
+            Change::CreateSpace { space, .. }
+            | Change::DeleteSpace { space }
+            | Change::Forget { space, .. }
+            | Change::DeleteNeuron { space, .. }
+            | Change::Neurons { space, .. }
+                if !spaces.serves(&space) => {}
             Change::CreateSpace { space, params } => {
                 spaces.insert(Space::new(space, params));
             }
@@ -116,7 +123,10 @@ impl Change {
             }
             Change::Store { patterns } => {
                 // Consecutive plans of one space are applied under one write lock.
-                let mut patterns = patterns.into_iter().peekable();
+                let mut patterns = patterns
+                    .into_iter()
+                    .filter(|(space, _)| spaces.serves(space))
+                    .peekable();
                 while let Some((space, plan)) = patterns.next() {
                     let mut run = vec![plan];
                     while let Some((_, next)) = patterns.next_if(|(next, _)| *next == space) {
@@ -440,6 +450,46 @@ mod tests {
         let error = Change::from_json("forget", &json).unwrap_err();
         assert!(error.to_string().contains("delete_space body"), "{error}");
         assert!(Change::from_json("store", "{\"kind\": \"store\"}").is_err());
+    }
+
+    #[test]
+    fn a_replica_serving_some_spaces_skips_the_others_changes_without_error() {
+        let spaces = Spaces::serving(crate::engine::SpaceSet::parse("s").unwrap());
+        let (s, t) = (tiny_space("s"), tiny_space("t"));
+        let log = vec![
+            Change::CreateSpace {
+                space: name("t"),
+                params: t.params().clone(),
+            },
+            Change::CreateSpace {
+                space: name("s"),
+                params: s.params().clone(),
+            },
+            // One commit may carry stores to several spaces: only the served ones apply.
+            Change::Store {
+                patterns: planned_stores(&t, 3)
+                    .into_iter()
+                    .map(|p| (name("t"), p))
+                    .chain(planned_stores(&s, 2).into_iter().map(|p| (name("s"), p)))
+                    .collect(),
+            },
+            Change::Forget {
+                space: name("t"),
+                neuron: name("n"),
+                id: name("1"),
+            },
+            Change::DeleteNeuron {
+                space: name("t"),
+                neuron: name("n"),
+            },
+            Change::DeleteSpace { space: name("t") },
+        ];
+        for (sequence, change) in (1..).zip(log) {
+            change.apply(&spaces, sequence).unwrap();
+        }
+        assert!(spaces.get(&name("t")).is_none());
+        let held = spaces.get(&name("s")).unwrap();
+        assert_eq!(held.read().unwrap().counts().patterns, 2);
     }
 
     #[test]

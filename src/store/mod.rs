@@ -396,6 +396,12 @@ struct SpaceRow {
 }
 
 impl SpaceRow {
+    /// Whether `spaces` holds this space (a name that does not parse is kept, to be refused by
+    /// [`SpaceRow::space`] with its reason).
+    fn served_by(&self, spaces: &Spaces) -> bool {
+        Name::parse(&self.name).map_or(true, |name| spaces.serves(&name))
+    }
+
     /// The empty space the row describes.
     fn space(&self) -> anyhow::Result<Space> {
         let name = Name::parse(&self.name)

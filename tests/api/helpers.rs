@@ -9,6 +9,7 @@
 
 use dendrite::app::Application;
 use dendrite::config::{LogFormat, ServeArgs};
+use dendrite::engine::SpaceSet;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -108,6 +109,7 @@ pub fn args(database: &Path) -> ServeArgs {
         backup_keep: 7,
         backup_interval: 0,
         change_log_retention: 3600,
+        spaces: SpaceSet::all(),
         access: Default::default(),
     }
 }

@@ -21,4 +21,5 @@ mod persistence;
 mod postgres;
 mod queries;
 mod sequences;
+mod shards;
 mod transfer;

@@ -140,7 +140,8 @@ impl PostgresDatabase {
         )
         .fetch_all(&mut *snapshot)
         .await?;
-        for row in rows {
+        // Another shard group's spaces are not read at all: their rows are that group's memory.
+        for row in rows.into_iter().filter(|row| row.served_by(spaces)) {
             let mut space = row.space()?;
             let name = space.name().clone();
             let neurons: Vec<(String, i64, i64)> = sqlx::query_as(
@@ -350,7 +351,7 @@ impl WriteStore for PostgresWrites {
     }
 
     async fn reload(&mut self, spaces: &Spaces) -> anyhow::Result<u64> {
-        let fresh = Spaces::default();
+        let fresh = spaces.empty_like();
         let loaded = self.database.load(&fresh).await?;
         spaces.replace_with(fresh);
         Ok(loaded.sequence)

@@ -216,7 +216,8 @@ impl SqliteDatabase {
         )
         .fetch_all(&self.pool)
         .await?;
-        for row in rows {
+        // Another shard group's spaces are not read at all: their rows are that group's memory.
+        for row in rows.into_iter().filter(|row| row.served_by(spaces)) {
             let mut space = row.space()?;
             let name = space.name().clone();
             let neurons: Vec<(String, i64, i64)> = sqlx::query_as(

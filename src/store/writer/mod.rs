@@ -23,8 +23,8 @@
 use super::health::{Health, StorageError};
 use super::{Change, Changes, Committed, Database, Purge, WriteStore};
 use crate::engine::{
-    EngineError, Name, PatternView, Planned, Planner, SharedSpace, Space, SpaceReport, Spaces,
-    StoreRequest,
+    EngineError, Name, PatternView, Planned, Planner, SharedSpace, Space, SpaceReport, SpaceSet,
+    Spaces, StoreRequest,
 };
 use futures_util::FutureExt;
 use std::collections::{HashMap, VecDeque};
@@ -52,6 +52,14 @@ const PURGE_ROWS: u64 = 1_024;
 /// After a purge step fails (a full or failing disk), the pause before the next try.
 const PURGE_RETRY: Duration = Duration::from_secs(1);
 
+/// What a replica says of a space it does not serve (`--spaces`): the same words for a read, a
+/// write and a creation.
+pub fn not_served_message(space: &Name, served: &SpaceSet) -> String {
+    format!(
+        "space {space} is not served by this replica: it serves only the spaces {served} (--spaces, DENDRITE_SPACES); send requests for it to the replicas that serve it"
+    )
+}
+
 /// Why a write was refused. Nothing changed when it was.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -60,6 +68,9 @@ pub enum WriteError {
     Engine { index: usize, error: EngineError },
     #[error("no space named {0}")]
     UnknownSpace(Name),
+    /// The space belongs to another shard group: this replica neither holds nor creates it.
+    #[error("{}", not_served_message(.0, .1))]
+    NotServed(Name, SpaceSet),
     /// The space exists with other parameters: each difference, as `name is STORED, not ASKED`.
     #[error("space {0} exists with other parameters: {differences}", differences = .1.join("; "))]
     SpaceConflict(Name, Vec<String>),
@@ -96,6 +107,7 @@ impl WriteError {
         match self {
             WriteError::Engine { index, .. } => Some(*index),
             WriteError::UnknownSpace(_)
+            | WriteError::NotServed(..)
             | WriteError::SpaceConflict(..)
             | WriteError::Busy
             | WriteError::Storage(_)
@@ -871,7 +883,20 @@ impl<S: WriteStore> WriterTask<S> {
             .sum()
     }
 
+    /// Refuses a space of another shard group.
+    fn check_served(&self, name: &Name) -> Result<(), WriteError> {
+        if self.spaces.serves(name) {
+            Ok(())
+        } else {
+            Err(WriteError::NotServed(
+                name.clone(),
+                self.spaces.served().clone(),
+            ))
+        }
+    }
+
     fn space_of(&self, name: &Name) -> Result<SharedSpace, WriteError> {
+        self.check_served(name)?;
         self.spaces
             .get(name)
             .ok_or_else(|| WriteError::UnknownSpace(name.clone()))
@@ -1013,6 +1038,7 @@ impl<S: WriteStore> WriterTask<S> {
         space: Space,
     ) -> Result<Written<(SpaceReport, bool)>, WriteError> {
         let name = space.name().clone();
+        self.check_served(&name)?;
         self.lock(&[&name]).await?;
         if let Some(existing) = self.spaces.get(&name) {
             let outcome = {
@@ -1111,6 +1137,7 @@ impl<S: WriteStore> WriterTask<S> {
         check: impl FnOnce(&Spaces) -> Result<(), WriteError>,
         change: Change,
     ) -> Result<Written<()>, WriteError> {
+        self.check_served(space)?;
         self.lock(&[space]).await?;
         if let Err(error) = check(&self.spaces) {
             return self.unlock(Err(error)).await;
