@@ -50,6 +50,14 @@ What it does (one line per stage; issue 12's "Multi-replica tests")
      the log also holds every write acknowledged in stage 7, the killed replica's included.
      Finally SIGTERM must stop every replica with status 0 within 30 s, and the database is
      dropped (kept with --keep).
+  9. Shard groups, on a second fresh database: two replicas started with `--spaces` set to the first
+     DENDRITE_SPACES list of docker-compose.postgres.yml and one with the second. Requests are routed
+     by the rule of deploy/nginx.conf's `map $uri $shard_group` (read from the file, and checked to
+     agree with the compose lists on names of every kind): three spaces on both sides of the split are
+     created and written in batches through it, each batch read back through it with min_sequence.
+     Every replica must hold exactly its group's spaces (the space list, counts and memory of
+     /v1/stats), and answer a read of the other group's space, or creating one there, with a 404
+     naming --spaces.
 
 Every request has a timeout (--timeout, 10 s: a min_sequence read may wait 5 s), every wait a
 deadline; every process started is killed on exit, also on failure or SIGTERM. Traffic goes only
@@ -69,6 +77,7 @@ import copy
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import subprocess
@@ -324,17 +333,18 @@ class Replica(Server):
     start split in two, so that several replicas start at once. DENDRITE_* variables of this
     environment are not passed on (an API key there would lock the test out)."""
 
-    def __init__(self, name, binary, url, log_path):
+    def __init__(self, name, binary, url, log_path, spaces=None):
         super().__init__(binary, url, log_path)
-        self.name, self.url = name, url
+        self.name, self.url, self.spaces = name, url, spaces
 
     def launch(self):
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DENDRITE_")}
+        shard = ["--spaces", self.spaces] if self.spaces else []
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", self.url,
-                 "--log-level", "warn"],
+                 "--log-level", "warn", *shard],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         self.launched = time.monotonic()
 
@@ -1328,6 +1338,13 @@ def run(test, options, binary, directory):
             stop_gracefully(test, replica)
         stage.done(f"{converged_text(converged, took)}; {acks} more acknowledged writes (stage 7's) checked against the log; "
                    f"{snapshot_summary(reference)} compared on 3 replicas; stopped gracefully")
+
+        # 9. two shard groups on another fresh database, requests routed as deploy/nginx.conf routes them
+        stage = Stage(test, 9, started)
+        shard_name = f"{name}_shards"
+        shard_url = create_database(admin, shard_name)
+        databases.append(shard_name)
+        stage.done(shard_groups(test, options, binary, shard_url, log_path, extra, rng))
     except (RuntimeError, NoAnswer) as error:
         test.violate(f"aborted: {error}")
         Stage.aborted(short(str(error), 120))
@@ -1343,6 +1360,136 @@ def run(test, options, binary, directory):
         elif databases:
             print(f"databases kept: {', '.join(database_url(admin, d) for d in databases)}")
     return replicas + extra
+
+
+# ---------------------------------------------------------------------------------------------
+# Shard groups (stage 9)
+
+def shard_rules(root=ROOT):
+    """(route, lists): the routing of deploy/nginx.conf's `map $uri $shard_group` (a function from a
+    path to an upstream name) and the DENDRITE_SPACES lists of docker-compose.postgres.yml by anchor
+    (`shard-one-spaces` -> shard_one), read from the files so that the test holds them to each other."""
+    with open(os.path.join(root, "deploy", "nginx.conf")) as conf:
+        text = conf.read()
+    block = re.search(r"map \$uri \$shard_group \{(.*?)\}", text, re.S)
+    if block is None:
+        raise RuntimeError("deploy/nginx.conf has no `map $uri $shard_group` block")
+    rules, default = [], None
+    for line in block.group(1).splitlines():
+        line = line.split("#", 1)[0].strip().rstrip(";")
+        if not line:
+            continue
+        pattern, upstream = line.split()
+        if pattern == "default":
+            default = upstream
+        else:
+            rules.append((re.compile(pattern.lstrip("~")), upstream))
+
+    def route(path):
+        return next((upstream for pattern, upstream in rules if pattern.search(path)), default)
+
+    with open(os.path.join(root, "docker-compose.postgres.yml")) as compose:
+        anchors = dict(re.findall(r'^x-(shard-[a-z]+)-spaces: &[a-z-]+ "([^"]*)"', compose.read(), re.M))
+    lists = {f"shard_{group.split('-')[1]}": spaces for group, spaces in anchors.items()}
+    return route, lists
+
+
+def served_by(spaces, name):
+    """Whether a DENDRITE_SPACES list (names, and prefixes ending in *) covers `name`."""
+    items = [item.strip() for item in spaces.split(",") if item.strip()]
+    return any(name.startswith(item[:-1]) if item.endswith("*") else name == item for item in items)
+
+
+def shard_groups(test, options, binary, url, log_path, processes, rng):
+    """Two shard groups (two replicas serving the compose file's first list, one the second) on a
+    fresh database. Spaces on both sides of the split are created, written and read through the
+    nginx rule; each group must hold only its own spaces (counts, memory and the space list), refuse
+    the other's with a 404 naming --spaces, and rule and lists must agree on every name tried."""
+    route, lists = shard_rules()
+    if sorted(lists) != ["shard_one", "shard_two"]:
+        raise RuntimeError(f"docker-compose.postgres.yml's shard lists are {sorted(lists)}")
+    probes = ["alpha", "mango", "Zed", "november", "zulu", "0day", "-x", ".hidden", "Nine", "_a", ":b"]
+    for probe in probes:
+        groups = [group for group, spaces in lists.items() if served_by(spaces, probe)]
+        if groups != [route(f"/v1/spaces/{probe}/query")]:
+            test.violate(f"space {probe!r}: nginx routes it to {route(f'/v1/spaces/{probe}/query')}, "
+                         f"the compose lists give it to {groups or 'no group'}")
+    groups = {"shard_one": [], "shard_two": []}
+    for group, count in (("shard_one", 2), ("shard_two", 1)):
+        for k in range(count):
+            replica = Replica(f"{group}-{k}", binary, url, log_path(f"{group}-{k}"), spaces=lists[group])
+            groups[group].append(replica)
+            processes.append(replica)
+            replica.launch()
+    for replica in groups["shard_one"] + groups["shard_two"]:
+        replica.wait_ready(options.ready_timeout, options.timeout)
+    http, conns = Http(timeout=options.timeout), Conns(options.timeout)
+
+    def send(method, path, body=None):
+        replica = rng.choice(groups[route(path)])
+        return call(http, replica.port, method, path, body)
+
+    spaces = {"alpha": "shard_one", "mango": "shard_one", "november": "shard_two"}
+    stored, last_seq = {space: 0 for space in spaces}, 0
+    for space in spaces:
+        status, body = send("PUT", f"/v1/spaces/{space}", SPACE_PARAMS)
+        if status != 201:
+            raise RuntimeError(f"creating {space} through the rule answered {status}: {short(body)}")
+    for round_ in range(30):
+        space = rng.choice(list(spaces))
+        batch = [{"neuron": f"n{rng.randrange(5)}", "active": sorted(rng.sample(range(2048), 40))}
+                 for _ in range(20)]
+        answer = rng.choice(groups[route(f"/v1/spaces/{space}/patterns")])
+        reply = conns.exchange(answer.port, "POST", f"/v1/spaces/{space}/patterns", {"patterns": batch})
+        if reply.status != 200:
+            test.violate(f"a batch into {space} through the rule answered {reply.status}: {short(decode(reply))}")
+            continue
+        stored[space] += len(batch)
+        last_seq = max(last_seq, parse_sequence(reply.headers) or 0)
+        # Read back through the rule on whichever replica of the group, at the write's sequence.
+        probe = batch[0]
+        status, body = send("POST", with_min_sequence(f"/v1/spaces/{space}/query", last_seq),
+                            {"active": probe["active"]})
+        if status != 200 or probe["neuron"] not in [m["neuron"] for m in body.get("matches", [])]:
+            test.violate(f"a pattern stored in {space} is not recognised through the rule: {status} {short(body)}")
+    for group, replicas in groups.items():
+        own = sorted(space for space, owner in spaces.items() if owner == group)
+        for replica in replicas:
+            stats = None
+            deadline = time.monotonic() + options.converge_timeout
+            while time.monotonic() < deadline:
+                stats = stats_of(replica.port, options.timeout)
+                if stats and stats.get("applied_sequence", 0) >= last_seq:
+                    break
+                time.sleep(0.1)
+            if not stats:
+                test.violate(f"{replica.name} answered no /v1/stats")
+                continue
+            by_space = {entry["name"]: entry for entry in stats.get("by_space", [])}
+            held = sorted(by_space)
+            patterns = sum(stored[space] for space in own)
+            if held != own or stats.get("spaces") != len(own) or stats.get("patterns") != patterns:
+                test.violate(f"{replica.name} holds spaces {held} ({stats.get('spaces')}) and "
+                             f"{stats.get('patterns')} patterns, not {own} and {patterns}")
+            memory = sum(by_space[space]["memory_bytes"] for space in held)
+            if stats.get("memory_bytes") != memory:
+                test.violate(f"{replica.name}'s memory ({stats.get('memory_bytes')} bytes) is not its own "
+                             f"spaces' ({memory})")
+            other = next(space for space, owner in spaces.items() if owner != group)
+            status, body = call(http, replica.port, "GET", f"/v1/spaces/{other}")
+            if status != 404 or "--spaces" not in str(body.get("detail", "")):
+                test.violate(f"{replica.name} answers GET of {other} (another group's) with {status}: {short(body)}")
+            status, body = call(http, replica.port, "PUT", f"/v1/spaces/{other}-new", SPACE_PARAMS)
+            if status != 404 or "--spaces" not in str(body.get("detail", "")):
+                test.violate(f"{replica.name} answers creating {other}-new (another group's) with {status}")
+    http.close()
+    conns.close()
+    for replica in groups["shard_one"] + groups["shard_two"]:
+        stop_gracefully(test, replica)
+    return (f"2 shard groups (2 + 1 replicas) on {url.rsplit('/', 1)[1]}: nginx's rule and the compose "
+            f"lists agree on {len(probes)} names; {sum(stored.values())} patterns stored through the rule "
+            f"({', '.join(f'{s} {n}' for s, n in stored.items())}), each read back; each replica holds "
+            f"only its group's spaces and refuses the other's; stopped gracefully")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1377,6 +1524,10 @@ def self_check():
     """The helpers the test relies on, checked without a server."""
     options = parse_arguments(["--postgres-url", "postgres://u@h:1/postgres", "--seed", "7", "--keep"])
     assert options.seed == 7 and options.keep and options.clients == 12 and not options.self_check
+    route, lists = shard_rules()
+    assert route("/v1/spaces/november/query") == "shard_two" and route("/v1/spaces/alpha") == "shard_one"
+    assert route("/v1/stats") == "shard_one" and sorted(lists) == ["shard_one", "shard_two"]
+    assert served_by("a*,b", "alpha") and served_by("a*,b", "b") and not served_by("a*,b", "bb")
     assert parse_arguments(["--self-check"]).self_check
 
     assert database_url("postgres://dendrite@127.0.0.1:5432/postgres", "t_1") == "postgres://dendrite@127.0.0.1:5432/t_1"

@@ -99,9 +99,10 @@ impl SpaceSet {
             };
             match item.strip_suffix('*') {
                 Some("") => return Ok(SpaceSet::all()),
-                // A prefix is checked as the name it starts: the same characters, at most as long.
+                // A prefix is checked as the start of a name: a name's characters, and room for
+                // one more (so `.*`, the start of `.hidden`, is a prefix though `.` is no name).
                 Some(prefix) => {
-                    Name::parse(prefix).map_err(|e| refused(e.to_string()))?;
+                    Name::parse(&format!("{prefix}x")).map_err(|e| refused(e.to_string()))?;
                     prefixes.push(prefix.to_owned());
                 }
                 None => names.push(Name::parse(item).map_err(|e| refused(e.to_string()))?),
@@ -259,7 +260,8 @@ mod tests {
             assert!(all.is_all() && all.contains(&name("anything")));
         }
         assert_eq!(SpaceSet::parse(" , "), Err(SpaceSetError::Empty));
-        for bad in ["a b", "a/*", "**", ".."] {
+        assert!(SpaceSet::parse(".*,-*").unwrap().contains(&name(".x")));
+        for bad in ["a b", "a/*", "**", "..", "."] {
             assert!(
                 matches!(SpaceSet::parse(bad), Err(SpaceSetError::Item { .. })),
                 "{bad}"
