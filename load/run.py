@@ -9,12 +9,17 @@ Bounded: every phase has a fixed duration and the script stops the server itself
   - with --startup: start-up time with about 1,000,000 stored patterns (topped up to that).
 
 Usage: load/run.py [--duration SECONDS] [--startup]   (needs wrk: apt-get install wrk)
+       load/run.py --fsync-delay-ms 2 --single-stores-only [--binary PATH]
+         every fsync and fdatasync of the server delayed 2 ms, as on a network volume (the server
+         runs under `strace --seccomp-bpf`, which stops it only at those calls; needs strace), and
+         only the 64-client single-store phase: what group commit makes of a slow disk.
 """
 import argparse
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,12 +44,15 @@ def call(method, path, body=None):
         return response.status, json.loads(response.read() or b"null")
 
 
-def start(database):
+def start(database, binary=BINARY, fsync_delay_ms=0):
     log = open(database + ".log", "a")
-    server = subprocess.Popen(
-        [BINARY, "serve", "--listen", f"127.0.0.1:{PORT}", "--database-url", f"sqlite://{database}",
-         "--log-level", "warn", "--body-limit", str(16 << 20)],
-        stdout=log, stderr=log)
+    command = [binary, "serve", "--listen", f"127.0.0.1:{PORT}", "--database-url", f"sqlite://{database}",
+               "--log-level", "warn", "--body-limit", str(16 << 20)]
+    if fsync_delay_ms > 0:
+        delay = int(fsync_delay_ms * 1000)
+        command = ["strace", "--seccomp-bpf", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync,fdatasync",
+                   "-e", f"inject=fsync,fdatasync:delay_exit={delay}", *command]
+    server = subprocess.Popen(command, stdout=log, stderr=log)
     started = time.monotonic()
     while True:
         try:
@@ -59,7 +67,14 @@ def start(database):
 
 
 def stop(server):
-    server.terminate()
+    # Under strace the server is strace's child: SIGTERM goes to the server itself (strace would
+    # detach and leave it running), and strace exits with it.
+    children = f"/proc/{server.pid}/task/{server.pid}/children"
+    traced = [int(pid) for pid in open(children).read().split()] if server.args[0] == "strace" else []
+    for pid in traced:
+        os.kill(pid, signal.SIGTERM)
+    if not traced:
+        server.terminate()
     server.wait(timeout=60)
 
 
@@ -90,15 +105,33 @@ def wrk(path, duration, connections, script=None, script_args=()):
     return rate, latency, int(errors.group(1)) if errors else 0
 
 
+def single_stores(duration):
+    _, before = call("GET", "/v1/stats")
+    single, single_latency, single_errors = wrk("/", duration, 64, os.path.join(HERE, "store.lua"))
+    _, after = call("GET", "/v1/stats")
+    commits = after["commits"] - before["commits"]
+    writes = after["writes_committed"] - before["writes_committed"]
+    print(f"single stores, 64 clients: {single:,.0f} patterns/s, p50 {single_latency['50']}, "
+          f"p99 {single_latency['99']}, non-2xx {single_errors}; {writes:,} writes in {commits:,} commits "
+          f"= {writes / max(commits, 1):.1f} writes per commit")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk phase")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (one wrk thread)")
     parser.add_argument("--startup", action="store_true", help="also time start-up with 1,000,000 patterns")
+    parser.add_argument("--binary", default=BINARY, help="the server to measure (default: this tree's release build)")
+    parser.add_argument("--fsync-delay-ms", type=float, default=0.0,
+                        help="delay every fsync/fdatasync of the server this long (needs strace)")
+    parser.add_argument("--single-stores-only", action="store_true", help="run only the 64-client single-store phase")
     options = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    if options.fsync_delay_ms > 0 and not shutil.which("strace"):
+        raise SystemExit("strace is missing: apt-get install strace")
+    if options.binary == BINARY:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
     workdir = tempfile.mkdtemp(prefix="dendrite-load-")
     database = os.path.join(workdir, "load.db")
     stores, queries = workload.generate()
@@ -106,10 +139,13 @@ def main():
         for active, _ in queries:
             f.write(json.dumps({"active": active}) + "\n")
 
-    server, _ = start(database)
+    server, _ = start(database, options.binary, options.fsync_delay_ms)
     try:
         call("PUT", "/v1/spaces/bench", SPACE)
         call("PUT", "/v1/spaces/load", SPACE)
+        if options.single_stores_only:
+            single_stores(options.duration)
+            return
         batch_rate = store_batches(stores)
         print(f"batch store: {batch_rate:,.0f} patterns/s ({len(stores):,} patterns in batches of 1000, one client)")
         found = sum(
@@ -125,14 +161,7 @@ def main():
         print(f"POST query:   {query:,.0f} req/s, p50 {query_latency['50']}, p99 {query_latency['99']}, "
               f"non-2xx {query_errors}; query/healthz = {query / health:.2f}")
 
-        _, before = call("GET", "/v1/stats")
-        single, single_latency, single_errors = wrk("/", options.duration, 64, os.path.join(HERE, "store.lua"))
-        _, after = call("GET", "/v1/stats")
-        commits = after["commits"] - before["commits"]
-        writes = after["writes_committed"] - before["writes_committed"]
-        print(f"single stores, 64 clients: {single:,.0f} patterns/s, p50 {single_latency['50']}, "
-              f"p99 {single_latency['99']}, non-2xx {single_errors}; {writes:,} writes in {commits:,} commits "
-              f"= {writes / max(commits, 1):.1f} writes per commit")
+        single_stores(options.duration)
     finally:
         stop(server)
 
