@@ -307,9 +307,12 @@ impl Rebuild {
             let mut busy = Duration::ZERO;
             for plans in received {
                 let started = Instant::now();
-                space.apply_stores(plans)?;
+                space.apply_stores_unrefreshed(plans)?;
                 busy += started.elapsed();
             }
+            let started = Instant::now();
+            space.refresh_every_neuron();
+            busy += started.elapsed();
             Ok((space, busy))
         });
         Rebuild { chunks, applier }

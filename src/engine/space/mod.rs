@@ -107,11 +107,10 @@ impl Neuron {
     }
 
     /// The id of the stored pattern with exactly these bits, if there is one.
-    fn id_of_content(&self, active: &Pattern) -> Option<&Name> {
-        let packed = PackedCells::pack(active.cells());
-        let hash = self.content_hasher.hash_one(&packed);
+    fn id_of_content(&self, packed: &PackedCells) -> Option<&Name> {
+        let hash = self.content_hasher.hash_one(packed);
         self.by_content
-            .find(hash, |id| self.patterns[id].active == packed)
+            .find(hash, |id| self.patterns[id].active == *packed)
     }
 
     fn insert_pattern(&mut self, id: Name, stored: StoredPattern) {

@@ -8,6 +8,7 @@
 //! keeps as few segments (and as low a false-match probability) as its patterns need, rather than
 //! growing a new segment for every store while old ones stand half empty.
 
+use super::packed::PackedCells;
 use super::sorted::{merge_sorted, union_len};
 use super::{Neuron, Space};
 use crate::engine::EngineError;
@@ -105,7 +106,9 @@ impl Space {
             .cloned()
             .or_else(|| {
                 let neuron = self.neuron(&request.neuron)?;
-                neuron.id_of_content(&request.active).cloned()
+                neuron
+                    .id_of_content(&PackedCells::pack(request.active.cells()))
+                    .cloned()
             });
         if let Some(id) = same_content {
             return Ok(Planned::Existing {
