@@ -9,7 +9,7 @@
 //! growing a new segment for every store while old ones stand half empty.
 
 use super::packed::PackedCells;
-use super::sorted::{merge_sorted, union_len};
+use super::sorted::{fits_within, merge_sorted};
 use super::{Neuron, Space};
 use crate::engine::EngineError;
 use crate::engine::metadata::Metadata;
@@ -184,25 +184,17 @@ impl Space {
             .chain(draft.touched.keys().copied())
             .collect();
         numbers.into_iter().find(|number| {
-            match draft.touched.get(number) {
-                Some(held) => union_len(held, synapses) <= limit,
+            let held = match draft.touched.get(number) {
+                Some(held) => held,
                 None => {
                     let slot = stored
                         .binary_search_by_key(number, |&(n, _)| n)
                         .map(|at| stored[at].1)
                         .expect("a stored segment");
-                    let held = &self.segment(slot).synapses;
-                    // Counted until the limit is passed: a full segment is ruled out after a
-                    // few of the pattern's synapses.
-                    let mut union = held.len();
-                    synapses.iter().all(|cell| {
-                        if held.binary_search(cell).is_err() {
-                            union += 1;
-                        }
-                        union <= limit
-                    })
+                    &self.segment(slot).synapses
                 }
-            }
+            };
+            fits_within(held, synapses, limit)
         })
     }
 
