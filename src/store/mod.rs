@@ -311,7 +311,7 @@ impl Rebuild {
                 busy += started.elapsed();
             }
             let started = Instant::now();
-            space.refresh_every_neuron();
+            space.finish_loading();
             busy += started.elapsed();
             Ok((space, busy))
         });

@@ -39,6 +39,37 @@ impl DenseMatrix {
         }
     }
 
+    /// A matrix holding each segment slot's cells, given in slot order. Built a block at a time,
+    /// the blocks on rayon's threads: start-up builds the index once every row is read, where
+    /// setting bits store by store touched a random place of a matrix of hundreds of megabytes
+    /// for every synapse.
+    pub fn build(input_size: u32, segments: &[(SegmentSlot, &[CellIndex])]) -> DenseMatrix {
+        let slots_per_block = (64 * BLOCK) as SegmentSlot;
+        let blocks = segments
+            .last()
+            .map_or(0, |&(slot, _)| (slot / slots_per_block) as usize + 1);
+        let blocks = (0..blocks)
+            .into_par_iter()
+            .map(|b| {
+                let first = b as SegmentSlot * slots_per_block;
+                let start = segments.partition_point(|&(slot, _)| slot < first);
+                let end = segments.partition_point(|&(slot, _)| slot < first + slots_per_block);
+                let mut rows = vec![[0u64; BLOCK]; input_size as usize].into_boxed_slice();
+                for &(slot, cells) in &segments[start..end] {
+                    let (_, word, bit) = DenseMatrix::locate(slot);
+                    for &cell in cells {
+                        rows[cell as usize][word] |= bit;
+                    }
+                }
+                rows
+            })
+            .collect();
+        DenseMatrix {
+            input_size: input_size as usize,
+            blocks,
+        }
+    }
+
     /// (block, word within the block's row, bit) of a slot.
     fn locate(slot: SegmentSlot) -> (usize, usize, u64) {
         let word = slot as usize / 64;
@@ -213,6 +244,29 @@ mod tests {
             let input: Vec<u32> = (0..n).collect();
             assert_every_kernel_agrees(&matrix, &input, 1, slots);
         }
+    }
+
+    #[test]
+    fn a_matrix_built_at_once_equals_one_set_bit_by_bit() {
+        let mut rng = Rng::new(5);
+        let slots = 3 * BLOCK * 64 + 100;
+        let set_one_by_one = random_matrix(&mut rng, 70, slots, 20);
+        let cells: Vec<Vec<CellIndex>> = (0..slots)
+            .map(|slot| {
+                (0..70)
+                    .filter(|&cell| set_one_by_one.get(cell, slot as SegmentSlot))
+                    .collect()
+            })
+            .collect();
+        // Empty slots left out, as free slots are.
+        let segments: Vec<(SegmentSlot, &[CellIndex])> = (0..)
+            .zip(&cells)
+            .filter(|(_, cells)| !cells.is_empty())
+            .map(|(slot, cells)| (slot, &cells[..]))
+            .collect();
+        let built = DenseMatrix::build(70, &segments);
+        assert_eq!(built.blocks.len(), set_one_by_one.blocks.len());
+        assert!(built.blocks == set_one_by_one.blocks);
     }
 
     #[test]

@@ -142,6 +142,35 @@ impl InvertedIndex {
         }
     }
 
+    /// An index of the same space holding exactly `segments` (each live slot's cells, in slot
+    /// order), in the layout their counts call for: what start-up builds once every stored
+    /// pattern is applied, instead of posting synapses one store at a time.
+    pub fn rebuilt(&self, segments: &[(SegmentSlot, &[CellIndex])]) -> InvertedIndex {
+        let mut index = InvertedIndex {
+            layout: Layout::Postings(Postings::default()),
+            len: segments.iter().map(|(_, cells)| cells.len()).sum(),
+            kernel: self.kernel,
+            dense_input: self.dense_input,
+            slots: segments.last().map_or(0, |&(slot, _)| slot as usize + 1),
+        };
+        match index.dense_input {
+            Some(input_size) if index.dense_fits() => {
+                index.layout = Layout::Dense(DenseMatrix::build(input_size, segments));
+            }
+            _ => {
+                let Layout::Postings(postings) = &mut index.layout else {
+                    unreachable!("made in postings just above")
+                };
+                for &(slot, cells) in segments {
+                    for &cell in cells {
+                        postings.add(cell, slot);
+                    }
+                }
+            }
+        }
+        index
+    }
+
     pub fn remove(&mut self, cell: CellIndex, slot: SegmentSlot) {
         match &mut self.layout {
             Layout::Postings(postings) => postings.remove(cell, slot),

@@ -68,11 +68,14 @@ impl Space {
         outcome
     }
 
-    /// Applies plans read back at start-up: as [`Space::apply_stores`], but the neurons'
-    /// probabilities are left to [`Space::refresh_every_neuron`], called once every plan is in.
-    /// Start-up hands plans over in chunks, and a neuron with patterns in most of them would
-    /// otherwise be refreshed once per chunk (a tenth of the time of loading ten million).
+    /// Applies plans read back at start-up: as [`Space::apply_stores`], but the index and the
+    /// neurons' probabilities are left to [`Space::finish_loading`], called once every plan is
+    /// in. Start-up hands plans over in chunks: a neuron with patterns in most of them would
+    /// otherwise be refreshed once per chunk, and every synapse would set a bit at a random
+    /// place of the whole index (at ten million patterns, half a gigabyte). Nothing may read the
+    /// space until `finish_loading`.
     pub fn apply_stores_unrefreshed(&mut self, plans: Vec<StorePlan>) -> Result<(), EngineError> {
+        self.posting = false;
         for plan in plans {
             let checked = self.check_plan(plan)?;
             self.apply_store_quietly(checked);
@@ -80,8 +83,19 @@ impl Space {
         Ok(())
     }
 
-    /// Computes every neuron's probability afresh (after [`Space::apply_stores_unrefreshed`]).
-    pub fn refresh_every_neuron(&mut self) {
+    /// Builds the index from the segments (block by block, on every core) and computes every
+    /// neuron's probability, after [`Space::apply_stores_unrefreshed`].
+    pub fn finish_loading(&mut self) {
+        if !self.posting {
+            let segments: Vec<(SegmentSlot, &[CellIndex])> = self
+                .segments
+                .iter()
+                .map(|(slot, segment)| (slot, &segment.synapses[..]))
+                .collect();
+            let index = self.index.rebuilt(&segments);
+            self.index = index;
+            self.posting = true;
+        }
         let slots: Vec<NeuronSlot> = self.neuron_slots.values().copied().collect();
         for slot in slots {
             self.refresh_neuron(slot);
@@ -202,7 +216,7 @@ impl Space {
             }
             if existing.peek() == Some(&cell) {
                 existing.next();
-            } else {
+            } else if self.posting {
                 self.index.add(cell, segment_slot);
             }
             merged.push(cell);
@@ -423,6 +437,69 @@ mod tests {
             crate::engine::Planned::Existing { .. } => unreachable!("an empty space"),
         };
         (space, plan)
+    }
+
+    #[test]
+    fn a_space_loaded_in_chunks_answers_as_one_stored_pattern_by_pattern() {
+        let spec = SpaceSpec {
+            input_size: 2048,
+            active_bits: 40,
+            synapses_per_pattern: Some(24),
+            threshold: Some(12),
+            ..SpaceSpec::default()
+        };
+        let mut rng = crate::rng::Rng::new(3);
+        let random_pattern = |rng: &mut crate::rng::Rng| {
+            let mut cells = rng.distinct_below(2048, 40);
+            cells.sort_unstable();
+            Pattern::from_sorted(cells, 2048).unwrap()
+        };
+        let requests: Vec<StoreRequest> = (0..3000)
+            .map(|i| StoreRequest {
+                neuron: name(&format!("n{}", i % 40)),
+                active: random_pattern(&mut rng),
+                id: None,
+                metadata: None,
+            })
+            .collect();
+        let mut live = crate::engine::space_for_tests("s", spec.clone());
+        let mut loaded = crate::engine::space_for_tests("s", spec);
+        let plans: Vec<StorePlan> = live
+            .plan_store(&requests)
+            .unwrap()
+            .into_iter()
+            .map(|planned| match planned {
+                crate::engine::Planned::New(plan) => plan,
+                crate::engine::Planned::Existing { .. } => unreachable!("distinct patterns"),
+            })
+            .collect();
+        live.apply_stores(plans.clone()).unwrap();
+        for chunk in plans.chunks(700) {
+            loaded.apply_stores_unrefreshed(chunk.to_vec()).unwrap();
+        }
+        loaded.finish_loading();
+        assert!(live.is_dense() && loaded.is_dense());
+        assert_eq!(live.synapse_count(), loaded.synapse_count());
+        assert_eq!(live.report(), loaded.report());
+        for i in 0..300 {
+            // Stored patterns with a few bits moved (matches), and random ones.
+            let active = if i % 2 == 0 {
+                let mut cells = requests[i * 7].active.cells().to_vec();
+                cells.truncate(34);
+                cells.extend(rng.distinct_below(2048, 6));
+                cells.sort_unstable();
+                cells.dedup();
+                Pattern::from_sorted(cells, 2048).unwrap()
+            } else {
+                random_pattern(&mut rng)
+            };
+            let query = crate::engine::Query {
+                active,
+                threshold: None,
+                limit: 10,
+            };
+            assert_eq!(live.recognize(&query), loaded.recognize(&query));
+        }
     }
 
     fn refusal(plan: StorePlan) -> String {

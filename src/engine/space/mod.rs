@@ -212,6 +212,9 @@ pub struct Space {
     neurons: Slots<Neuron>,
     segments: Slots<Segment>,
     index: InvertedIndex,
+    /// False while start-up applies stored patterns: the index is then built once, at the end
+    /// ([`Space::finish_loading`]), from the segments.
+    posting: bool,
     pattern_count: u64,
     /// Bytes of every stored pattern's own lists (active bits and sampled synapses) and metadata.
     pattern_bytes: u64,
@@ -246,6 +249,7 @@ impl Space {
                 params.input_size,
                 params.synapses_per_pattern.min(params.threshold),
             ),
+            posting: true,
             pattern_count: 0,
             pattern_bytes: 0,
             false_match_by_synapses: HashMap::new(),
