@@ -49,7 +49,7 @@ pub struct BenchArgs {
     /// Active bits of a stored pattern.
     #[arg(long, default_value_t = WorkloadSpec::STANDARD.a)]
     pub active_bits: u32,
-    /// The counting kernel (`portable`, `avx2`, `avx512`); default: the fastest this CPU has.
+    /// The counting kernel (`portable`, `avx2`, `avx512`); default: the one the service uses (AVX2 where the CPU has it).
     /// Naming one measures the dense layout even in a space too small to have moved to it yet.
     #[arg(long, value_name = "NAME")]
     pub kernel: Option<String>,

@@ -75,7 +75,7 @@ impl SpaceStats {
 #[derive(Serialize)]
 struct Stats {
     version: &'static str,
-    /// The counting kernel dense spaces use (the fastest this CPU has).
+    /// The counting kernel dense spaces use (AVX2 where the CPU has it, see `Kernel::detected`).
     kernel: &'static str,
     spaces: u64,
     neurons: u64,

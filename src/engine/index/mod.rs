@@ -114,7 +114,7 @@ impl InvertedIndex {
         })
     }
 
-    /// Counts with `kernel` from now on (the fastest the CPU has, unless told otherwise).
+    /// Counts with `kernel` from now on (by default [`Kernel::detected`]).
     pub fn use_kernel(&mut self, kernel: Kernel) {
         self.kernel = kernel;
     }

@@ -389,7 +389,7 @@ impl Space {
         self.index.kernel()
     }
 
-    /// Counts with `kernel` instead of the fastest this CPU has: to compare kernels, or to test
+    /// Counts with `kernel` instead of the default one: to compare kernels, or to test
     /// each one.
     pub fn use_kernel(&mut self, kernel: Kernel) {
         self.index.use_kernel(kernel);
