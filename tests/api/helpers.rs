@@ -345,3 +345,15 @@ impl Drop for KilledOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The `Dendrite-Sequence` a write answered with.
+pub fn sequence_of(response: &Response) -> u64 {
+    response
+        .headers()
+        .get("dendrite-sequence")
+        .unwrap_or_else(|| panic!("no Dendrite-Sequence on a {} answer", response.status()))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}

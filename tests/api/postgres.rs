@@ -35,14 +35,6 @@ async fn admin(app: &TestApp, sql: &str) {
 /// Ends every connection to the test database, the service's included.
 const DROP_CONNECTIONS: &str = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()";
 
-fn sequence_of(response: &reqwest::Response) -> u64 {
-    response.headers()["dendrite-sequence"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// The same database behind a second server: another replica.
 async fn replica_of(app: &TestApp) -> TestApp {
     TestApp::spawn_on(&app.database).await

@@ -2,19 +2,8 @@
 //! that gives clients read-your-writes across replicas, held on whichever backend the suite runs.
 
 use crate::helpers::*;
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-fn sequence_of(response: &Response) -> u64 {
-    response
-        .headers()
-        .get("dendrite-sequence")
-        .unwrap_or_else(|| panic!("no Dendrite-Sequence on a {} answer", response.status()))
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn each_write_answers_with_the_next_sequence_and_a_repeat_with_the_current_one() {

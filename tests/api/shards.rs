@@ -12,14 +12,6 @@ fn serving(app_database: &std::path::Path, list: &str) -> dendrite::config::Serv
     settings
 }
 
-fn sequence_of(response: &reqwest::Response) -> u64 {
-    response.headers()["dendrite-sequence"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// Asserts a 404 that names the space and the setting.
 async fn refused_as_not_served(response: reqwest::Response, space: &str) {
     let problem = problem(response, StatusCode::NOT_FOUND).await;
