@@ -469,7 +469,7 @@ impl From<BackupError> for ApiError {
             BackupError::Folder { fault, .. } => {
                 let kind = match fault {
                     Fault::Full | Fault::SizeLimit => Kind::StorageFull,
-                    Fault::ReadOnly | Fault::Locked | Fault::Io | Fault::Other => {
+                    Fault::ReadOnly | Fault::Locked | Fault::Io | Fault::Behind | Fault::Other => {
                         Kind::StorageUnavailable
                     }
                 };
@@ -520,22 +520,27 @@ impl From<WriteError> for ApiError {
 /// A failure of the database or its disk, by what fixes it. The driver's message may name files
 /// and SQL: the log has it, the client gets what it can act on.
 fn storage_error(storage: StorageError, outcome: &str) -> ApiError {
-    let kind = match storage.fault {
+    let kind = match storage.fault() {
         Fault::Full | Fault::SizeLimit => Kind::StorageFull,
-        Fault::ReadOnly | Fault::Locked | Fault::Io => Kind::StorageUnavailable,
+        Fault::ReadOnly | Fault::Locked | Fault::Io | Fault::Behind => Kind::StorageUnavailable,
         Fault::Other => Kind::Internal,
     };
     tracing::warn!(%storage, "the database or its disk refused a write");
-    let remedy = match storage.fault {
+    let remedy = match storage.fault() {
         // Waiting will not help: room must be made, or the limit raised.
         Fault::SizeLimit => {
             "forget patterns or delete neurons or spaces to make room, or raise the limit and restart"
         }
-        Fault::Full | Fault::ReadOnly | Fault::Locked | Fault::Io | Fault::Other => "retry later",
+        Fault::Full
+        | Fault::ReadOnly
+        | Fault::Locked
+        | Fault::Io
+        | Fault::Behind
+        | Fault::Other => "retry later",
     };
     ApiError::new(
         kind,
-        format!("{}; {outcome}: {remedy}", storage.fault.describe()),
+        format!("{}; {outcome}: {remedy}", storage.fault().describe()),
     )
 }
 
@@ -545,7 +550,7 @@ mod tests {
     use crate::engine::{Name, SpaceSet};
 
     fn storage(fault: Fault, message: &str) -> WriteError {
-        WriteError::Storage(StorageError {
+        WriteError::Storage(StorageError::Database {
             fault,
             source: std::sync::Arc::new(sqlx::Error::Protocol(message.into())),
         })
@@ -600,6 +605,20 @@ mod tests {
             ),
             (
                 storage(Fault::Io, "disk I/O error"),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            // Faults of the storage layer itself: transient, so "retry", not a server error.
+            (
+                WriteError::Storage(StorageError::LogGap {
+                    applied: 4,
+                    sequence: 9,
+                }),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                WriteError::Storage(StorageError::ConnectTimeout(
+                    std::time::Duration::from_secs(10),
+                )),
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
             (

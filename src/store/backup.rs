@@ -79,12 +79,12 @@ impl BackupError {
         let (fault, problem) = if not_a_folder {
             (Fault::Other, "it is a file, not a folder".to_owned())
         } else {
-            let what = match error.fault {
+            let what = match error.fault() {
                 Fault::Full | Fault::SizeLimit => "its disk is full",
                 Fault::ReadOnly => "it is read-only, or not writable by the user running dendrite",
-                Fault::Locked | Fault::Io | Fault::Other => "writing to it failed",
+                Fault::Locked | Fault::Io | Fault::Behind | Fault::Other => "writing to it failed",
             };
-            (error.fault, format!("{what} ({error})"))
+            (error.fault(), format!("{what} ({error})"))
         };
         BackupError::Folder {
             folder: folder.display().to_string(),

@@ -7,7 +7,7 @@
 //! stops sending writes to a degraded instance while reads, served from memory, go on.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why the database refused a write, by what fixes it. The variants name SQLite's result codes;
 /// PostgreSQL's error classes map onto the same faults.
@@ -27,6 +27,9 @@ pub enum Fault {
     /// The operating system failed a read or write (SQLITE_IOERR and the driver's own I/O errors),
     /// or the connection to a database server was lost.
     Io,
+    /// This replica fell behind the database's change log while writing (another replica
+    /// committed changes the log no longer holds); it reloads before its next write.
+    Behind,
     /// Anything else: not a condition that clears by itself.
     Other,
 }
@@ -44,6 +47,7 @@ impl Fault {
             Fault::Io => {
                 "the database failed to answer (an I/O error on its disk, or a lost connection to its server)"
             }
+            Fault::Behind => "this replica fell behind the database's change log and reloads",
             Fault::Other => "the database refused the write",
         }
     }
@@ -97,20 +101,64 @@ impl Fault {
     }
 }
 
-/// A write the database refused: its fault, and the driver's error as its source (for the log
-/// only: it may name files and SQL). Shared, because one failed commit answers every write of
-/// its group.
+/// A write the database refused, or a fault of the storage layer itself. Shared, because one
+/// failed commit answers every write of its group. The HTTP status comes from [`Self::fault`],
+/// so each fault that is not the driver's has its own variant rather than posing as one of the
+/// driver's errors.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("{}: {source}", fault.describe())]
-pub struct StorageError {
-    pub fault: Fault,
-    #[source]
-    pub source: Arc<sqlx::Error>,
+pub enum StorageError {
+    /// The database or its driver refused, classified by its code. The driver's error is the
+    /// source, for the log only: it may name files and SQL.
+    #[error("{}: {source}", fault.describe())]
+    Database {
+        fault: Fault,
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+    /// The database server did not take a connection in time.
+    #[error("{}: no connection within {} s", Fault::Io.describe(), .0.as_secs())]
+    ConnectTimeout(Duration),
+    /// The change log no longer holds changes committed between the last one this replica
+    /// applied and its own: compacted while it wrote. Its next write reloads first.
+    #[error(
+        "{}: the change log lacks changes {first} to {last}",
+        Fault::Behind.describe(),
+        first = .applied + 1,
+        last = .sequence - 1
+    )]
+    LogGap { applied: u64, sequence: u64 },
+    /// Rebuilding the engine from the tables failed (`fault` from the driver's error in the
+    /// chain, if any).
+    #[error("{}: reloading from the database failed: {why}", fault.describe())]
+    Reload { fault: Fault, why: String },
+}
+
+impl StorageError {
+    /// What fixes it, which decides the answer's status.
+    pub fn fault(&self) -> Fault {
+        match self {
+            StorageError::Database { fault, .. } | StorageError::Reload { fault, .. } => *fault,
+            StorageError::ConnectTimeout(_) => Fault::Io,
+            StorageError::LogGap { .. } => Fault::Behind,
+        }
+    }
+
+    /// A failed reload, classified by the first driver error in its chain of causes.
+    pub fn reload(error: &anyhow::Error) -> StorageError {
+        let fault = error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<sqlx::Error>())
+            .map_or(Fault::Other, Fault::of);
+        StorageError::Reload {
+            fault,
+            why: format!("{error:#}"),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StorageError {
     fn from(error: sqlx::Error) -> StorageError {
-        StorageError {
+        StorageError::Database {
             fault: Fault::of(&error),
             source: Arc::new(error),
         }
@@ -190,7 +238,7 @@ impl Health {
             format!(
                 "writes have been failing for {:.0} s: {}; reads are served, writes resume once it clears",
                 since.elapsed().as_secs_f64(),
-                error.fault.describe()
+                error.fault().describe()
             )
         })
     }
@@ -219,10 +267,32 @@ mod tests {
     }
 
     #[test]
+    fn faults_of_the_storage_layer_are_not_the_drivers() {
+        assert_eq!(
+            StorageError::ConnectTimeout(Duration::from_secs(10)).fault(),
+            Fault::Io
+        );
+        let gap = StorageError::LogGap {
+            applied: 4,
+            sequence: 9,
+        };
+        assert_eq!(gap.fault(), Fault::Behind);
+        assert!(gap.to_string().contains("changes 5 to 8"), "{gap}");
+        // A reload is classified by the driver's error beneath it, whatever context wraps it.
+        let lost = anyhow::Error::new(sqlx::Error::Io(std::io::Error::other("reset")))
+            .context("loading space s");
+        assert_eq!(StorageError::reload(&lost).fault(), Fault::Io);
+        let bad_row = anyhow::anyhow!("neuron row n: bad cells");
+        let reload = StorageError::reload(&bad_row);
+        assert_eq!(reload.fault(), Fault::Other);
+        assert!(reload.to_string().contains("bad cells"), "{reload}");
+    }
+
+    #[test]
     fn a_failure_episode_is_reported_until_a_commit_succeeds() {
         let health = Health::default();
         assert_eq!(health.problem(), None);
-        let full = StorageError {
+        let full = StorageError::Database {
             fault: Fault::Full,
             source: Arc::new(sqlx::Error::Protocol("database or disk is full".into())),
         };

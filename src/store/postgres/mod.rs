@@ -210,14 +210,14 @@ pub struct PostgresWrites {
 }
 
 impl PostgresWrites {
-    async fn connection(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+    async fn connection(&mut self) -> Result<&mut PgConnection, StorageError> {
         if self.connection.is_none() {
             // Bounded: a server that does not answer at all must fail the write, not hold the
             // writer (and every write queued behind it) for the operating system's TCP timeout.
             let connecting = PgConnection::connect_with(&self.database.options);
             let connected = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
                 .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                .map_err(|_| StorageError::ConnectTimeout(CONNECT_TIMEOUT))??;
             self.connection = Some(connected);
         }
         Ok(self.connection.as_mut().expect("connected above"))
@@ -225,12 +225,12 @@ impl PostgresWrites {
 
     /// Runs `body` on the writer's connection; on any error the connection is thrown away (an
     /// open transaction with it: the server rolls it back when the connection ends).
-    async fn run<T>(
+    async fn run<T, E: Into<StorageError>>(
         &mut self,
-        body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+        body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
     ) -> Result<T, StorageError> {
         let outcome = match self.connection().await {
-            Ok(connection) => body(connection).await,
+            Ok(connection) => body(connection).await.map_err(Into::into),
             Err(error) => Err(error),
         };
         if outcome.is_err() {
@@ -241,7 +241,7 @@ impl PostgresWrites {
                 let _ = connection.close_hard().await;
             }
         }
-        outcome.map_err(StorageError::from)
+        outcome
     }
 
     /// Starts the task that turns notifications into wake-ups, on the writer's runtime.
@@ -286,7 +286,7 @@ impl WriteStore for PostgresWrites {
         // One global order of keys: two writers locking overlapping spaces cannot deadlock.
         keys.sort_unstable();
         keys.dedup();
-        self.run(async |connection| {
+        self.run(async |connection| -> Result<(), sqlx::Error> {
             connection.execute("BEGIN").await?;
             for key in keys {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -316,10 +316,13 @@ impl WriteStore for PostgresWrites {
             self.begin(&change.spaces()).await?;
         }
         let committed = self
-            .run(async |connection| {
+            .run(async |connection| -> Result<Committed, StorageError> {
                 let sequence = sql::write_change(&mut *connection, change).await?;
                 // Holding the head row, every change before this one is committed and visible.
                 let before = sql::changes_between(&mut *connection, applied, sequence).await?;
+                if before.len() as u64 != sequence - applied - 1 {
+                    return Err(StorageError::LogGap { applied, sequence });
+                }
                 connection.execute("COMMIT").await?;
                 Ok(Committed { sequence, before })
             })

@@ -59,14 +59,14 @@ pub struct SqliteDatabase {
 
 /// A start-up error that says which database failed and what to do about it.
 pub(super) fn cannot_write(url: &str, error: &StorageError) -> anyhow::Error {
-    let fix = match error.fault {
+    let fix = match error.fault() {
         Fault::ReadOnly => {
             "make the file, its -wal and -shm companions and its folder writable by the user running dendrite"
         }
         Fault::Full => "free space on its disk",
         Fault::SizeLimit => "raise --max-database-size (DENDRITE_MAX_DATABASE_SIZE)",
         Fault::Locked => "stop the other process that holds it open for writing",
-        Fault::Io | Fault::Other => "check the file and its disk",
+        Fault::Io | Fault::Behind | Fault::Other => "check the file and its disk",
     };
     anyhow::anyhow!("cannot use the database {url}: {error}; {fix}, then start again")
 }
@@ -295,15 +295,16 @@ impl SqliteWrites {
     /// `error` as the limit it is, when the disk reported full while the file is at its
     /// configured size.
     async fn blame_the_limit(&mut self, mut error: StorageError) -> StorageError {
-        if error.fault == Fault::Full && self.capped {
+        if error.fault() == Fault::Full && self.capped {
             let room = self
                 .connection
                 .transaction(async |connection| sql::room_bytes(connection).await)
                 .await;
             if let Ok((room, cap)) = room
                 && is_at_size_limit(room, cap)
+                && let StorageError::Database { fault, .. } = &mut error
             {
-                error.fault = Fault::SizeLimit;
+                *fault = Fault::SizeLimit;
             }
         }
         error

@@ -79,8 +79,9 @@ pub(super) async fn pending_purges(
     rows.into_iter()
         .map(|(space, neuron)| {
             let name = |text: String| {
-                Name::parse(&text)
-                    .map_err(|error| sqlx::Error::Protocol(format!("purges row {text:?}: {error}")))
+                Name::parse(&text).map_err(|error| {
+                    sqlx::Error::Decode(format!("purges row {text:?}: {error}").into())
+                })
             };
             Ok(Purge {
                 space: name(space)?,
