@@ -8,7 +8,7 @@
 #![allow(unsafe_code)] // the counting allocator below
 
 use dendrite::bench::{learn, queries, standard_space, store_requests};
-use dendrite::engine::plain::PlainIndex;
+use dendrite::engine::oracle::PlainIndex;
 use dendrite::engine::{Query, SpaceParams};
 use dendrite::workload::{Workload, WorkloadSpec};
 use std::alloc::{GlobalAlloc, Layout, System};

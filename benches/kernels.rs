@@ -13,7 +13,7 @@
 #![allow(unsafe_code)] // the floor's AVX2 intrinsics
 
 use dendrite::bench::{learn, queries, standard_space, store_requests};
-use dendrite::engine::plain::PlainIndex;
+use dendrite::engine::oracle::PlainIndex;
 use dendrite::engine::{Kernel, Query, Space, SpaceParams};
 use dendrite::workload::Workload;
 use roaring::RoaringBitmap;

@@ -12,7 +12,7 @@ use crate::http::serve::ConnectionLimits;
 use crate::http::{self, AppState};
 use crate::store::Database;
 use crate::store::backup::Backups;
-use crate::store::health::Health;
+use crate::store::fault::Health;
 use crate::store::writer::{Writer, WriterThread};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;

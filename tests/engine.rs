@@ -1,6 +1,6 @@
 //! The engine's rules, its agreement with the plain oracle and with the theory, and concurrency.
 
-use dendrite::engine::plain::PlainIndex;
+use dendrite::engine::oracle::PlainIndex;
 use dendrite::engine::*;
 use dendrite::rng::Rng;
 use dendrite::theory;

@@ -20,10 +20,10 @@ pub mod encoder;
 mod error;
 mod index;
 mod metadata;
+pub mod oracle;
 mod params;
 mod pattern;
-pub mod plain;
-mod shared;
+mod registry;
 mod space;
 
 pub use error::EngineError;
@@ -31,7 +31,7 @@ pub use index::Kernel;
 pub use metadata::{MAX_METADATA_BYTES, Metadata, MetadataError};
 pub use params::{MAX_SEGMENTS_LIMIT, SpaceParams, SpaceSpec, SpaceTheory};
 pub use pattern::{CellIndex, Name, NameError, Pattern, PatternError};
-pub use shared::{SharedSpace, SpaceLock, SpaceSet, SpaceSetError, Spaces};
+pub use registry::{SharedSpace, SpaceLock, SpaceSet, SpaceSetError, Spaces};
 pub use space::{
     Calibration, CalibrationLine, Calibrator, Counts, DEFAULT_LIMIT, FillReport, Match, MemoryUse,
     NeuronReport, NeuronSummary, NoiseMiss, PatternView, Planned, Planner, Query, Recognition,

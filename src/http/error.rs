@@ -6,7 +6,7 @@
 
 use crate::engine::{EngineError, NameError, PatternError};
 use crate::store::backup::BackupError;
-use crate::store::health::{Fault, StorageError};
+use crate::store::fault::{Fault, StorageError};
 use crate::store::writer::WriteError;
 use crate::theory::InvalidParameter;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};

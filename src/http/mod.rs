@@ -5,7 +5,6 @@
 //! can hold it against `openapi.yaml` in both directions.
 
 pub mod access;
-pub mod activity;
 mod admin;
 mod calibration;
 mod dashboard;
@@ -13,19 +12,21 @@ mod encoding;
 pub mod error;
 pub mod extract;
 pub mod guard;
-pub mod metrics;
+pub mod health;
 mod neurons;
 mod recognition;
 pub mod serve;
 mod spaces;
-mod system;
+mod stats;
+mod theory;
 
-pub use system::OPENAPI;
+pub use health::OPENAPI;
+pub use stats::{metrics, recent};
 
 use crate::engine::{Calibration, Name, SharedSpace, Space, Spaces};
 use crate::store::Database;
 use crate::store::backup::Backups;
-use crate::store::health::Health;
+use crate::store::fault::Health;
 use crate::store::writer::{Writer, not_served_message};
 use access::{Keys, Need};
 use axum::Router;
@@ -79,7 +80,7 @@ pub struct Shared {
     /// The Prometheus recorder of this service.
     pub metrics: Arc<metrics::Metrics>,
     /// Requests served and their latencies, for `/v1/stats`.
-    pub activity: Arc<activity::Activity>,
+    pub activity: Arc<recent::Activity>,
     /// The last calibration of each space, with the space it measured: a space deleted and
     /// created anew under the same name is another space, whose calibration this is not.
     pub calibrations: Arc<Mutex<HashMap<Name, MeasuredCalibration>>>,
@@ -110,7 +111,7 @@ impl AppState {
             keys: Arc::new(Keys::default()),
             backups: Arc::new(Backups::new("sqlite::memory:", None, 1)),
             metrics: Arc::new(metrics::Metrics::default()),
-            activity: Arc::new(activity::Activity::default()),
+            activity: Arc::new(recent::Activity::default()),
             calibrations: Arc::default(),
             open_metrics: false,
             trusted_origins: Arc::default(),
@@ -300,7 +301,9 @@ impl Route {
 /// Every route the service answers.
 pub fn routes() -> Vec<Route> {
     [
-        system::routes(),
+        health::routes(),
+        stats::routes(),
+        theory::routes(),
         spaces::routes(),
         neurons::routes(),
         recognition::routes(),

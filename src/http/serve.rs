@@ -54,13 +54,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const DRAIN_WINDOW: Duration = Duration::from_millis(250);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish for
-/// at most the shutdown timeout. Returns whether every connection closed in time.
+/// at most the shutdown timeout; connections still open then are cut off (and logged).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
-) -> bool {
+) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let open = Arc::new(Connections::default());
     let graceful = GracefulShutdown::new();
@@ -149,13 +149,12 @@ pub async fn serve(
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => true,
+        () = graceful.shutdown() => {}
         () = tokio::time::sleep(limits.shutdown_timeout.saturating_sub(DRAIN_WINDOW)) => {
             tracing::warn!(
                 timeout_seconds = limits.shutdown_timeout.as_secs_f64(),
                 "connections still open at the shutdown deadline: stopping without them"
             );
-            false
         }
     }
 }

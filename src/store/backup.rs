@@ -7,7 +7,7 @@
 //! backup the oldest beyond `keep` are removed. `dendrite restore` copies one back into place.
 
 use super::Database;
-use super::health::{Fault, StorageError};
+use super::fault::{Fault, StorageError};
 use super::sqlite::SqliteDatabase;
 use serde::Serialize;
 use sqlx::Connection;

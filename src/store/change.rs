@@ -76,21 +76,6 @@ impl Change {
         }
     }
 
-    /// The spaces the change writes, each once: the write locks its transaction takes.
-    pub fn spaces(&self) -> Vec<&Name> {
-        let mut spaces: Vec<&Name> = match self {
-            Change::CreateSpace { space, .. }
-            | Change::DeleteSpace { space }
-            | Change::Forget { space, .. }
-            | Change::DeleteNeuron { space, .. }
-            | Change::Neurons { space, .. } => vec![space],
-            Change::Store { patterns } => patterns.iter().map(|(space, _)| space).collect(),
-        };
-        spaces.sort_unstable();
-        spaces.dedup();
-        spaces
-    }
-
     /// Makes the change visible in `spaces`. `sequence` only names the change in errors.
     ///
     /// A change is applied exactly as the replica that made it applied it, so every replica ends

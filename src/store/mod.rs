@@ -10,7 +10,7 @@
 
 pub mod backup;
 pub mod change;
-pub mod health;
+pub mod fault;
 pub mod postgres;
 pub mod sqlite;
 pub mod transfer;
@@ -20,7 +20,7 @@ pub use change::Change;
 
 use crate::engine::{Metadata, Name, Pattern, Space, SpaceParams, SpaceSpec, Spaces, StorePlan};
 use anyhow::Context;
-use health::StorageError;
+use fault::StorageError;
 use postgres::PostgresDatabase;
 use sqlite::SqliteDatabase;
 use std::time::{Duration, Instant};
@@ -167,7 +167,7 @@ pub trait WriteStore: Send + 'static {
     /// Writes the change's rows (and, where replicas follow, its log entry) and commits. Returns
     /// its sequence with the changes other replicas committed between `applied` and it, read
     /// inside the transaction, so the caller can apply them first whatever happens after the
-    /// commit. Without a `begin`, the transaction is opened here.
+    /// commit. Called only inside the write a `begin` opened.
     async fn commit(&mut self, change: &Change, applied: u64) -> Result<Committed, StorageError>;
 
     /// Ends a write begun with nothing to commit.

@@ -125,16 +125,6 @@ pub fn log10_distinct_patterns(n: u64, a: u64) -> f64 {
     ln_binomial(n, a) / LN_10
 }
 
-/// log10 of the number of inputs of `a` active bits out of `n` that overlap a fixed set of
-/// `synapses` bits in exactly `b`: log10 C(|X|, b) · C(n − |X|, a − b) (SP Eq. 3); -inf when there
-/// is none.
-pub fn log10_overlap_set(n: u64, synapses: u64, a: u64, b: u64) -> f64 {
-    if synapses > n || b > a {
-        return f64::NEG_INFINITY;
-    }
-    (ln_binomial(synapses, b) + ln_binomial(n - synapses, a - b)) / LN_10
-}
-
 /// The probability that a uniformly random input of `a` active bits out of `n` reaches `theta` on a
 /// segment of `synapses` synapses (NP Eq. 4): the segment's false-match probability.
 ///

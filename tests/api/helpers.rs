@@ -54,9 +54,7 @@ pub fn database_url(database: &Path) -> String {
         None => format!("sqlite://{path}"),
         Some(admin) => {
             // FNV-1a of the path: temporary folders are unique, so the names are too.
-            let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
+            let hash = dendrite::rng::fnv1a(dendrite::rng::FNV1A_START, path.as_bytes());
             let (server, _) = admin.rsplit_once('/').expect("a URL with a database");
             format!("{server}/t{hash:016x}")
         }
@@ -310,7 +308,7 @@ impl InProcess {
             .await
             .unwrap();
         let spaces = Arc::new(dendrite::engine::Spaces::default());
-        let health = Arc::new(dendrite::store::health::Health::default());
+        let health = Arc::new(dendrite::store::fault::Health::default());
         let (writer, thread) = dendrite::store::writer::Writer::spawn(
             &db,
             Arc::clone(&spaces),

@@ -14,7 +14,7 @@ use super::{Neuron, Space};
 use crate::engine::EngineError;
 use crate::engine::metadata::Metadata;
 use crate::engine::pattern::{CellIndex, Name, Pattern};
-use crate::rng::Rng;
+use crate::rng::{FNV1A_START, Rng, fnv1a};
 use std::collections::HashMap;
 
 /// A pattern to store, parsed and validated against nothing but its own form.
@@ -212,13 +212,13 @@ impl Space {
     /// seed, the neuron and the pattern, so the same store gives the same synapses whatever came
     /// before it, on any machine.
     fn sample_synapses(&self, neuron: &Name, active: &Pattern) -> Vec<CellIndex> {
-        let mut key = Fnv1a::new(self.params.seed);
-        key.write(neuron.as_str().as_bytes());
-        key.write(&[0xFF]);
+        let mut key = fnv1a(FNV1A_START, &self.params.seed.to_le_bytes());
+        key = fnv1a(key, neuron.as_str().as_bytes());
+        key = fnv1a(key, &[0xFF]);
         for cell in active.cells() {
-            key.write(&cell.to_le_bytes());
+            key = fnv1a(key, &cell.to_le_bytes());
         }
-        let mut rng = Rng::new(key.finish());
+        let mut rng = Rng::new(key);
         let count = (self.params.synapses_per_pattern as usize).min(active.len());
         let mut synapses = rng.choose(active.cells(), count);
         synapses.sort_unstable();
@@ -309,23 +309,33 @@ impl Draft {
     }
 }
 
-/// FNV-1a, 64-bit: a stable hash for seeding (std's hasher may change between releases).
-struct Fnv1a(u64);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{SpaceSpec, space_for_tests};
 
-impl Fnv1a {
-    fn new(seed: u64) -> Fnv1a {
-        let mut h = Fnv1a(0xCBF2_9CE4_8422_2325);
-        h.write(&seed.to_le_bytes());
-        h
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
+    /// Stored synapses depend on this sampling forever: a store replayed from the log or the
+    /// tables must pick the same ones on any machine and version.
+    #[test]
+    fn synapse_sampling_is_frozen() {
+        let space = space_for_tests(
+            "s",
+            SpaceSpec {
+                input_size: 2048,
+                active_bits: 40,
+                synapses_per_pattern: Some(10),
+                threshold: Some(6),
+                seed: Some(42),
+                ..SpaceSpec::default()
+            },
+        );
+        let active: Vec<i64> = (0..40).map(|i| i * 51 + 7).collect();
+        let active = Pattern::parse(&active, 2048).unwrap();
+        let neuron = Name::parse("neuron-1").unwrap();
+        let synapses = space.sample_synapses(&neuron, &active);
+        assert_eq!(
+            synapses,
+            [58, 109, 466, 874, 1078, 1129, 1384, 1486, 1537, 1741]
+        );
     }
 }

@@ -12,7 +12,7 @@
 
 mod sql;
 
-use super::health::StorageError;
+use super::fault::StorageError;
 use super::{Change, Changes, Committed, LoadSummary, Rebuild, SpaceRow, WriteStore};
 use crate::engine::{Name, Spaces};
 use anyhow::Context;
@@ -312,9 +312,7 @@ impl WriteStore for PostgresWrites {
     }
 
     async fn commit(&mut self, change: &Change, applied: u64) -> Result<Committed, StorageError> {
-        if !self.in_transaction {
-            self.begin(&change.spaces()).await?;
-        }
+        debug_assert!(self.in_transaction, "a commit without its begin");
         let committed = self
             .run(async |connection| -> Result<Committed, StorageError> {
                 let sequence = sql::write_change(&mut *connection, change).await?;

@@ -9,7 +9,7 @@
 //! known state, whatever the failure left behind. A reconnect costs about a millisecond, and only
 //! after a failure.
 
-use crate::store::health::StorageError;
+use crate::store::fault::StorageError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 

@@ -11,7 +11,7 @@ pub mod owner;
 pub mod restore;
 mod sql;
 
-use super::health::{Fault, StorageError};
+use super::fault::{Fault, StorageError};
 use super::{
     Change, Changes, Committed, LoadSummary, Purge, Rebuild, SpaceRow, StoreSettings, WriteStore,
 };

@@ -1,7 +1,7 @@
 //! Why a write was refused, in one type the HTTP layer maps to a status, variant by variant.
 
 use crate::engine::{EngineError, Name, SpaceSet};
-use crate::store::health::StorageError;
+use crate::store::fault::StorageError;
 
 /// What a replica says of a space it does not serve (`--spaces`): the same words for a read, a
 /// write and a creation.

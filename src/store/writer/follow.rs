@@ -2,7 +2,7 @@
 //! and reloading the tables when the log can no longer bring this replica up to date.
 
 use super::task::WriterTask;
-use crate::store::health::StorageError;
+use crate::store::fault::StorageError;
 use crate::store::{Changes, WriteStore};
 
 /// Changes read from the log at a time while catching up: bounds the memory a long way behind

@@ -4,8 +4,8 @@
 //! many writes. A command the engine or the memory limit refuses is answered at once and leaves
 //! the others to commit; a failed commit answers every accepted command with the fault.
 
+use super::command::{Command, StoreCommand, Stored, Written};
 use super::error::WriteError;
-use super::handle::{Command, StoreCommand, Stored, Written};
 use super::task::{Work, WriterTask};
 use crate::engine::{Name, Planned, Planner, StorePlan};
 use crate::store::{Change, WriteStore};

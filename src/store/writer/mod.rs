@@ -20,10 +20,11 @@
 //! handling a command is caught: the writer then refuses every later write and `/readyz` says why,
 //! rather than the service answering "shutting down" forever.
 //!
-//! Each job has a file: `handle` (what callers hold), `progress` (what the writer reports),
+//! Each job has a file: `handle` (what callers hold), `command` (the messages it sends), `progress` (what the writer reports),
 //! `task` (the loop and the steps every write shares), `group` (group commit), `single` (writes
 //! of one change), `follow` (other replicas' changes) and `purge` (deleted rows removed in steps).
 
+mod command;
 mod error;
 mod follow;
 mod group;
@@ -33,17 +34,18 @@ mod purge;
 mod single;
 mod task;
 
+pub use command::{Stored, Written};
 pub use error::{WriteError, not_served_message};
-pub use handle::{Stored, Writer, WriterThread, Written};
+pub use handle::{Writer, WriterThread};
 pub use progress::{Progress, WriteStats};
 
 #[cfg(test)]
 mod tests {
-    use super::handle::Command;
+    use super::command::Command;
     use super::*;
     use crate::engine::{Name, Pattern, Spaces, StoreRequest, tiny_space};
     use crate::store::Database;
-    use crate::store::health::Health;
+    use crate::store::fault::Health;
     use std::sync::Arc;
 
     async fn writer_on_a_temporary_file() -> (Writer, WriterThread, Arc<Health>, tempfile::TempDir)

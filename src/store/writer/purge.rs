@@ -2,8 +2,8 @@
 //! bounded steps between other writes, so a large deletion never holds the writer for long.
 //! Commands that touch what is still being removed wait for it.
 
+use super::command::{Command, QUEUE_CAPACITY, StoreCommand};
 use super::error::WriteError;
-use super::handle::{Command, QUEUE_CAPACITY, StoreCommand};
 use super::task::{Work, WriterTask};
 use crate::store::WriteStore;
 use std::time::Duration;

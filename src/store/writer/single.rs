@@ -2,8 +2,8 @@
 //! deleting a neuron. Each is checked against the engine once caught up, so it cannot fail once
 //! committed.
 
+use super::command::Written;
 use super::error::WriteError;
-use super::handle::Written;
 use super::task::WriterTask;
 use crate::engine::{EngineError, Name, Space, SpaceReport, Spaces};
 use crate::store::{Change, Purge, WriteStore};

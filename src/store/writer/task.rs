@@ -3,11 +3,11 @@
 //! own: `group` (stores committed together), `single` (writes that are one change each),
 //! `follow` (other replicas' changes) and `purge` (deleted rows removed a step at a time).
 
+use super::command::{Command, StoreCommand, Written};
 use super::error::WriteError;
-use super::handle::{Command, StoreCommand, Written};
 use super::progress::{Progress, WriteStats};
 use crate::engine::{Name, SharedSpace, Space, Spaces};
-use crate::store::health::{Health, StorageError};
+use crate::store::fault::{Health, StorageError};
 use crate::store::{Change, Committed, Purge, WriteStore};
 use futures_util::FutureExt;
 use std::collections::VecDeque;

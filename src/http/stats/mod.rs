@@ -1,55 +1,26 @@
-//! Liveness, readiness, the spec, service statistics and the theory's what-if analysis.
+//! What the service reports of itself: `/v1/stats` (counts, the write path, replication and the
+//! last minute's requests, for dashboards) and `/metrics` (the same and more in Prometheus' text
+//! format, for scrapers). `recent` keeps the last minute's requests; `metrics` the Prometheus
+//! registry and the per-request log line.
 
-use super::activity::ActivityReport;
+pub mod metrics;
+pub mod recent;
+
 use super::error::ApiError;
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Path};
 use super::{AppState, ReadCost, Route};
-use crate::analysis::{self, Analysis};
 use crate::engine::{Counts, FillReport, Kernel, Space};
 use axum::extract::State;
-use axum::http::{Method, header};
-use axum::response::IntoResponse;
+use axum::http::Method;
+use recent::ActivityReport;
 use serde::Serialize;
-use serde_json::{Value, json};
-
-/// The contract, served as written.
-pub const OPENAPI: &str = include_str!("../../openapi.yaml");
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
-        Route::open(Method::GET, "/healthz", healthz),
-        Route::open(Method::GET, "/readyz", readyz),
-        Route::open(Method::GET, "/openapi.yaml", openapi),
         Route::read(Method::GET, "/v1/stats", stats),
         Route::read(Method::GET, "/v1/spaces/{space}/stats", space_stats),
-        Route::read(Method::GET, "/metrics", super::metrics::scrape),
-        Route::read(Method::GET, "/v1/theory", theory).with_query(),
+        Route::read(Method::GET, "/metrics", metrics::scrape),
     ]
-}
-
-/// The process is up and answering.
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
-}
-
-/// Ready to take writes: the engine is loaded (the router only starts once it is), the database
-/// answers, writes are not failing, and the database has room under its size limit. While they are, reads still work, and the answer says why.
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    if let Some(problem) = state.health.problem() {
-        return Err(ApiError::unavailable(problem));
-    }
-    if let Some(problem) = state.db.size_limit_problem().await {
-        return Err(ApiError::unavailable(problem));
-    }
-    if state.db.ping().await {
-        Ok(Json(json!({"status": "ready"})))
-    } else {
-        Err(ApiError::unavailable("the database does not answer"))
-    }
-}
-
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
 }
 
 /// A space's part of the statistics.
@@ -179,16 +150,4 @@ async fn space_stats(
             .read_space(&space, ReadCost::Fixed, SpaceStats::of)
             .await?,
     ))
-}
-
-/// Exactly what `dendrite theory` prints, for the same parameters.
-async fn theory(
-    State(state): State<AppState>,
-    Query(request): Query<analysis::Request>,
-) -> Result<Json<Analysis>, ApiError> {
-    let parameters = request.parameters()?;
-    // Bounded by the parameter limits, but still up to a few hundred milliseconds: on a CPU
-    // worker, not an async one.
-    let analysis = state.cpu.run(move || Analysis::of(&parameters)).await??;
-    Ok(Json(analysis))
 }

@@ -10,9 +10,9 @@
 //! Each service has a recorder of its own rather than the process-wide one, so services that
 //! share a process (the tests start many) keep their own numbers.
 
-use super::AppState;
-use super::activity::{self, Activity};
-use super::error::ApiError;
+use super::recent::{self, Activity};
+use crate::http::AppState;
+use crate::http::error::ApiError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -332,7 +332,7 @@ fn in_stable_order(text: &str) -> String {
 }
 
 /// `GET /metrics`.
-pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(in crate::http) async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = Arc::clone(&state.metrics).render(&state).await?;
     Ok((
         [(
@@ -346,7 +346,7 @@ pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, Ap
 
 /// Copies the route template the router matched onto the answer, for [`observe`], which runs
 /// outside the router (so that it also sees the answers given before routing: 421, 413).
-pub(super) async fn tag_route(request: Request, next: Next) -> Response {
+pub(in crate::http) async fn tag_route(request: Request, next: Next) -> Response {
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(request).await;
     if let Some(matched) = matched {
@@ -373,7 +373,7 @@ pub async fn observe(
         .map_or("unmatched", MatchedPath::as_str);
     let label = method_label(&method);
     metrics.observe_request(route, label, status, took);
-    activity.request(activity::Kind::of(label, route), status, took);
+    activity.request(recent::Kind::of(label, route), status, took);
     tracing::info!(
         route = %route,
         method = %LoggedMethod(&method),
