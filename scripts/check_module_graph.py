@@ -22,6 +22,14 @@ code that starts with `crate::`, `super::` or `self::` (`super::super::x` too). 
 `//!`, `///`, nested `/* */`) and string, byte-string, raw-string and character literals are
 skipped. A referenced path resolves to the longest prefix of it that is a known module.
 
+A trait implemented for a type of another module is a reference the other way: `impl
+Serialize for Name` in module J makes every user of Name's JSON form depend on J, so it is an
+edge from Name's module to J (coherence ties the impl to the type wherever the type goes). The
+type is found by its name among the crate's `struct`, `enum`, `union` and `type` items; a name
+defined in more than one module is not followed. An impl whose trait names a type of the impl's
+own module (`impl From<Row> for Space` beside Row) is reached only through that type, so it adds
+no edge.
+
 Parent and child referring to each other is ordinary Rust and adds nothing. Otherwise, for a
 reference from module S to module T, let P be their deepest common ancestor: the reference is an
 edge from P's child on the way to S to P's child on the way to T. So crate::engine::space::plan
@@ -260,6 +268,51 @@ def references(tokens):
     return found
 
 
+def definitions(tokens):
+    """The names of the types a file defines (`struct`, `enum`, `union`, `type` items)."""
+    names = set()
+    for k, (t, _) in enumerate(tokens[:-1]):
+        following = tokens[k + 1][0]
+        if t in ("struct", "enum", "union", "type") and is_ident(following):
+            previous = tokens[k - 1][0] if k else ""
+            if previous not in ("::", "."):
+                names.add(following)
+    return names
+
+
+def trait_impls(tokens):
+    """Every `impl Trait for Type` header as (type name, line, identifiers of the trait): the
+    type's name is the last identifier of its path, before its generic arguments. Inherent impls
+    (no `for` outside angle brackets) and `for<'a>` bounds are skipped."""
+    found = []
+    n = len(tokens)
+    for k, (t, line) in enumerate(tokens):
+        if t != "impl" or (k and tokens[k - 1][0] in ("::", ".")):
+            continue
+        angle, j, after_for = 0, k + 1, None
+        while j < n and tokens[j][0] not in ("{", ";"):
+            word = tokens[j][0]
+            if word == "<":
+                angle += 1
+            elif word == ">" and not (j and tokens[j - 1][0] == "-"):
+                angle -= 1
+            elif word == "for" and angle == 0 and j + 1 < n and tokens[j + 1][0] != "<":
+                after_for = j + 1
+                break
+            j += 1
+        if after_for is None:
+            continue
+        name, j = None, after_for
+        while j < n and tokens[j][0] not in ("{", "<", "where", ";"):
+            if is_ident(tokens[j][0]) and tokens[j][0] not in ("dyn", "mut"):
+                name = tokens[j][0]
+            j += 1
+        if name:
+            trait = {word for word, _ in tokens[k + 1 : after_for - 1] if is_ident(word)}
+            found.append((name, line, trait))
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # The crate: files to modules, references to absolute modules, edges, cycles.
 
@@ -350,12 +403,30 @@ def build_graph(src):
     known = set(modules)
     library_name = crate_name(src)
     edges = {}
+    tokens_of, defined_in = {}, {}
+    for path, relative in files:
+        module = module_of(relative)
+        with open(path, encoding="utf-8") as f:
+            tokens_of[path] = tokenize(f.read())
+        if module is not None:
+            for name in definitions(tokens_of[path]):
+                defined_in.setdefault(name, set()).add(module)
     for path, relative in files:
         module = module_of(relative)
         with open(path, encoding="utf-8") as f:
             text = f.read()
         lines = text.split("\n")
-        for segments, line, start, inline in references(tokenize(text)):
+        if module is not None:
+            own = definitions(tokens_of[path])
+            for name, line, trait in trait_impls(tokens_of[path]):
+                owners = defined_in.get(name, set())
+                if len(owners) != 1 or trait & own:
+                    continue
+                edge = lift(next(iter(owners)), module)
+                if edge is not None and edge not in edges:
+                    snippet = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+                    edges[edge] = (os.path.relpath(path), line, snippet + "  (an impl for its type)")
+        for segments, line, start, inline in references(tokens_of[path]):
             here = (module or ()) + inline
             target = resolve(segments, here, known, library_name if module is None else None)
             if module is None or target is None:
@@ -506,9 +577,23 @@ ACYCLIC = {
     ),
     # Parent and children referring to each other is not an edge.
     "x/mod.rs": "pub mod p;\npub mod q;\npub use p::P;\nuse self::q::W;\n",
-    "x/p.rs": "pub struct P;\nuse super::q::W;\nuse crate::b::B;\n",
+    # A conversion from P to b's type is reached only through P: no edge b -> x.
+    "x/p.rs": "pub struct P;\nuse super::q::W;\nuse crate::b::B;\nimpl From<P> for B {}\n",
     "x/q.rs": "pub struct W;\nuse super::P;\n",
     "main.rs": "use fake::a::A;\nfn main() {}\n",
+}
+
+# A trait implemented far from its type: b uses a, and implements a trait for a's type, which
+# every user of A's trait then depends on (a -> b). a itself names nothing of b.
+IMPL_CYCLE = {
+    "lib.rs": "pub mod a;\npub mod b;\n",
+    "a.rs": "pub struct A;\n",
+    "b.rs": (
+        "use crate::a::A;\n"
+        "impl<'de> serde::Deserialize<'de> for A {\n}\n"
+        "impl std::fmt::Display for Vec<u8> {}\n"
+        "impl Local {}\nstruct Local;\nimpl Clone for Local {}\n"
+    ),
 }
 
 NESTED_CYCLE = {
@@ -550,11 +635,12 @@ def self_test():
     run_on(CYCLIC, 1, ["a -> b -> a", "a -> b: src/a.rs:1:", "b -> a: src/b.rs:2:"])
     run_on(ACYCLIC, 0, ["module graph: 6 modules, 4 edges, no cycles"])
     run_on(NESTED_CYCLE, 1, ["x -> y -> x", "x -> y: src/x/p.rs:1:", "y -> x: src/y.rs:2:"])
+    run_on(IMPL_CYCLE, 1, ["a -> b -> a", "a -> b: src/b.rs:2:", "(an impl for its type)"])
     for failure in failures:
         print("self-test FAILED: " + failure)
     if failures:
         return 1
-    print("self-test: 3 crates checked, all as expected")
+    print("self-test: 4 crates checked, all as expected")
     return 0
 
 

@@ -10,7 +10,6 @@
 //! - [`analysis`], every quantity of the theory for one parameter set, for `dendrite theory` and
 //!   `GET /v1/theory`.
 //! - [`rng`], a seeded random number generator with a stream fixed forever.
-//! - [`json`], the JSON form of the theory's numbers.
 //! - [`engine`], the pattern memory engine (pure: no HTTP, SQL or async).
 //! - [`workload`], the standard benchmark workload.
 //! - [`bench`](mod@bench), `dendrite bench`: the engine's speed and memory on this machine.
@@ -29,7 +28,6 @@ pub mod config;
 pub mod engine;
 pub mod host;
 pub mod http;
-pub mod json;
 pub mod rng;
 pub mod store;
 pub mod telemetry;

@@ -76,6 +76,17 @@ impl fmt::Display for Metadata {
     }
 }
 
+/// Metadata is answered as the JSON object it is, not as a string holding it. Its text was
+/// produced by serde_json from a parsed object, so reading it back cannot fail in practice.
+impl serde::Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(self.as_str()).map_err(S::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +136,14 @@ mod tests {
         // Whitespace in what was sent does not count against the limit.
         let spaced = format!("{{ \"k\" :   \"{}\" }}", "x".repeat(MAX_METADATA_BYTES - 8));
         assert!(Metadata::parse(&spaced).is_ok());
+    }
+
+    #[test]
+    fn metadata_serialises_as_its_object() {
+        let metadata = Metadata::from_value(json!({"pump": 3, "shift": "night"})).unwrap();
+        assert_eq!(
+            serde_json::to_string(&metadata).unwrap(),
+            r#"{"pump":3,"shift":"night"}"#
+        );
     }
 }

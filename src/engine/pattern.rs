@@ -171,6 +171,29 @@ impl Pattern {
     }
 }
 
+/// A name is its text in JSON.
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A name is read back only if it keeps the naming rule (a change log entry, an export line).
+impl<'de> serde::Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Name, D::Error> {
+        use serde::de::Error;
+        let raw = String::deserialize(deserializer)?;
+        Name::parse(&raw).map_err(|error| D::Error::custom(format!("the name {raw:?}: {error}")))
+    }
+}
+
+/// A pattern is its sorted list of active cells in JSON.
+impl serde::Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(self.cells(), serializer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -176,6 +176,25 @@ impl LogNumber {
     }
 }
 
+/// A probability in JSON is `{"value": f64, "log10": f64 | null}`: the value may underflow to 0
+/// while log10 stays exact, and log10 is null only for an exact zero.
+impl serde::Serialize for Probability {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.as_number().serialize(serializer)
+    }
+}
+
+/// The same shape as a probability's, for a non-negative quantity such as an expected count.
+impl serde::Serialize for LogNumber {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut fields = serializer.serialize_struct("Probability", 2)?;
+        fields.serialize_field("value", &self.value())?;
+        fields.serialize_field("log10", &self.log10())?;
+        fields.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +241,15 @@ mod tests {
             s.add(x.ln());
         }
         assert!((s.ln() - 6f64.ln()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_probability_serialises_as_value_and_log10() {
+        let tiny = Probability::from_ln(-1000.0 * LN_10);
+        let json = serde_json::to_value(tiny).unwrap();
+        assert_eq!(json["value"], 0.0);
+        assert!((json["log10"].as_f64().unwrap() + 1000.0).abs() < 1e-9);
+        let zero = serde_json::to_value(Probability::ZERO).unwrap();
+        assert_eq!(zero, serde_json::json!({"value": 0.0, "log10": null}));
     }
 }
