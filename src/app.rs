@@ -15,16 +15,11 @@ use crate::store::backup::Backups;
 use crate::store::fault::Health;
 use crate::store::writer::{Writer, WriterThread};
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, header};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::RequestBodyDeadlineLayer;
 
 pub struct Application {
     listener: TcpListener,
@@ -55,7 +50,7 @@ impl Application {
             );
         }
         let keys = args.access.keys()?;
-        let cors = cors_layer(&args.access.cors_origins)?;
+        let cors = http::cors_layer(&args.access.cors_origins)?;
         let db = Database::open(&args.database_url, &args.store_settings()).await?;
         if args.backup_interval > 0 && (db.sqlite().is_none() || !backups.has_folder()) {
             anyhow::bail!(
@@ -121,36 +116,16 @@ impl Application {
             );
             crate::store::backup::schedule(Arc::clone(&state.backups), db.clone(), every)
         });
-        let observers = (Arc::clone(&state.metrics), Arc::clone(&state.activity));
-        let hosts = Arc::new(AllowedHosts::new(&args.listen, &args.access.allowed_hosts));
+        let hosts = AllowedHosts::new(&args.listen, &args.access.allowed_hosts);
         let keys = Arc::clone(&state.keys);
-        let router = http::router(state).layer(
-            tower::ServiceBuilder::new()
-                .layer(axum::middleware::from_fn_with_state(
-                    observers,
-                    http::metrics::observe,
-                ))
-                // On every answer, errors included: browsers must not sniff a type or cache one.
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ))
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("no-store"),
-                ))
-                .option_layer(cors)
-                .layer(axum::middleware::from_fn_with_state(
-                    (Arc::clone(&keys), hosts),
-                    access::check_host,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    args.body_limit,
-                    http::guard::refuse_declared_oversize,
-                ))
-                .layer(axum::middleware::from_fn(http::guard::refuse_encoded_body))
-                .layer(RequestBodyDeadlineLayer::new(args.body_timeout()))
-                .layer(DefaultBodyLimit::max(args.body_limit)),
+        let router = http::service(
+            state,
+            http::Edge {
+                hosts,
+                cors,
+                body_limit: args.body_limit,
+                body_timeout: args.body_timeout(),
+            },
         );
         let open_files = raise_open_files_limit();
         let limits = args.connection_limits(open_files);
@@ -205,38 +180,6 @@ impl Application {
         tracing::info!("stopped cleanly");
         Ok(())
     }
-}
-
-/// Cross-origin access for the configured origins only; `None` (closed) when there is none.
-fn cors_layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
-    if origins.is_empty() {
-        return Ok(None);
-    }
-    let origins = origins
-        .iter()
-        .map(|origin| {
-            HeaderValue::from_str(origin.trim())
-                .with_context(|| format!("DENDRITE_CORS_ORIGIN: {origin:?} is not a valid origin"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Some(
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-            .allow_headers([
-                header::CONTENT_TYPE,
-                header::AUTHORIZATION,
-                HeaderName::from_static("api-key"),
-                // A batch store's `Prefer: return=minimal`, and the answer saying it applied.
-                HeaderName::from_static("prefer"),
-            ])
-            .expose_headers([
-                header::RETRY_AFTER,
-                header::WWW_AUTHENTICATE,
-                HeaderName::from_static(http::guard::SEQUENCE_HEADER),
-                HeaderName::from_static("preference-applied"),
-            ]),
-    ))
 }
 
 /// Raises the soft limit on open files to the hard one (the default soft limit, often 1,024,

@@ -17,10 +17,12 @@ mod neurons;
 mod recognition;
 pub mod serve;
 mod spaces;
+mod stack;
 mod stats;
 mod theory;
 
 pub use health::OPENAPI;
+pub use stack::{Edge, cors_layer, service};
 pub use stats::{metrics, recent};
 
 use crate::engine::{Calibration, Name, SharedSpace, Space, Spaces};
