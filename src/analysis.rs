@@ -3,8 +3,8 @@
 //! `dendrite theory` prints this and `GET /v1/theory` answers it, so both share one definition of
 //! the parameters, their validation and the JSON keys (other tools read those keys by name).
 
-use crate::theory::limits::{MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN, MAX_UNION_STEPS};
-use crate::theory::{self, InvalidParameter, Probability};
+use crate::theory::limits::MAX_UNION_STEPS;
+use crate::theory::{self, Dimensions, InvalidParameter, Probability, Spelling};
 use serde::{Deserialize, Serialize};
 
 /// An analysis as it is asked for: the flags of `dendrite theory` and the query string of
@@ -127,39 +127,17 @@ const CAPACITY_EVALUATIONS: u64 = 2 * 40;
 impl Parameters {
     /// Checks the parameters against each other; the first problem found is named.
     pub fn validate(&self) -> Result<(), InvalidParameter> {
-        let positive = [
-            ("n", self.n),
-            ("a", self.a),
-            ("s", self.s),
-            ("theta", self.theta),
-            ("patterns", self.patterns),
-            ("segments", self.segments),
-        ];
-        for (name, value) in positive {
+        let dimensions = Dimensions {
+            n: self.n,
+            a: self.a,
+            s: self.s,
+            theta: self.theta,
+        };
+        dimensions.check(&Spelling::LETTERS)?;
+        for (name, value) in [("patterns", self.patterns), ("segments", self.segments)] {
             if value == 0 {
                 return Err(invalid(name, "must be at least 1"));
             }
-        }
-        if self.n > MAX_INPUT_SIZE {
-            return Err(invalid("n", format!("must be at most {MAX_INPUT_SIZE}")));
-        }
-        if self.a > self.n {
-            return Err(invalid("a", format!("{} exceeds n = {}", self.a, self.n)));
-        }
-        if self.s > self.n {
-            return Err(invalid("s", format!("{} exceeds n = {}", self.s, self.n)));
-        }
-        if self.s > MAX_SYNAPSES_PER_PATTERN {
-            return Err(invalid(
-                "s",
-                format!("must be at most {MAX_SYNAPSES_PER_PATTERN}"),
-            ));
-        }
-        if self.theta > self.s {
-            return Err(invalid(
-                "theta",
-                format!("{} exceeds s = {}", self.theta, self.s),
-            ));
         }
         let placements = self.patterns.saturating_mul(self.s.min(self.a));
         if placements > MAX_UNION_PLACEMENTS {
@@ -293,6 +271,7 @@ impl Analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::theory::limits::{MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN};
 
     fn example() -> Parameters {
         Parameters {

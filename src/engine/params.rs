@@ -3,8 +3,8 @@
 
 use super::encoder::meaning::{self, EncoderMeaning};
 use super::encoder::{Encoder, EncoderSpec};
-use crate::theory::limits::{MAX_ACTIVE_BITS, MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN};
-use crate::theory::{self, InvalidParameter, Probability};
+use crate::theory::limits::MAX_ACTIVE_BITS;
+use crate::theory::{self, Dimensions, InvalidParameter, Probability, Spelling};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -60,12 +60,15 @@ impl SpaceParams {
     /// Fills in the defaults and checks the parameters against each other.
     pub fn new(spec: &SpaceSpec) -> Result<SpaceParams, InvalidParameter> {
         let (n, a) = (spec.input_size, spec.active_bits);
-        if !(1..=MAX_INPUT_SIZE).contains(&u64::from(n)) {
-            return Err(reject(
-                "input_size",
-                format!("must be in 1..={MAX_INPUT_SIZE}, not {n}"),
-            ));
-        }
+        let dimensions = |a: u32, s: u32, theta: u32| Dimensions {
+            n: n.into(),
+            a: a.into(),
+            s: s.into(),
+            theta: theta.into(),
+        };
+        // n before the encoder, which builds its fields for it (the other dimensions at their
+        // least always pass).
+        dimensions(1, 1, 1).check(&Spelling::SPACE)?;
         let seed = spec.seed.unwrap_or(0);
         if seed > i64::MAX as u64 {
             // Seeds are stored as SQLite integers, which are signed 64-bit.
@@ -99,31 +102,16 @@ impl SpaceParams {
             }
             (_, a) => a,
         };
-        if !(1..=n).contains(&a) {
-            return Err(reject(
-                "active_bits",
-                format!("must be in 1..={n} (input_size), not {a}"),
-            ));
-        }
+        let s = spec.synapses_per_pattern.unwrap_or(a.min(24));
+        // The engine's own bound on a pattern's bits, then n, a and s against each other, before
+        // the default threshold, which is computed from them.
         if u64::from(a) > MAX_ACTIVE_BITS {
             return Err(reject(
                 "active_bits",
-                format!("must be at most {MAX_ACTIVE_BITS}, not {a}"),
+                format!("must be in 1..={MAX_ACTIVE_BITS}, not {a}"),
             ));
         }
-        let s = spec.synapses_per_pattern.unwrap_or(a.min(24));
-        if !(1..=n).contains(&s) {
-            return Err(reject(
-                "synapses_per_pattern",
-                format!("must be in 1..={n} (input_size), not {s}"),
-            ));
-        }
-        if u64::from(s) > MAX_SYNAPSES_PER_PATTERN {
-            return Err(reject(
-                "synapses_per_pattern",
-                format!("must be at most {MAX_SYNAPSES_PER_PATTERN}, not {s}"),
-            ));
-        }
+        dimensions(a, s, 1).check(&Spelling::SPACE)?;
         let theta = match spec.threshold {
             Some(theta) => theta,
             None => {
@@ -131,20 +119,7 @@ impl SpaceParams {
                 theory::threshold_min_error(n.into(), a.into(), s.into(), noise_bits) as u32
             }
         };
-        // A segment's single pattern has min(s, a) synapses: a higher threshold could never be
-        // reached by the space's own patterns.
-        let most = s.min(a);
-        if !(1..=most).contains(&theta) {
-            let limit = if s <= a {
-                "synapses_per_pattern"
-            } else {
-                "active_bits"
-            };
-            return Err(reject(
-                "threshold",
-                format!("must be in 1..={most} ({limit}), not {theta}"),
-            ));
-        }
+        dimensions(a, s, theta).check(&Spelling::SPACE)?;
         let max_false_match = spec.max_false_match.unwrap_or(1e-6);
         if !(max_false_match > 0.0 && max_false_match <= 1.0) {
             return Err(reject(
@@ -300,6 +275,7 @@ impl SpaceTheory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::theory::limits::{MAX_INPUT_SIZE, MAX_SYNAPSES_PER_PATTERN};
 
     #[test]
     fn differences_name_each_parameter_that_differs_and_nothing_else() {

@@ -15,9 +15,11 @@
 //! A segment built from one pattern holds min(s, a) synapses: a pattern cannot give more synapses
 //! than it has active bits.
 
+mod dimensions;
 mod hypergeometric;
 mod probability;
 
+pub use dimensions::{Dimensions, Spelling};
 pub use hypergeometric::{Hypergeometric, ln_binomial};
 pub use probability::{LogNumber, LogSum, Probability};
 
