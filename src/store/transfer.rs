@@ -13,7 +13,8 @@
 //! already holds, so running it again changes nothing.
 
 use super::change::{NeuronCounters, StoredParams};
-use super::{Changes, Committed, Database, SpaceRow, StoreSettings, WriteStore};
+use super::load::SpaceRow;
+use super::{Changes, Committed, Database, StoreSettings, WriteStore};
 use crate::engine::{Metadata, Name, Pattern, Space, SpaceParams, Spaces, StorePlan};
 use anyhow::{Context, bail, ensure};
 use serde::{Deserialize, Serialize};
@@ -309,12 +310,12 @@ async fn export_postgres(
         for neuron in neurons {
             lines.neuron(&space, neuron)?;
         }
-        let mut rows = sqlx::query(super::POSTGRES_PATTERNS_OF_SPACE)
+        let mut rows = sqlx::query(super::load::POSTGRES_PATTERNS_OF_SPACE)
             .bind(&row.name)
             .fetch(&mut connection);
         let mut last_neuron = None;
         while let Some(row) = rows.try_next().await? {
-            let plan = super::PatternRow::from_postgres(&row)?
+            let plan = super::load::PatternRow::from_postgres(&row)?
                 .plan(params.input_size, &mut last_neuron)
                 .with_context(|| format!("a stored pattern of space {space}"))?;
             lines.pattern(&space, plan)?;

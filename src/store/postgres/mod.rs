@@ -13,8 +13,11 @@
 mod sql;
 
 use super::fault::StorageError;
-use super::{Change, Changes, Committed, LoadSummary, Rebuild, SpaceRow, WriteStore};
-use crate::engine::{Name, Spaces};
+use super::load::{
+    LOAD_CHUNK, POSTGRES_PATTERNS_OF_SPACE, PatternRow, SpaceRow, StoredRows, load_spaces,
+};
+use super::{Change, Changes, Committed, LoadSummary, WriteStore};
+use crate::engine::{Name, Spaces, StorePlan};
 use anyhow::Context;
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
@@ -22,6 +25,7 @@ use sqlx::{Connection, Executor};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -134,66 +138,69 @@ impl PostgresDatabase {
             sequence: sequence as u64,
             ..LoadSummary::default()
         };
-        let rows: Vec<SpaceRow> = sqlx::query_as(
-            "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
-             max_segments_per_neuron, seed, encoder FROM spaces ORDER BY name",
+        load_spaces(
+            &mut PostgresRows {
+                snapshot: &mut snapshot,
+            },
+            spaces,
+            &mut summary,
         )
-        .fetch_all(&mut *snapshot)
         .await?;
-        // Another shard group's spaces are not read at all: their rows are that group's memory.
-        for row in rows.into_iter().filter(|row| row.served_by(spaces)) {
-            let mut space = row.space()?;
-            let name = space.name().clone();
-            let neurons: Vec<(String, i64, i64)> = sqlx::query_as(
-                "SELECT name, next_pattern, next_segment FROM neurons WHERE space = $1",
-            )
-            .bind(name.as_str())
-            .fetch_all(&mut *snapshot)
-            .await?;
-            summary.neurons += super::restore_neurons(&mut space, neurons)?;
-            let input_size = space.params().input_size;
-            let rebuild = Rebuild::start(space);
-            let chunks = rebuild.chunks();
-            // Read until done or until the applier stops; then its error, which names the row
-            // it refused, comes before the reader's "stopped".
-            let read: anyhow::Result<u64> = async {
-                let mut read = 0;
-                let mut rows = sqlx::query(super::POSTGRES_PATTERNS_OF_SPACE)
-                    .bind(name.as_str())
-                    .fetch(&mut *snapshot);
-                let mut chunk = Vec::with_capacity(super::LOAD_CHUNK);
-                let mut last_neuron = None;
-                while let Some(row) = rows.try_next().await? {
-                    let plan = super::PatternRow::from_postgres(&row)?
-                        .plan(input_size, &mut last_neuron)
-                        .with_context(|| format!("a stored pattern of space {name}"))?;
-                    chunk.push(plan);
-                    read += 1;
-                    if chunk.len() == super::LOAD_CHUNK {
-                        // A blocking send: the applier is at most four chunks behind, and this runs
-                        // at start-up or on the writer's own thread.
-                        let full =
-                            std::mem::replace(&mut chunk, Vec::with_capacity(super::LOAD_CHUNK));
-                        chunks
-                            .send(full)
-                            .map_err(|_| anyhow::anyhow!("the loader thread stopped"))?;
-                    }
-                }
-                drop(rows);
-                chunks
-                    .send(chunk)
-                    .map_err(|_| anyhow::anyhow!("the loader thread stopped"))?;
-                Ok(read)
-            }
-            .await;
-            drop(chunks);
-            spaces.insert(rebuild.finish(&name)?);
-            summary.patterns += read?;
-            summary.spaces += 1;
-        }
         snapshot.rollback().await?;
         summary.elapsed = started.elapsed();
         Ok(summary)
+    }
+}
+
+/// PostgreSQL's rows for a load, all read in one repeatable-read snapshot.
+struct PostgresRows<'s, 'c> {
+    snapshot: &'s mut sqlx::Transaction<'c, sqlx::Postgres>,
+}
+
+impl StoredRows for PostgresRows<'_, '_> {
+    async fn spaces(&mut self) -> anyhow::Result<Vec<SpaceRow>> {
+        Ok(sqlx::query_as(
+            "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
+             max_segments_per_neuron, seed, encoder FROM spaces ORDER BY name",
+        )
+        .fetch_all(&mut **self.snapshot)
+        .await?)
+    }
+
+    async fn neurons(&mut self, space: &Name) -> anyhow::Result<Vec<(String, i64, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT name, next_pattern, next_segment FROM neurons WHERE space = $1")
+                .bind(space.as_str())
+                .fetch_all(&mut **self.snapshot)
+                .await?,
+        )
+    }
+
+    /// Streams the rows; a chunk is handed on with a blocking send: the applier is at most four
+    /// chunks behind, and this runs at start-up or on the writer's own thread.
+    async fn patterns(
+        &mut self,
+        space: &Name,
+        input_size: u32,
+        chunks: SyncSender<Vec<StorePlan>>,
+    ) -> anyhow::Result<u64> {
+        let stopped = |_| anyhow::anyhow!("the loader thread stopped");
+        let mut read = 0;
+        let mut rows = sqlx::query(POSTGRES_PATTERNS_OF_SPACE)
+            .bind(space.as_str())
+            .fetch(&mut **self.snapshot);
+        let mut chunk = Vec::with_capacity(LOAD_CHUNK);
+        let mut last_neuron = None;
+        while let Some(row) = rows.try_next().await? {
+            chunk.push(PatternRow::from_postgres(&row)?.plan(input_size, &mut last_neuron)?);
+            read += 1;
+            if chunk.len() == LOAD_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
+                chunks.send(full).map_err(stopped)?;
+            }
+        }
+        chunks.send(chunk).map_err(stopped)?;
+        Ok(read)
     }
 }
 

@@ -9,7 +9,8 @@
 //! the database stays with sqlx.
 
 use crate::engine::{Name, StorePlan};
-use crate::store::{LOAD_CHUNK, PatternRow, pattern_checksum};
+use crate::store::load::{LOAD_CHUNK, PatternRow};
+use crate::store::pattern_checksum;
 use anyhow::Context;
 use rusqlite::OpenFlags;
 use std::path::Path;

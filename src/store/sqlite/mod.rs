@@ -12,10 +12,9 @@ pub mod restore;
 mod sql;
 
 use super::fault::{Fault, StorageError};
-use super::{
-    Change, Changes, Committed, LoadSummary, Purge, Rebuild, SpaceRow, StoreSettings, WriteStore,
-};
-use crate::engine::{Name, Spaces};
+use super::load::{SpaceRow, StoredRows, load_spaces};
+use super::{Change, Changes, Committed, LoadSummary, Purge, StoreSettings, WriteStore};
+use crate::engine::{Name, Spaces, StorePlan};
 use anyhow::Context;
 use connection::WriteConnection;
 use sqlx::sqlite::{
@@ -23,6 +22,7 @@ use sqlx::sqlite::{
 };
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 /// The file a `sqlite://` URL names; `None` for an in-memory database or another scheme.
@@ -209,49 +209,58 @@ impl SqliteDatabase {
             sequence: sequence as u64,
             ..LoadSummary::default()
         };
-        let rows: Vec<SpaceRow> = sqlx::query_as(
+        load_spaces(&mut SqliteRows { database: self }, spaces, &mut summary).await?;
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+}
+
+/// A SQLite file's rows for a load, leaving out the rows of deletions still being purged. The
+/// pattern rows are read by rusqlite on a blocking thread ([`bulk`]).
+struct SqliteRows<'d> {
+    database: &'d SqliteDatabase,
+}
+
+impl StoredRows for SqliteRows<'_> {
+    async fn spaces(&mut self) -> anyhow::Result<Vec<SpaceRow>> {
+        Ok(sqlx::query_as(
             "SELECT name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
              max_segments_per_neuron, seed, encoder FROM spaces \
              WHERE name NOT IN (SELECT space FROM purges WHERE neuron = '') ORDER BY name",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        // Another shard group's spaces are not read at all: their rows are that group's memory.
-        for row in rows.into_iter().filter(|row| row.served_by(spaces)) {
-            let mut space = row.space()?;
-            let name = space.name().clone();
-            let neurons: Vec<(String, i64, i64)> = sqlx::query_as(
-                "SELECT name, next_pattern, next_segment FROM neurons WHERE space = ?1 \
-                 AND name NOT IN (SELECT neuron FROM purges WHERE space = ?1)",
-            )
-            .bind(name.as_str())
-            .fetch_all(&self.pool)
-            .await?;
-            summary.neurons += super::restore_neurons(&mut space, neurons)?;
-            let input_size = space.params().input_size;
-            let rebuild = Rebuild::start(space);
-            let chunks = rebuild.chunks();
-            let path = self.file_path().with_context(|| {
-                format!("an in-memory database cannot hold space {name} at start-up")
-            });
-            let space_name = name.as_str().to_owned();
-            let read = tokio::task::spawn_blocking(move || {
-                bulk::read_patterns(&path?, &space_name, input_size, |chunk| {
-                    chunks
-                        .send(chunk)
-                        .map_err(|_| anyhow::anyhow!("the loader thread stopped"))
-                })
+        .fetch_all(&self.database.pool)
+        .await?)
+    }
+
+    async fn neurons(&mut self, space: &Name) -> anyhow::Result<Vec<(String, i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT name, next_pattern, next_segment FROM neurons WHERE space = ?1 \
+             AND name NOT IN (SELECT neuron FROM purges WHERE space = ?1)",
+        )
+        .bind(space.as_str())
+        .fetch_all(&self.database.pool)
+        .await?)
+    }
+
+    async fn patterns(
+        &mut self,
+        space: &Name,
+        input_size: u32,
+        chunks: SyncSender<Vec<StorePlan>>,
+    ) -> anyhow::Result<u64> {
+        let path = self.database.file_path().with_context(|| {
+            format!("an in-memory database cannot hold space {space} at start-up")
+        })?;
+        let space = space.as_str().to_owned();
+        tokio::task::spawn_blocking(move || {
+            bulk::read_patterns(&path, &space, input_size, |chunk| {
+                chunks
+                    .send(chunk)
+                    .map_err(|_| anyhow::anyhow!("the loader thread stopped"))
             })
-            .await;
-            let space = rebuild.finish(&name)?;
-            summary.patterns += read
-                .context("the reader thread failed")?
-                .with_context(|| format!("the stored patterns of space {name}"))?;
-            spaces.insert(space);
-            summary.spaces += 1;
-        }
-        summary.elapsed = started.elapsed();
-        Ok(summary)
+        })
+        .await
+        .context("the reader thread failed")?
     }
 }
 
