@@ -1,6 +1,6 @@
 //! The HTTP floor: the least an axum server on this machine does to answer `GET /healthz` with
-//! dendrite's JSON, for `load/http_floor.py` to measure dendrite's `/healthz` against in the same
-//! run. Plain `axum::serve` on a multi-threaded tokio runtime: no middleware, no metrics, no
+//! dendrite's JSON, for `tools/load/http_floor.py` to measure dendrite's `/healthz` against in
+//! the same run. Plain `axum::serve` on a multi-threaded tokio runtime: no middleware, no metrics, no
 //! logging, no limits. Not a criterion benchmark: it serves until killed, or for `--seconds`.
 //!
 //! `cargo bench --bench http_floor -- --listen 127.0.0.1:18099 [--seconds 60]`. Without

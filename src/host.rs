@@ -8,7 +8,7 @@
 /// The allocator asks the kernel for huge pages on its arenas, and a 2 MiB page stays resident
 /// whole as long as one byte of it is live: after a large store the process held 1.8 times the
 /// engine's memory estimate (7.4 times at 10,000 patterns), against 1.4 without them, while
-/// queries ran about 5% slower without them (`load/memory.py`, `dendrite bench`). Memory that
+/// queries ran about 5% slower without them (`tools/load/memory.py`, `dendrite bench`). Memory that
 /// tracks the estimate is what the memory limit relies on, so off is the default; the README
 /// says how to turn them back on. Called first thing in `main`: the flag covers every later
 /// page fault of the process. Where the kernel refuses (or is not Linux), nothing changes.

@@ -43,11 +43,12 @@ connection that fails on reuse before any answer is reopened and the request sen
 (counted as "reconnects"). Traffic goes only to 127.0.0.1; the server is killed on exit.
 
 Run from the repository root (release binary built; a debug binary with smaller settings works too):
-    python3 load/isolation.py
-    python3 load/isolation.py --binary target/debug/dendrite --neurons 20000 --seconds 10
+    python -m tools.load.isolation
+    python -m tools.load.isolation --binary target/debug/dendrite --neurons 20000 --seconds 10
 Note: recognition moves to the CPU workers only in a space of more than 50,000 segments, so with
 --neurons at or under 50,000 the long reads run on the async workers.
 """
+
 import json
 import os
 import random
@@ -57,9 +58,8 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SPACE_PARAMS, Connection, NoAnswer, Server, percentile, random_bits  # noqa: E402
-import harness  # noqa: E402
+from tools import harness
+from tools.harness import SPACE_PARAMS, Connection, NoAnswer, Server, percentile, random_bits
 
 FILL_BATCH = 2000
 QUERIES_PER_BATCH = 1000
@@ -177,7 +177,7 @@ def periodic(port, timeout, recorder, period, start, stop, request):
             recorder.reconnects += connection.reconnects
 
 
-def main():
+def parse_options():
     parser = harness.argument_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement duration (default 30)")
     parser.add_argument("--neurons", type=int, default=100_000, help="neurons in space big, one pattern each")
@@ -186,139 +186,186 @@ def main():
     parser.add_argument("--timeout", type=float, default=60.0, help="HTTP timeout in seconds (default 60)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and server log")
-    options = parser.parse_args()
+    return parser.parse_args()
+
+
+def fill(port, options, rng):
+    """Creates the spaces "big" and "other", fills big with one pattern per neuron, and returns
+    the pool of query batches the long readers draw from."""
+    setup = Connection(port, options.timeout)
+    for space in ("big", "other"):
+        status, raw = setup.call("PUT", f"/v1/spaces/{space}", SPACE_PARAMS)
+        if status not in (200, 201):
+            raise RuntimeError(f"creating space {space} answered {status}: {raw[:200]!r}")
+    started = time.monotonic()
+    for first in range(0, options.neurons, FILL_BATCH):
+        count = min(FILL_BATCH, options.neurons - first)
+        body = {"patterns": [{"neuron": f"n{first + k}", "active": random_bits(rng)} for k in range(count)]}
+        status, raw = setup.call("POST", "/v1/spaces/big/patterns", body)
+        if status != 200:
+            raise RuntimeError(f"a fill batch answered {status}: {raw[:300]!r}")
+        results = json.loads(raw).get("results", [])
+        if len(results) != count:
+            raise RuntimeError(f"a fill batch of {count} answered {len(results)} results")
+    took = time.monotonic() - started
+    print(f"filled big with {options.neurons:,} patterns in {took:.1f} s ({options.neurons / took:,.0f}/s)")
+    started = time.monotonic()
+    pool = [query_batch_body(rng) for _ in range(options.pool)]
+    print(
+        f"generated {len(pool)} query batches ({sum(map(len, pool)) / len(pool) / 1024:.0f} KiB each) "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    setup.close()
+    return pool
+
+
+def load_threads(port, options, rng, pool, recorders, stop, start):
+    """The long readers (a) and the periodic probes (b: health, c: stores to other, d: queries of
+    other, e: stores to big), not yet started."""
+    t = options.timeout
+    store_other_rng, query_other_rng, store_big_rng = (random.Random(rng.random()) for _ in range(3))
+
+    def health(conn, i):
+        timed(conn, recorders["b"], "GET", "/healthz")
+
+    def store_other(conn, i):
+        body = {"active": random_bits(store_other_rng)}
+        timed(conn, recorders["c"], "POST", f"/v1/spaces/other/neurons/w{i % 500}/patterns", body)
+
+    def query_other(conn, i):
+        timed(conn, recorders["d"], "POST", "/v1/spaces/other/query", {"active": random_bits(query_other_rng)})
+
+    def store_big(conn, i):
+        body = {"active": random_bits(store_big_rng)}
+        timed(conn, recorders["e"], "POST", f"/v1/spaces/big/neurons/e{i % 500}/patterns", body)
+
+    threads = [
+        threading.Thread(target=long_reader, daemon=True, args=(port, t, recorders["a"], pool, rng.random(), stop))
+        for _ in range(options.readers)
+    ]
+    for kind, period, request in (
+        ("b", 0.020, health),
+        ("c", 0.050, store_other),
+        ("d", 0.050, query_other),
+        ("e", 0.200, store_big),
+    ):
+        args = (port, t, recorders[kind], period, start, stop, request)
+        threads.append(threading.Thread(target=periodic, daemon=True, args=args))
+    return threads
+
+
+def measure(server, threads, options, stop, start):
+    """Runs the threads for --seconds; returns (the server's exit status if it died, threads stuck)."""
+    for thread in threads:
+        thread.start()
+    end = start + options.seconds
+    died = None
+    while time.monotonic() < end:
+        if not server.alive():
+            died = server.process.returncode
+            break
+        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+    stop.set()
+    stopped = time.monotonic()
+    for thread in threads:
+        thread.join(max(0.0, stopped + options.timeout + 5 - time.monotonic()))
+    stuck = sum(thread.is_alive() for thread in threads)
+    if died is None and not server.alive():
+        died = server.process.returncode
+    print(f"measured {options.seconds:g} s; in-flight requests took {time.monotonic() - stopped:.1f} s more to finish")
+    return died, stuck
+
+
+def print_latencies(recorders, start):
+    """One line per kind of request; True when any answered with an error."""
+    failed = False
+    for kind, (label, _) in KINDS.items():
+        recorder = recorders[kind]
+        with recorder.lock:
+            values = sorted(recorder.latencies)
+            extra = []
+            if kind == "a":
+                extra.append(f"503-timeout {recorder.timeouts}")
+                span = (recorder.last_end or start) - start
+                rate = recorder.ok * QUERIES_PER_BATCH / span if span > 0 else 0.0
+                extra.append(f"queries/s {rate:,.0f}")
+            else:
+                extra.append(f"late {recorder.late}")
+            if recorder.reconnects:
+                extra.append(f"reconnects {recorder.reconnects}")
+            errors = ", ".join(f"{k} x{v}" for k, v in sorted(recorder.errors.items())) or "none"
+            top = (values[-1] if values else float("nan")) * 1000
+            print(
+                f"({kind}) {label:<32} n {len(values):>5}  p50 {percentile(values, 50) * 1000:8.1f}  "
+                f"p99 {percentile(values, 99) * 1000:8.1f}  max {top:8.1f} ms"
+                f"  ok {recorder.ok}  {'  '.join(extra)}  errors: {errors}"
+            )
+            if recorder.errors:
+                failed = True
+                for example in recorder.examples:
+                    print(f"    e.g. {example}")
+    return failed
+
+
+def print_stats(port, timeout):
+    """The server's /v1/stats after the measurement; True when it did not answer 200."""
+    final = Connection(port, timeout)
+    try:
+        status, raw = final.call("GET", "/v1/stats")
+        if status == 200:
+            print("stats:", json.dumps(json.loads(raw), separators=(",", ":")))
+            return False
+        print(f"isolation: GET /v1/stats answered {status}: {raw[:200]!r}")
+    except NoAnswer as error:
+        print(f"isolation: GET /v1/stats got no answer: {error}")
+    finally:
+        final.close()
+    return True
+
+
+def isolation(server, options, rng):
+    """Fills the server, measures, prints; True when a check failed."""
+    server.start(60.0, http_timeout=options.timeout)
+    pool = fill(server.port, options, rng)
+    recorders = {kind: Recorder(ok) for kind, (_, ok) in KINDS.items()}
+    stop = threading.Event()
+    start = time.monotonic() + 0.05
+    threads = load_threads(server.port, options, rng, pool, recorders, stop, start)
+    died, stuck = measure(server, threads, options, stop, start)
+    failed = print_latencies(recorders, start)
+    if stuck:
+        failed = True
+        print(f"isolation: {stuck} thread(s) still waiting for an answer after the HTTP timeout")
+    if died is not None:
+        print(f"isolation: the server died during the measurement (status {died})")
+        return True
+    return print_stats(server.port, options.timeout) or failed
+
+
+def main():
+    options = parse_options()
     binary = harness.executable(options.binary, "isolation")
     if binary is None:
         return 1
     if options.seconds <= 0 or options.neurons < 1 or options.readers < 1 or options.pool < 1:
         print("isolation: --seconds, --neurons, --readers and --pool must be positive")
         return 1
-
     rng = random.Random(options.seed)
     directory = tempfile.mkdtemp(prefix="dendrite-isolation-")
-    server = Server(binary, os.path.join(directory, "d.db"), os.path.join(directory, "server.log"),
-                    extra_args=["--body-limit", str(BODY_LIMIT)])
+    server = Server(
+        binary,
+        os.path.join(directory, "d.db"),
+        os.path.join(directory, "server.log"),
+        extra_args=["--body-limit", str(BODY_LIMIT)],
+    )
     failed = False
     harness.exit_on_sigterm()  # so that `finally` kills the server
-    print(f"isolation: {options.seconds:g} s, {options.neurons:,} neurons in big, {options.readers} long readers, "
-          f"binary {binary}, data in {directory}")
+    print(
+        f"isolation: {options.seconds:g} s, {options.neurons:,} neurons in big, {options.readers} long readers, "
+        f"binary {binary}, data in {directory}"
+    )
     try:
-        server.start(60.0, http_timeout=options.timeout)
-        port = server.port
-        setup = Connection(port, options.timeout)
-
-        for space in ("big", "other"):
-            status, raw = setup.call("PUT", f"/v1/spaces/{space}", SPACE_PARAMS)
-            if status not in (200, 201):
-                raise RuntimeError(f"creating space {space} answered {status}: {raw[:200]!r}")
-
-        started = time.monotonic()
-        for first in range(0, options.neurons, FILL_BATCH):
-            count = min(FILL_BATCH, options.neurons - first)
-            body = {"patterns": [{"neuron": f"n{first + k}", "active": random_bits(rng)} for k in range(count)]}
-            status, raw = setup.call("POST", "/v1/spaces/big/patterns", body)
-            if status != 200:
-                raise RuntimeError(f"a fill batch answered {status}: {raw[:300]!r}")
-            results = json.loads(raw).get("results", [])
-            if len(results) != count:
-                raise RuntimeError(f"a fill batch of {count} answered {len(results)} results")
-        took = time.monotonic() - started
-        print(f"filled big with {options.neurons:,} patterns in {took:.1f} s ({options.neurons / took:,.0f}/s)")
-
-        started = time.monotonic()
-        pool = [query_batch_body(rng) for _ in range(options.pool)]
-        print(f"generated {len(pool)} query batches ({sum(map(len, pool)) / len(pool) / 1024:.0f} KiB each) "
-              f"in {time.monotonic() - started:.1f} s")
-        setup.close()
-
-        recorders = {kind: Recorder(ok) for kind, (_, ok) in KINDS.items()}
-        stop = threading.Event()
-        t = options.timeout
-
-        def health(conn, i):
-            timed(conn, recorders["b"], "GET", "/healthz")
-
-        def store_other(conn, i, r=random.Random(rng.random())):
-            timed(conn, recorders["c"], "POST", f"/v1/spaces/other/neurons/w{i % 500}/patterns",
-                  {"active": random_bits(r)})
-
-        def query_other(conn, i, r=random.Random(rng.random())):
-            timed(conn, recorders["d"], "POST", "/v1/spaces/other/query", {"active": random_bits(r)})
-
-        def store_big(conn, i, r=random.Random(rng.random())):
-            timed(conn, recorders["e"], "POST", f"/v1/spaces/big/neurons/e{i % 500}/patterns",
-                  {"active": random_bits(r)})
-
-        start = time.monotonic() + 0.05
-        threads = [threading.Thread(target=long_reader, daemon=True,
-                                    args=(port, t, recorders["a"], pool, rng.random(), stop))
-                   for _ in range(options.readers)]
-        for kind, period, request in (("b", 0.020, health), ("c", 0.050, store_other),
-                                      ("d", 0.050, query_other), ("e", 0.200, store_big)):
-            threads.append(threading.Thread(target=periodic, daemon=True,
-                                            args=(port, t, recorders[kind], period, start, stop, request)))
-        for thread in threads:
-            thread.start()
-        end = start + options.seconds
-        died = None
-        while time.monotonic() < end:
-            if not server.alive():
-                died = server.process.returncode
-                break
-            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
-        stop.set()
-        stopped = time.monotonic()
-        for thread in threads:
-            thread.join(max(0.0, stopped + t + 5 - time.monotonic()))
-        stuck = sum(thread.is_alive() for thread in threads)
-        if died is None and not server.alive():
-            died = server.process.returncode
-
-        print(f"measured {options.seconds:g} s; in-flight requests took {time.monotonic() - stopped:.1f} s "
-              f"more to finish")
-        for kind, (label, _) in KINDS.items():
-            recorder = recorders[kind]
-            with recorder.lock:
-                values = sorted(recorder.latencies)
-                extra = []
-                if kind == "a":
-                    extra.append(f"503-timeout {recorder.timeouts}")
-                    span = (recorder.last_end or start) - start
-                    rate = recorder.ok * QUERIES_PER_BATCH / span if span > 0 else 0.0
-                    extra.append(f"queries/s {rate:,.0f}")
-                else:
-                    extra.append(f"late {recorder.late}")
-                if recorder.reconnects:
-                    extra.append(f"reconnects {recorder.reconnects}")
-                errors = ", ".join(f"{k} x{v}" for k, v in sorted(recorder.errors.items())) or "none"
-                print(f"({kind}) {label:<32} n {len(values):>5}  p50 {percentile(values, 50) * 1000:8.1f}  "
-                      f"p99 {percentile(values, 99) * 1000:8.1f}  max {(values[-1] if values else float('nan')) * 1000:8.1f} ms"
-                      f"  ok {recorder.ok}  {'  '.join(extra)}  errors: {errors}")
-                if recorder.errors:
-                    failed = True
-                    for example in recorder.examples:
-                        print(f"    e.g. {example}")
-        if stuck:
-            failed = True
-            print(f"isolation: {stuck} thread(s) still waiting for an answer after the HTTP timeout")
-
-        if died is not None:
-            failed = True
-            print(f"isolation: the server died during the measurement (status {died})")
-        else:
-            final = Connection(port, t)
-            try:
-                status, raw = final.call("GET", "/v1/stats")
-                if status == 200:
-                    print("stats:", json.dumps(json.loads(raw), separators=(",", ":")))
-                else:
-                    failed = True
-                    print(f"isolation: GET /v1/stats answered {status}: {raw[:200]!r}")
-            except NoAnswer as error:
-                failed = True
-                print(f"isolation: GET /v1/stats got no answer: {error}")
-            finally:
-                final.close()
+        failed = isolation(server, options, rng)
     except Exception as error:  # set-up failures and bugs: report, exit 1
         failed = True
         print(f"isolation: {type(error).__name__}: {error}")

@@ -3,6 +3,7 @@ figures for it), for load scripts: neurons x patterns of A distinct uniformly ra
 store, then queries, half a stored pattern with round(noise * A) of its bits replaced by other
 random bits, half a fresh random pattern. (Python's generator, not the Rust one: the same
 definition, other random numbers.)"""
+
 import random
 
 N, A, NEURONS, PATTERNS, QUERIES, NOISE = 2048, 40, 1000, 100, 10_000, 0.2

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""The Python client's batch speed beside the raw HTTP load/run.py measures, in one run.
+"""The Python client's batch speed beside the raw HTTP tools/load/run.py measures, in one run.
 
 What it does
   - Starts `BINARY serve` on 127.0.0.1 (a free port) with a fresh SQLite file and a 16 MiB body
-    limit, as load/run.py does.
-  - Generates the standard workload's 100,000 patterns (load/workload.py: 1000 neurons x 100
+    limit, as tools/load/run.py does.
+  - Generates the standard workload's 100,000 patterns (tools/load/workload.py: 1000 neurons x 100
     patterns of 40 random bits of 2048).
   - For --rounds rounds (default 3), each into fresh spaces, alternating: stores them with
-    load/run.py's own `store_batches` (bodies encoded beforehand, answers read but not decoded),
+    tools/load/run.py's own `store_batches` (bodies encoded beforehand, answers read but not decoded),
     the same asking for short results (`Prefer: return=minimal`, as the client does), with
     `Client.store_many` and with `AsyncClient.store_many` (lists of (neuron, bits) in, typed
     results out), all in batches of --batch (default 1000) over one connection.
@@ -18,8 +18,8 @@ Traffic goes only to 127.0.0.1; the server is stopped on exit.
 
 Run from the repository root with a release binary and the client installed
 (pip install ./clients/python):
-    python3 load/python_client.py
-    python3 load/python_client.py --rounds 5 --neurons 200
+    python -m tools.load.python_client
+    python -m tools.load.python_client --rounds 5 --neurons 200
 """
 
 import argparse
@@ -31,13 +31,12 @@ import sys
 import time
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import harness  # noqa: E402
-import run  # noqa: E402
-import workload  # noqa: E402
+import dendrite
 
-import dendrite  # noqa: E402
+from tools import harness
+from tools.load import run, workload
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def client_rate(url, space, stores, batch):
@@ -69,15 +68,21 @@ def raw_rate(space, stores, batch):
 
 
 def raw_minimal_rate(space, stores, batch):
-    """load/run.py's way, asking for the short results the client asks for: the server's part
+    """tools/load/run.py's way, asking for the short results the client asks for: the server's part
     of the client's rate."""
     run.call("PUT", f"/v1/spaces/{space}", harness.SPACE_PARAMS)
-    bodies = [json.dumps({"patterns": [{"neuron": n, "active": a} for n, a in stores[i:i + batch]]}).encode()
-              for i in range(0, len(stores), batch)]
+    bodies = [
+        json.dumps({"patterns": [{"neuron": n, "active": a} for n, a in stores[i : i + batch]]}).encode()
+        for i in range(0, len(stores), batch)
+    ]
     started = time.monotonic()
     for body in bodies:
-        request = urllib.request.Request(run.BASE + f"/v1/spaces/{space}/patterns", data=body, method="POST",
-                                         headers={"content-type": "application/json", "prefer": "return=minimal"})
+        request = urllib.request.Request(
+            run.BASE + f"/v1/spaces/{space}/patterns",
+            data=body,
+            method="POST",
+            headers={"content-type": "application/json", "prefer": "return=minimal"},
+        )
         with urllib.request.urlopen(request, timeout=120) as response:
             assert response.status == 200, response.status
             response.read()
@@ -93,17 +98,22 @@ def main():
     parser.add_argument("--floor", type=float, default=0.7)
     options = parser.parse_args()
     stores, _ = workload.generate(neurons=options.neurons, queries=0)
-    directory, server = harness.fresh_server(harness.resolve_binary(options.binary), "python-client",
-                                             ["--body-limit", str(16 << 20)])
-    rates = {"raw (load/run.py)": [], "raw, return=minimal": [], "Client.store_many": [],
-             "AsyncClient.store_many": []}
+    directory, server = harness.fresh_server(
+        harness.resolve_binary(options.binary), "python-client", ["--body-limit", str(16 << 20)]
+    )
+    rates = {
+        "raw (tools/load/run.py)": [],
+        "raw, return=minimal": [],
+        "Client.store_many": [],
+        "AsyncClient.store_many": [],
+    }
     try:
         server.start()
         url = f"http://127.0.0.1:{server.port}"
         run.BASE = url
         for round in range(options.rounds):
             measured = {
-                "raw (load/run.py)": raw_rate(f"raw-{round}", stores, options.batch),
+                "raw (tools/load/run.py)": raw_rate(f"raw-{round}", stores, options.batch),
                 "raw, return=minimal": raw_minimal_rate(f"minimal-{round}", stores, options.batch),
                 "Client.store_many": client_rate(url, f"sync-{round}", stores, options.batch),
                 "AsyncClient.store_many": async_client_rate(url, f"async-{round}", stores, options.batch),
@@ -115,7 +125,7 @@ def main():
         server.stop(30)
         harness.keep_or_remove(directory, False)
     medians = {what: statistics.median(values) for what, values in rates.items()}
-    raw = medians["raw (load/run.py)"]
+    raw = medians["raw (tools/load/run.py)"]
     print(f"{len(stores):,} patterns in batches of {options.batch}, medians of {options.rounds} rounds:")
     for what, median in medians.items():
         print(f"  {what:24s} {median:>10,.0f} patterns/s   {median / raw:.2f} of raw")

@@ -12,8 +12,8 @@ Exit status: 0 when every request answered 200. Needs wrk (apt-get install wrk).
 stopped on exit.
 
 Run from the repository root with a release binary:
-    python3 load/http_floor.py
-    python3 load/http_floor.py --rounds 5 --duration 8
+    python -m tools.load.http_floor
+    python -m tools.load.http_floor --rounds 5 --duration 8
 """
 
 import argparse
@@ -24,21 +24,28 @@ import subprocess
 import sys
 import time
 
+from tools import harness
+from tools.load import run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import harness  # noqa: E402
-import run  # noqa: E402
 
 
 def floor_binary():
     """The http_floor bench's executable, built (release profile) if it is not."""
     out = subprocess.run(
         ["cargo", "bench", "--locked", "--bench", "http_floor", "--no-run", "--message-format", "json"],
-        cwd=harness.ROOT, capture_output=True, text=True, check=True).stdout
+        cwd=harness.ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for line in out.splitlines():
         message = json.loads(line)
-        if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "http_floor" \
-                and message.get("executable"):
+        if (
+            message.get("reason") == "compiler-artifact"
+            and message["target"]["name"] == "http_floor"
+            and message.get("executable")
+        ):
             return message["executable"]
     raise SystemExit("cargo built no http_floor executable")
 
@@ -51,8 +58,11 @@ def main():
     parser.add_argument("--connections", type=int, default=32)
     options = parser.parse_args()
     floor_port = harness.free_port()
-    floor = subprocess.Popen([floor_binary(), "--listen", f"127.0.0.1:{floor_port}"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    floor = subprocess.Popen(
+        [floor_binary(), "--listen", f"127.0.0.1:{floor_port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     directory, server = harness.fresh_server(harness.resolve_binary(options.binary), "http-floor")
     rates = {"dendrite": [], "floor": []}
     errors = 0
@@ -70,15 +80,19 @@ def main():
                 rate, _, non_2xx = run.wrk("/healthz", options.duration, options.connections)
                 rates[what].append(rate)
                 errors += non_2xx
-            print(f"round {round + 1}: dendrite {rates['dendrite'][-1]:,.0f} req/s, floor {rates['floor'][-1]:,.0f} req/s")
+            print(
+                f"round {round + 1}: dendrite {rates['dendrite'][-1]:,.0f} req/s, floor {rates['floor'][-1]:,.0f} req/s"
+            )
     finally:
         server.stop(30)
         floor.terminate()
         floor.wait()
         harness.keep_or_remove(directory, False)
     dendrite, bare = statistics.median(rates["dendrite"]), statistics.median(rates["floor"])
-    print(f"GET /healthz, wrk 1 thread {options.connections} connections {options.duration} s, medians of "
-          f"{options.rounds}: dendrite {dendrite:,.0f} req/s, floor {bare:,.0f} req/s, dendrite/floor = {dendrite / bare:.2f}")
+    print(
+        f"GET /healthz, wrk 1 thread {options.connections} connections {options.duration} s, medians of "
+        f"{options.rounds}: dendrite {dendrite:,.0f} req/s, floor {bare:,.0f} req/s, dendrite/floor = {dendrite / bare:.2f}"
+    )
     return 1 if errors else 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load test of the release binary on 127.0.0.1 with the standard workload (load/workload.py, as
+"""Load test of the release binary on 127.0.0.1 with the standard workload (tools/load/workload.py, as
 src/workload.rs defines it; the figures are the README's Performance section).
 
 Bounded: every phase has a fixed duration and the script stops the server itself. Reports:
@@ -8,12 +8,13 @@ Bounded: every phase has a fixed duration and the script stops the server itself
   - single-pattern stores from 64 concurrent clients, and writes per commit from /v1/stats;
   - with --startup: start-up time with about 1,000,000 stored patterns (topped up to that).
 
-Usage: load/run.py [--duration SECONDS] [--startup]   (needs wrk: apt-get install wrk)
-       load/run.py --fsync-delay-ms 2 --single-stores-only [--binary PATH]
+Usage: python -m tools.load.run [--duration SECONDS] [--startup]   (needs wrk: apt-get install wrk)
+       python -m tools.load.run --fsync-delay-ms 2 --single-stores-only [--binary PATH]
          every fsync and fdatasync of the server delayed 2 ms, as on a network volume (the server
          runs under `strace --seccomp-bpf`, which stops it only at those calls; needs strace), and
          only the 64-client single-store phase: what group commit makes of a slow disk.
 """
+
 import argparse
 import json
 import os
@@ -21,37 +22,65 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 
+from tools.load import workload
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-import workload  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(HERE))  # the repository: tools/load/ is two levels down
 
 BINARY = os.path.join(ROOT, "target", "release", "dendrite")
 PORT = 18090
 BASE = f"http://127.0.0.1:{PORT}"
-SPACE = {"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12, "max_false_match": 1e-6}
+SPACE = {
+    "input_size": 2048,
+    "active_bits": 40,
+    "synapses_per_pattern": 24,
+    "threshold": 12,
+    "max_false_match": 1e-6,
+}
 
 
 def call(method, path, body=None):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(BASE + path, data=data, method=method, headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        BASE + path, data=data, method=method, headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=120) as response:
         return response.status, json.loads(response.read() or b"null")
 
 
 def start(database, binary=BINARY, fsync_delay_ms=0):
     log = open(database + ".log", "a")
-    command = [binary, "serve", "--listen", f"127.0.0.1:{PORT}", "--database-url", f"sqlite://{database}",
-               "--log-level", "warn", "--body-limit", str(16 << 20)]
+    command = [
+        binary,
+        "serve",
+        "--listen",
+        f"127.0.0.1:{PORT}",
+        "--database-url",
+        f"sqlite://{database}",
+        "--log-level",
+        "warn",
+        "--body-limit",
+        str(16 << 20),
+    ]
     if fsync_delay_ms > 0:
         delay = int(fsync_delay_ms * 1000)
-        command = ["strace", "--seccomp-bpf", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync,fdatasync",
-                   "-e", f"inject=fsync,fdatasync:delay_exit={delay}", *command]
+        command = [
+            "strace",
+            "--seccomp-bpf",
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=fsync,fdatasync",
+            "-e",
+            f"inject=fsync,fdatasync:delay_exit={delay}",
+            *command,
+        ]
     server = subprocess.Popen(command, stdout=log, stderr=log)
     started = time.monotonic()
     while True:
@@ -81,12 +110,18 @@ def stop(server):
 def store_batches(stores, space="bench", batch=1000):
     """Stores in batches; the rate counts only the requests (bodies are encoded beforehand and
     answers are read but not decoded, so Python's JSON speed does not enter the figure)."""
-    bodies = [json.dumps({"patterns": [{"neuron": n, "active": a} for n, a in stores[i:i + batch]]}).encode()
-              for i in range(0, len(stores), batch)]
+    bodies = [
+        json.dumps({"patterns": [{"neuron": n, "active": a} for n, a in stores[i : i + batch]]}).encode()
+        for i in range(0, len(stores), batch)
+    ]
     started = time.monotonic()
     for body in bodies:
-        request = urllib.request.Request(BASE + f"/v1/spaces/{space}/patterns", data=body, method="POST",
-                                         headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            BASE + f"/v1/spaces/{space}/patterns",
+            data=body,
+            method="POST",
+            headers={"content-type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=120) as response:
             assert response.status == 200, response.status
             response.read()
@@ -111,21 +146,81 @@ def single_stores(duration):
     _, after = call("GET", "/v1/stats")
     commits = after["commits"] - before["commits"]
     writes = after["writes_committed"] - before["writes_committed"]
-    print(f"single stores, 64 clients: {single:,.0f} patterns/s, p50 {single_latency['50']}, "
-          f"p99 {single_latency['99']}, non-2xx {single_errors}; {writes:,} writes in {commits:,} commits "
-          f"= {writes / max(commits, 1):.1f} writes per commit")
+    print(
+        f"single stores, 64 clients: {single:,.0f} patterns/s, p50 {single_latency['50']}, "
+        f"p99 {single_latency['99']}, non-2xx {single_errors}; {writes:,} writes in {commits:,} commits "
+        f"= {writes / max(commits, 1):.1f} writes per commit"
+    )
 
 
-def main():
+def parse_options():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk phase")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (one wrk thread)")
     parser.add_argument("--startup", action="store_true", help="also time start-up with 1,000,000 patterns")
     parser.add_argument("--binary", default=BINARY, help="the server to measure (default: this tree's release build)")
-    parser.add_argument("--fsync-delay-ms", type=float, default=0.0,
-                        help="delay every fsync/fdatasync of the server this long (needs strace)")
+    parser.add_argument(
+        "--fsync-delay-ms",
+        type=float,
+        default=0.0,
+        help="delay every fsync/fdatasync of the server this long (needs strace)",
+    )
     parser.add_argument("--single-stores-only", action="store_true", help="run only the 64-client single-store phase")
-    options = parser.parse_args()
+    return parser.parse_args()
+
+
+def throughput(stores, queries, workdir, options):
+    """The batch store rate, a recognition check, then /healthz and query throughput with wrk."""
+    batch_rate = store_batches(stores)
+    print(f"batch store: {batch_rate:,.0f} patterns/s ({len(stores):,} patterns in batches of 1000, one client)")
+    found = sum(
+        any(m["neuron"] == source for m in call("POST", "/v1/spaces/bench/query", {"active": active})[1]["matches"])
+        for active, source in queries[:1000:2]
+    )
+    print(f"recognition check: {found}/500 noisy queries found their neuron")
+    health, health_latency, _ = wrk("/healthz", options.duration, options.connections)
+    query, query_latency, query_errors = wrk(
+        "/v1/spaces/bench/query",
+        options.duration,
+        options.connections,
+        os.path.join(HERE, "query.lua"),
+        [os.path.join(workdir, "queries.txt")],
+    )
+    print(f"GET /healthz: {health:,.0f} req/s, p50 {health_latency['50']}, p99 {health_latency['99']}")
+    print(
+        f"POST query:   {query:,.0f} req/s, p50 {query_latency['50']}, p99 {query_latency['99']}, "
+        f"non-2xx {query_errors}; query/healthz = {query / health:.2f}"
+    )
+
+
+def startup_time(database):
+    """Tops the database up to about 1,000,000 patterns, then times three start-ups to ready."""
+    server, _ = start(database)
+    try:
+        # Top the database up to 1,000,000 patterns, 100 per new neuron.
+        _, stats = call("GET", "/v1/stats")
+        neurons = max(0, 1_000_000 - stats["patterns"]) // 100
+        more, _ = workload.generate(neurons=neurons, patterns=100, queries=0, seed=2)
+        more = [(f"m{neuron}", active) for neuron, active in more]
+        rate = store_batches(more)
+        _, stats = call("GET", "/v1/stats")
+        print(f"stored {stats['patterns']:,} patterns in all (batch store {rate:,.0f} patterns/s)")
+    finally:
+        stop(server)
+    timings = []
+    for _ in range(3):
+        server, elapsed = start(database)
+        timings.append(elapsed)
+        stop(server)
+    timings.sort()
+    print(
+        f"start-up with {stats['patterns']:,} patterns: median {timings[1]:.2f} s to ready "
+        f"(runs: {', '.join(f'{t:.2f}' for t in timings)})"
+    )
+
+
+def main():
+    options = parse_options()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
     if options.fsync_delay_ms > 0 and not shutil.which("strace"):
@@ -146,46 +241,13 @@ def main():
         if options.single_stores_only:
             single_stores(options.duration)
             return
-        batch_rate = store_batches(stores)
-        print(f"batch store: {batch_rate:,.0f} patterns/s ({len(stores):,} patterns in batches of 1000, one client)")
-        found = sum(
-            any(m["neuron"] == source for m in call("POST", "/v1/spaces/bench/query", {"active": active})[1]["matches"])
-            for active, source in queries[:1000:2])
-        print(f"recognition check: {found}/500 noisy queries found their neuron")
-
-        health, health_latency, _ = wrk("/healthz", options.duration, options.connections)
-        query, query_latency, query_errors = wrk(
-            "/v1/spaces/bench/query", options.duration, options.connections, os.path.join(HERE, "query.lua"),
-            [os.path.join(workdir, "queries.txt")])
-        print(f"GET /healthz: {health:,.0f} req/s, p50 {health_latency['50']}, p99 {health_latency['99']}")
-        print(f"POST query:   {query:,.0f} req/s, p50 {query_latency['50']}, p99 {query_latency['99']}, "
-              f"non-2xx {query_errors}; query/healthz = {query / health:.2f}")
-
+        throughput(stores, queries, workdir, options)
         single_stores(options.duration)
     finally:
         stop(server)
 
     if options.startup:
-        server, _ = start(database)
-        try:
-            # Top the database up to 1,000,000 patterns, 100 per new neuron.
-            _, stats = call("GET", "/v1/stats")
-            neurons = max(0, 1_000_000 - stats["patterns"]) // 100
-            more, _ = workload.generate(neurons=neurons, patterns=100, queries=0, seed=2)
-            more = [(f"m{neuron}", active) for neuron, active in more]
-            rate = store_batches(more)
-            _, stats = call("GET", "/v1/stats")
-            print(f"stored {stats['patterns']:,} patterns in all (batch store {rate:,.0f} patterns/s)")
-        finally:
-            stop(server)
-        timings = []
-        for _ in range(3):
-            server, elapsed = start(database)
-            timings.append(elapsed)
-            stop(server)
-        timings.sort()
-        print(f"start-up with {stats['patterns']:,} patterns: median {timings[1]:.2f} s to ready "
-              f"(runs: {', '.join(f'{t:.2f}' for t in timings)})")
+        startup_time(database)
     shutil.rmtree(workdir)
 
 

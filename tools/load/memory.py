@@ -18,17 +18,16 @@ Exit status: 0 when every request got its expected answer; 1 otherwise. Linux on
 /proc). Traffic goes only to 127.0.0.1; the server is killed on exit.
 
 Run from the repository root with a release binary:
-    python3 load/memory.py
-    python3 load/memory.py --neurons 100 --per-neuron 100
+    python -m tools.load.memory
+    python -m tools.load.memory --neurons 100 --per-neuron 100
 """
-import os
+
 import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
-from harness import SPACE_PARAMS, Connection, random_bits  # noqa: E402
+from tools import harness
+from tools.harness import SPACE_PARAMS, Connection, random_bits
 
 BATCH = 2000
 MIB = 1 << 20
@@ -48,10 +47,12 @@ def report(server, when, empty):
     if status != 200:
         raise RuntimeError(f"GET /v1/spaces/bench answered {status}")
     estimate, rss = body["counts"]["memory_bytes"], resident(server.process.pid)
-    print(f"{when:14s} estimate {estimate / MIB:8.1f} MiB  RSS {rss / MIB:8.1f} MiB  "
-          f"RSS/estimate {rss / estimate:5.2f}  (RSS - empty)/estimate {(rss - empty) / estimate:5.2f}  "
-          f"(anonymous {resident(server.process.pid, 'RssAnon') / MIB:.1f} MiB, "
-          f"files {resident(server.process.pid, 'RssFile') / MIB:.1f} MiB)")
+    print(
+        f"{when:14s} estimate {estimate / MIB:8.1f} MiB  RSS {rss / MIB:8.1f} MiB  "
+        f"RSS/estimate {rss / estimate:5.2f}  (RSS - empty)/estimate {(rss - empty) / estimate:5.2f}  "
+        f"(anonymous {resident(server.process.pid, 'RssAnon') / MIB:.1f} MiB, "
+        f"files {resident(server.process.pid, 'RssFile') / MIB:.1f} MiB)"
+    )
 
 
 def main():
@@ -70,7 +71,9 @@ def main():
     try:
         server.start(60.0, http_timeout=60.0)
         empty = resident(server.process.pid)
-        print(f"empty process: RSS {empty / MIB:.1f} MiB (anonymous {resident(server.process.pid, 'RssAnon') / MIB:.1f} MiB)")
+        print(
+            f"empty process: RSS {empty / MIB:.1f} MiB (anonymous {resident(server.process.pid, 'RssAnon') / MIB:.1f} MiB)"
+        )
         connection = Connection(server.port, 60.0)
         status, raw = connection.call("PUT", "/v1/spaces/bench", SPACE_PARAMS)
         if status != 201:
@@ -78,7 +81,7 @@ def main():
         items = [n for n in range(options.neurons) for _ in range(options.per_neuron)]
         rng.shuffle(items)
         for first in range(0, len(items), BATCH):
-            body = {"patterns": [{"neuron": f"n{n}", "active": random_bits(rng)} for n in items[first:first + BATCH]]}
+            body = {"patterns": [{"neuron": f"n{n}", "active": random_bits(rng)} for n in items[first : first + BATCH]]}
             status, raw = connection.call("POST", "/v1/spaces/bench/patterns", body)
             if status != 200:
                 raise RuntimeError(f"a batch answered {status}: {raw[:200]!r}")

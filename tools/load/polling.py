@@ -18,27 +18,28 @@ Exit status: 0 when every request got its expected answer; 1 otherwise. Latencie
 never failed on. Traffic goes only to 127.0.0.1; the server is killed on exit.
 
 Run from the repository root with a release binary:
-    python3 load/polling.py
-    python3 load/polling.py --spaces 2000 --seconds 10
+    python -m tools.load.polling
+    python -m tools.load.polling --spaces 2000 --seconds 10
 """
+
 import multiprocessing
-import os
 import random
 import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
-from harness import SPACE_PARAMS, Connection, percentile, random_bits  # noqa: E402
+from tools import harness
+from tools.harness import SPACE_PARAMS, Connection, percentile, random_bits
 
 
 def line(kind, latencies):
     ms = sorted(v * 1000 for v in latencies)
     if not ms:
         return f"{kind:10s} none"
-    return (f"{kind:10s} {len(ms):6d}  p50 {percentile(ms, 50):8.2f} ms  p99 {percentile(ms, 99):8.2f} ms  "
-            f"max {ms[-1]:8.2f} ms")
+    return (
+        f"{kind:10s} {len(ms):6d}  p50 {percentile(ms, 50):8.2f} ms  p99 {percentile(ms, 99):8.2f} ms  "
+        f"max {ms[-1]:8.2f} ms"
+    )
 
 
 def probe_health(port, seconds, answers):
@@ -60,13 +61,77 @@ def probe_health(port, seconds, answers):
     answers.put((took, failed))
 
 
-def main():
+def parse_options():
     parser = harness.argument_parser(__doc__)
     parser.add_argument("--spaces", type=int, default=10_000)
     parser.add_argument("--pollers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=1)
-    options = parser.parse_args()
+    return parser.parse_args()
+
+
+def make_spaces(port, options, rng):
+    """--spaces spaces with one pattern each."""
+    setup = Connection(port, 60.0)
+    started = time.monotonic()
+    for i in range(options.spaces):
+        name = f"s{i:05d}"
+        status, raw = setup.call("PUT", f"/v1/spaces/{name}", SPACE_PARAMS)
+        if status != 201:
+            raise RuntimeError(f"creating {name} answered {status}: {raw[:200]!r}")
+        status, raw = setup.call("POST", f"/v1/spaces/{name}/neurons/n/patterns", {"active": random_bits(rng)})
+        if status != 201:
+            raise RuntimeError(f"storing in {name} answered {status}: {raw[:200]!r}")
+    print(f"{options.spaces:,} spaces made in {time.monotonic() - started:.1f} s")
+    setup.close()
+
+
+def poll(port, kind, stop, latencies, failures):
+    """GET /metrics, or every page of the space listing, over and over until `stop`."""
+    with Connection(port, 60.0) as connection:
+        while not stop.is_set():
+            sent = time.monotonic()
+            if kind == "metrics":
+                status, raw = connection.call("GET", "/metrics")
+            else:
+                after, status = None, 200
+                while status == 200:
+                    path = "/v1/spaces?limit=1000" + (f"&after={after}" if after else "")
+                    status, body = connection.call_json("GET", path)
+                    after = body.get("next") if status == 200 else None
+                    if after is None:
+                        break
+            latencies[kind].append(time.monotonic() - sent)
+            if status != 200:
+                failures.append(f"{kind} answered {status}")
+
+
+def health_under_polling(port, options, latencies, failures):
+    """The pollers running, /healthz probed from a process of its own (so this one's threads
+    cannot delay it) for --seconds."""
+    stop = threading.Event()
+    threads = [
+        threading.Thread(
+            target=poll, args=(port, "metrics" if i % 2 == 0 else "spaces", stop, latencies, failures), daemon=True
+        )
+        for i in range(options.pollers)
+    ]
+    for thread in threads:
+        thread.start()
+    answers = multiprocessing.Queue()
+    prober = multiprocessing.Process(target=probe_health, args=(port, options.seconds, answers))
+    prober.start()
+    took, failed = answers.get(timeout=options.seconds + 60)
+    prober.join(10.0)
+    latencies["healthz"] = took
+    failures.extend(f"/healthz answered {status}" for status in failed)
+    stop.set()
+    for thread in threads:
+        thread.join(60.0)
+
+
+def main():
+    options = parse_options()
     binary = harness.executable(options.binary, "polling")
     if binary is None or options.spaces < 1 or options.pollers < 2 or options.seconds <= 0:
         return 1
@@ -76,52 +141,8 @@ def main():
     latencies = {"healthz": [], "metrics": [], "spaces": []}
     try:
         server.start(60.0, http_timeout=60.0)
-        setup = Connection(server.port, 60.0)
-        started = time.monotonic()
-        for i in range(options.spaces):
-            name = f"s{i:05d}"
-            status, raw = setup.call("PUT", f"/v1/spaces/{name}", SPACE_PARAMS)
-            if status != 201:
-                raise RuntimeError(f"creating {name} answered {status}: {raw[:200]!r}")
-            status, raw = setup.call("POST", f"/v1/spaces/{name}/neurons/n/patterns", {"active": random_bits(rng)})
-            if status != 201:
-                raise RuntimeError(f"storing in {name} answered {status}: {raw[:200]!r}")
-        print(f"{options.spaces:,} spaces made in {time.monotonic() - started:.1f} s")
-        setup.close()
-        stop = threading.Event()
-
-        def poll(kind):
-            with Connection(server.port, 60.0) as connection:
-                while not stop.is_set():
-                    sent = time.monotonic()
-                    if kind == "metrics":
-                        status, raw = connection.call("GET", "/metrics")
-                    else:
-                        after, status = None, 200
-                        while status == 200:
-                            path = "/v1/spaces?limit=1000" + (f"&after={after}" if after else "")
-                            status, body = connection.call_json("GET", path)
-                            after = body.get("next") if status == 200 else None
-                            if after is None:
-                                break
-                    latencies[kind].append(time.monotonic() - sent)
-                    if status != 200:
-                        failures.append(f"{kind} answered {status}")
-
-        threads = [threading.Thread(target=poll, args=("metrics" if i % 2 == 0 else "spaces",), daemon=True)
-                   for i in range(options.pollers)]
-        for thread in threads:
-            thread.start()
-        answers = multiprocessing.Queue()
-        prober = multiprocessing.Process(target=probe_health, args=(server.port, options.seconds, answers))
-        prober.start()
-        took, failed = answers.get(timeout=options.seconds + 60)
-        prober.join(10.0)
-        latencies["healthz"] = took
-        failures.extend(f"/healthz answered {status}" for status in failed)
-        stop.set()
-        for thread in threads:
-            thread.join(60.0)
+        make_spaces(server.port, options, rng)
+        health_under_polling(server.port, options, latencies, failures)
         for kind, values in latencies.items():
             print(line(kind, values))
     except (RuntimeError, harness.NoAnswer) as error:

@@ -1,16 +1,17 @@
-"""Shared plumbing of the scripts that drive a real `dendrite serve` process over HTTP.
+"""Shared plumbing of everything in tools/ that drives a real `dendrite serve` process over HTTP.
 
-Why it exists: the crash test (scripts/crash_test.py), the storage-fault test
-(scripts/fault_fs_test.py), the soak (load/soak.py) and the isolation script (load/isolation.py)
-all start the server on 127.0.0.1 and a free port, wait until it is ready, talk JSON to it over
-keep-alive connections and summarise latencies. Those pieces live here once, so that a fix (say,
-to how a stale keep-alive connection is retried, or to how a request that may have reached the
-server is told apart from one that cannot have) reaches every script.
+Why it exists: the scenario tests (tools/scenarios: crash, storage faults, replicas, the browser)
+and the load tools (tools/load: soak, isolation, backup, ...) all start the server on 127.0.0.1
+and a free port with a database of their own, wait until it is ready, talk JSON to it and
+summarise what they saw. Those pieces live here once, so that a fix (say, to how a stale
+keep-alive connection is retried, or to how a request that may have reached the server is told
+apart from one that cannot have) reaches every scenario and tool.
 
-Standard library only. Scripts in load/ import it after
-`sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))`; scripts in scripts/ insert the
-repository's load/ folder the same way. Traffic goes only to 127.0.0.1.
+Standard library only, imported as `tools.harness`: run everything from the repository root
+(`python -m pytest tools/scenarios/...`, `python -m tools.load.run ...`). Traffic goes only to
+127.0.0.1.
 """
+
 import argparse
 import http.client
 import json
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import namedtuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -204,9 +207,11 @@ def random_bits(rng, count=A):
 def argument_parser(doc):
     """An ArgumentParser described by the first paragraph of `doc`, with --binary."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--binary", default=DEFAULT_BINARY,
-                        help="server binary, relative to the repository root unless absolute "
-                             "(default target/release/dendrite)")
+    parser.add_argument(
+        "--binary",
+        default=DEFAULT_BINARY,
+        help="server binary, relative to the repository root unless absolute (default target/release/dendrite)",
+    )
     return parser
 
 
@@ -234,8 +239,9 @@ def fresh_server(binary, name, extra_args=()):
     """(directory, Server): a new temporary directory `dendrite-NAME-*` holding the server's SQLite
     file and log, and SIGTERM made to exit through `finally`, so the caller's clean-up stops it."""
     directory = tempfile.mkdtemp(prefix=f"dendrite-{name}-")
-    server = Server(binary, os.path.join(directory, "d.db"), os.path.join(directory, "server.log"),
-                    extra_args=extra_args)
+    server = Server(
+        binary, os.path.join(directory, "d.db"), os.path.join(directory, "server.log"), extra_args=extra_args
+    )
     exit_on_sigterm()
     return directory, server
 
@@ -252,58 +258,109 @@ def _die_with_parent():
     """In the server's child process: SIGKILL it if the thread that started it dies."""
     try:
         import ctypes
+
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
 
 class Server:
-    """One `BINARY serve` process at a time on one database file, on 127.0.0.1 and a free port.
+    """One `BINARY serve` process at a time on one database, on 127.0.0.1 and a free port.
 
     Runs `BINARY serve --listen 127.0.0.1:PORT --database-url sqlite://DATABASE --log-level warn
     [extra_args]` with its output appended to `log_path`; `database_url`, when given, is passed
     instead of sqlite://DATABASE (a PostgreSQL replica: postgres://...). With die_with_parent the
     server gets SIGKILL if the script dies (Linux; only for single-threaded scripts: it needs a
-    preexec_fn)."""
+    preexec_fn). With clean_env the DENDRITE_* variables of this environment are not passed on
+    (an API key there would lock the caller out). `name` labels it in messages.
 
-    def __init__(self, binary, database, log_path, extra_args=(), die_with_parent=False, database_url=None):
+    start() is launch() then wait_ready(): several servers can be launched first and waited for
+    afterwards, so that their start-ups overlap (replicas running their migrations together)."""
+
+    def __init__(
+        self,
+        binary,
+        database,
+        log_path,
+        extra_args=(),
+        die_with_parent=False,
+        database_url=None,
+        name="server",
+        clean_env=False,
+    ):
         self.binary, self.database, self.log_path = binary, database, log_path
         self.database_url = database_url if database_url is not None else f"sqlite://{database}"
         self.extra_args = list(extra_args)
         self.die_with_parent = die_with_parent
+        self.name, self.clean_env = name, clean_env
         self.process = None
         self.port = None
+        self.launched = None
 
-    def start(self, ready_timeout=60.0, http_timeout=5.0):
-        """Starts the server on a new free port; returns the seconds until GET /healthz and
-        GET /readyz both answered 200. Raises RuntimeError when the process exits first or
-        `ready_timeout` seconds pass (the process is then left to kill9() or stop())."""
+    @property
+    def base(self):
+        """The server's URL, http://127.0.0.1:PORT."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def launch(self):
+        """Starts the process on a new free port without waiting for it."""
         self.port = free_port()
+        env = None
+        if self.clean_env:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("DENDRITE_")}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}",
-                 "--database-url", self.database_url, "--log-level", "warn", *self.extra_args],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if self.die_with_parent else None)
-        started = time.monotonic()
-        deadline = started + ready_timeout
+                [
+                    self.binary,
+                    "serve",
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                    "--database-url",
+                    self.database_url,
+                    "--log-level",
+                    "warn",
+                    *self.extra_args,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
+            )
+        self.launched = time.monotonic()
+
+    def wait_ready(self, ready_timeout=60.0, http_timeout=5.0):
+        """Seconds from launch() until GET /healthz and GET /readyz both answered 200. Raises
+        RuntimeError when the process exits first or `ready_timeout` seconds pass (the process is
+        then left to kill9() or stop())."""
+        deadline = self.launched + ready_timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {self.process.returncode} while starting "
-                                   f"(log: {self.log_path})")
+                raise RuntimeError(
+                    f"{self.name} exited with status {self.process.returncode} while starting "
+                    f"(log: {self.log_path}): {self.log_tail(3).strip()[-400:]}"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                break
+                raise RuntimeError(
+                    f"{self.name} was not ready (healthz and readyz 200) within {ready_timeout:g} s "
+                    f"(log: {self.log_path})"
+                )
             timeout = max(0.05, min(http_timeout, remaining))
             try:
-                if (request_once(self.port, "GET", "/healthz", timeout=timeout).status == 200
-                        and request_once(self.port, "GET", "/readyz", timeout=timeout).status == 200):
-                    return time.monotonic() - started
+                if (
+                    request_once(self.port, "GET", "/healthz", timeout=timeout).status == 200
+                    and request_once(self.port, "GET", "/readyz", timeout=timeout).status == 200
+                ):
+                    return time.monotonic() - self.launched
             except NoAnswer:
                 pass
             time.sleep(0.02)
-        raise RuntimeError(f"the server was not ready (healthz and readyz 200) within {ready_timeout:g} s "
-                           f"(log: {self.log_path})")
+
+    def start(self, ready_timeout=60.0, http_timeout=5.0):
+        """launch() and wait_ready(): the seconds until the server was ready."""
+        self.launch()
+        return self.wait_ready(ready_timeout, http_timeout)
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
@@ -349,3 +406,90 @@ class Server:
         if lines is not None:
             kept = kept[-lines:]
         return b"".join(kept).decode(errors="replace")
+
+
+def call_url(base, method, path, body=None, key=None, timeout=15.0):
+    """One request to `base` + `path` with urllib (any host the caller names, an API key as a
+    Bearer token): (status, decoded JSON or None, headers). An HTTP error status is an answer,
+    not an exception; a connection failure raises OSError."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"accept": "application/json"}
+    if body is not None:
+        headers["content-type"] = "application/json"
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            raw, status, got = answer.read(), answer.status, answer.headers
+    except urllib.error.HTTPError as error:
+        raw, status, got = error.read(), error.code, error.headers
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = None
+    return status, parsed, got
+
+
+class Violations:
+    """Broken promises found by many threads at once: every one is counted, the first `keep`
+    are kept word for word. A scenario asserts there are none at its end (assert_none), so one
+    run reports all it found rather than only the first."""
+
+    def __init__(self, keep=200):
+        self.lock = threading.Lock()
+        self.keep = keep
+        self.kept = []
+        self.count = 0
+
+    def add(self, message):
+        with self.lock:
+            self.count += 1
+            if len(self.kept) < self.keep:
+                self.kept.append(message)
+
+    def report(self):
+        """The violations as lines, ending with how many were not kept."""
+        lines = [f"  - {message}" for message in self.kept]
+        if self.count > len(self.kept):
+            lines.append(f"  ... and {self.count - len(self.kept)} more")
+        return "\n".join(lines)
+
+    def assert_none(self, what, log_tails=()):
+        """Raises AssertionError listing the violations (and `log_tails`, (label, text) pairs)."""
+        if not self.count:
+            return
+        tails = "".join(f"\n{label} (last lines):\n{tail}" for label, tail in log_tails if tail.strip())
+        raise AssertionError(f"{what}: {self.count} violation(s):\n{self.report()}{tails}")
+
+
+class Checks:
+    """Named checks, each printed PASS or FAIL as it is made, the run going on after a failure;
+    assert_all() at the end fails with every failed one."""
+
+    def __init__(self):
+        self.failed = []
+        self.passed = 0
+        self.notes = []
+
+    def check(self, ok, what, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"  PASS {what}")
+        else:
+            self.failed.append(f"{what}: {detail}" if detail else what)
+            print(f"  FAIL {what}" + (f": {detail}" if detail else ""))
+        return ok
+
+    def note(self, text):
+        self.notes.append(text)
+        print(f"  NOTE {text}")
+
+    def assert_all(self, log_tail=""):
+        print(f"summary: {self.passed} passed, {len(self.failed)} failed")
+        for note in self.notes:
+            print(f"  note: {note}")
+        if self.failed:
+            failures = "\n".join(f"  - {failure}" for failure in self.failed)
+            tail = f"\nserver log (last lines):\n{log_tail}" if log_tail.strip() else ""
+            raise AssertionError(f"{len(self.failed)} check(s) failed:\n{failures}{tail}")
