@@ -6,7 +6,7 @@
 //!
 //! The modules, from the maths outwards (ARCHITECTURE.md is the map, with the rules each keeps):
 //!
-//! - [`theory`], the theory's probabilities in log space (pure: std only).
+//! - [`theory`], the theory's probabilities in log space (pure: std, and serde for their JSON).
 //! - [`analysis`], every quantity of the theory for one parameter set, for `dendrite theory` and
 //!   `GET /v1/theory`.
 //! - [`rng`], a seeded random number generator with a stream fixed forever.
@@ -14,10 +14,12 @@
 //! - [`workload`], the standard benchmark workload.
 //! - [`bench`](mod@bench), `dendrite bench`: the engine's speed and memory on this machine.
 //! - [`cli`], the command line.
-//! - [`store`], durable state in SQLite and the write path (group commit).
+//! - [`store`], durable state in SQLite or PostgreSQL, the change log replicas follow, and the
+//!   write path (group commit).
 //! - [`http`], the REST API.
 //! - [`config`], the service's settings.
 //! - [`telemetry`], logging.
+//! - [`host`], what the machine and the process have (memory, CPU time).
 //! - [`app`], building and running the service.
 
 pub mod analysis;
