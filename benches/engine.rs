@@ -163,7 +163,7 @@ fn run(
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this file without it, and
-    // then it only checks that it builds (tests/engine.rs holds the index to the oracle).
+    // then it only checks that it builds (tests/engine/oracle.rs holds the index to the oracle).
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }

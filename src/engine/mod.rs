@@ -11,8 +11,9 @@
 //! - `space`: [`Space`], its neurons and segments; planning, applying, reports and recognition.
 //! - `index`: the inverted index from input bit to segments, in two layouts, and the counting
 //!   kernels of the dense one ([`Kernel`]), chosen at run time.
-//! - `shared`: spaces behind their locks, by name.
-//! - [`plain`]: the obviously correct recogniser the index is tested against.
+//! - `registry`: spaces behind their locks, by name.
+//! - [`oracle`]: the obviously correct recogniser the index is tested against.
+//! - [`encoder`]: records (numbers, times, categories, vectors, text) into codes.
 //!
 //! The modules are private; what callers use is re-exported here.
 

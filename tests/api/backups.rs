@@ -386,8 +386,8 @@ async fn a_backup_under_load_holds_the_writes_acknowledged_before_it_and_nothing
     replayed.stop().await;
 
     // A backup taken when the load has stopped (and a store abandoned by its client as it
-    // stopped has been committed) answers every query as the original does.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // stopped has been handled) answers every query as the original does.
+    app.settle_writes("s").await;
     let quiet = backup(&app).await;
     let quiet_copy = folder.join("quiet.db");
     std::fs::copy(folder.join(quiet["name"].as_str().unwrap()), &quiet_copy).unwrap();

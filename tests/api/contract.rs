@@ -4,50 +4,45 @@
 use crate::helpers::*;
 use dendrite::http::access::Need;
 use std::collections::{BTreeMap, BTreeSet};
+use yaml_rust2::{Yaml, YamlLoader};
 
 /// (METHOD, path) for every operation under `paths:` in the spec.
 fn spec_operations() -> BTreeSet<(String, String)> {
     spec_responses().into_keys().collect()
 }
 
-/// For every operation under `paths:`, read from the spec's indentation (paths at two spaces,
-/// methods at four): the status codes it documents (quoted keys at eight spaces under its
-/// `responses:`) and whether it opts out of the keys (`security: []`).
+/// For every operation under `paths:`: the status codes it documents (the keys of its
+/// `responses`) and whether it opts out of the keys (`security: []`).
 fn spec_responses() -> BTreeMap<(String, String), (BTreeSet<String>, bool)> {
-    let spec = dendrite::http::OPENAPI;
-    let mut operations: BTreeMap<(String, String), (BTreeSet<String>, bool)> = BTreeMap::new();
-    let (mut in_paths, mut path, mut current) = (false, String::new(), None);
-    for line in spec.lines() {
-        if !line.starts_with(' ') && !line.is_empty() {
-            in_paths = line == "paths:";
-            continue;
-        }
-        if !in_paths {
-            continue;
-        }
-        if let Some(p) = line
-            .strip_prefix("  /")
-            .and_then(|rest| rest.strip_suffix(':'))
-        {
-            path = format!("/{p}");
-        } else if let Some(method) = line
-            .strip_prefix("    ")
-            .and_then(|rest| rest.strip_suffix(':'))
-            .filter(|m| ["get", "put", "post", "delete", "patch", "head", "options"].contains(m))
-        {
-            let operation = (method.to_uppercase(), path.clone());
-            operations.entry(operation.clone()).or_default();
-            current = Some(operation);
-        } else if let Some(operation) = &current {
-            let entry = operations.entry(operation.clone()).or_default();
-            if line == "      security: []" {
-                entry.1 = true;
-            } else if let Some(code) = line
-                .strip_prefix("        '")
-                .and_then(|rest| rest.strip_suffix("':"))
-            {
-                entry.0.insert(code.to_owned());
+    let documents =
+        YamlLoader::load_from_str(dendrite::http::OPENAPI).expect("openapi.yaml parses");
+    let paths = documents[0]["paths"]
+        .as_hash()
+        .expect("openapi.yaml has a paths map");
+    let text = |key: &Yaml| match key {
+        Yaml::String(text) => text.clone(),
+        // An unquoted status code is a number to YAML.
+        Yaml::Integer(number) => number.to_string(),
+        other => panic!("a key that is neither text nor a number: {other:?}"),
+    };
+    let mut operations = BTreeMap::new();
+    for (path, item) in paths {
+        let item = item.as_hash().expect("a path item is a map");
+        for (method, operation) in item {
+            let method = text(method);
+            if !["get", "put", "post", "delete", "patch", "head", "options"].contains(&&*method) {
+                continue; // a path item's own `parameters` or `summary`
             }
+            let codes = operation["responses"]
+                .as_hash()
+                .expect("an operation documents its responses")
+                .keys()
+                .map(text)
+                .collect();
+            let open = operation["security"]
+                .as_vec()
+                .is_some_and(|requirements| requirements.is_empty());
+            operations.insert((method.to_uppercase(), text(path)), (codes, open));
         }
     }
     operations

@@ -9,10 +9,10 @@
 
 use dendrite::app::Application;
 use dendrite::config::{LogFormat, ServeArgs};
-use dendrite::engine::SpaceSet;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -86,33 +86,49 @@ pub async fn ensure_database(url: &str) {
     connection.close().await.unwrap();
 }
 
+/// A test server's settings: the service's own defaults, parsed as the binary parses them, then
+/// what a test server needs: a free port, its own database, quiet logs, a connection cap that
+/// does not depend on the machine's open-file limit, and no keys (whatever the environment
+/// running the tests holds: a test that wants keys sets them).
 pub fn args(database: &Path) -> ServeArgs {
-    ServeArgs {
-        listen: "127.0.0.1:0".into(),
-        database_url: database_url(database),
-        log_format: LogFormat::Text,
-        log_level: "warn".into(),
-        body_limit: 1024 * 1024,
-        request_timeout: 30,
-        body_timeout: 30,
-        header_timeout: 10,
-        max_connections: Some(1024),
-        max_connections_per_peer: None,
-        shutdown_timeout: 10,
-        max_database_size: None,
-        memory_limit: None,
-        wal_autocheckpoint: None,
-        skip_integrity_check: false,
-        backup_dir: None,
-        backup_keep: 7,
-        backup_interval: 0,
-        change_log_retention: 3600,
-        spaces: SpaceSet::all(),
-        access: Default::default(),
-    }
+    let mut args = dendrite::cli::default_serve_args();
+    args.listen = "127.0.0.1:0".into();
+    args.database_url = database_url(database);
+    args.log_format = LogFormat::Text;
+    args.log_level = "warn".into();
+    args.max_connections = Some(1024);
+    args.access = Default::default();
+    args
+}
+
+/// The parameters of [`TestApp::standard_space`].
+fn standard_spec() -> Value {
+    json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12})
 }
 
 impl TestApp {
+    /// Waits until at least `depth` commands wait in the writer's queue, seen on two reads in a
+    /// row: a command is taken at once by an idle writer, so a queue that stays this deep means
+    /// the writer is held (by a test's database lock) with every command sent so far behind it,
+    /// in the order they arrived. How a test orders writes without guessing at sleeps.
+    pub async fn wait_for_queued(&self, depth: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut seen_before = false;
+        loop {
+            let stats: Value = self.get("/v1/stats").await.json().await.unwrap();
+            let queued = stats["writer_queue_depth"].as_u64().unwrap();
+            if queued >= depth && seen_before {
+                return;
+            }
+            seen_before = queued >= depth;
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer's queue never held {depth} commands (it holds {queued})"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// A server on a fresh database.
     pub async fn spawn() -> TestApp {
         let dir = tempfile::tempdir().unwrap();
@@ -211,12 +227,19 @@ impl TestApp {
     /// Creates the standard space `s`: 2048 bits, 40 active, s = 24, theta = 12.
     pub async fn standard_space(&self, name: &str) {
         let response = self
-            .put(
-                &format!("/v1/spaces/{name}"),
-                &json!({"input_size": 2048, "active_bits": 40, "synapses_per_pattern": 24, "threshold": 12}),
-            )
+            .put(&format!("/v1/spaces/{name}"), &standard_spec())
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
+    }
+
+    /// Returns once every write that reached the writer before this call is handled: the
+    /// writer takes commands in order, and this one, a repeat of `space`'s creation with its own
+    /// (standard) parameters, goes through it behind them and changes nothing.
+    pub async fn settle_writes(&self, space: &str) {
+        let response = self
+            .put(&format!("/v1/spaces/{space}"), &standard_spec())
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     pub async fn store(&self, space: &str, neuron: &str, active: &[u32]) -> Response {
