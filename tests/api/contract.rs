@@ -19,11 +19,12 @@ fn spec_responses() -> BTreeMap<(String, String), (BTreeSet<String>, bool)> {
     let paths = documents[0]["paths"]
         .as_hash()
         .expect("openapi.yaml has a paths map");
-    let text = |key: &Yaml| match key {
-        Yaml::String(text) => text.clone(),
-        // An unquoted status code is a number to YAML.
-        Yaml::Integer(number) => number.to_string(),
-        other => panic!("a key that is neither text nor a number: {other:?}"),
+    // An unquoted status code is a number to YAML.
+    let text = |key: &Yaml| {
+        key.as_str()
+            .map(str::to_owned)
+            .or_else(|| key.as_i64().map(|number| number.to_string()))
+            .unwrap_or_else(|| panic!("a key that is neither text nor a number: {key:?}"))
     };
     let mut operations = BTreeMap::new();
     for (path, item) in paths {
