@@ -14,7 +14,7 @@ use crate::rng::Rng;
 use crate::workload::{QueryItem, StoreItem, Workload, WorkloadSpec};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,13 @@ pub struct BenchArgs {
     /// Active bits of a stored pattern.
     #[arg(long, default_value_t = WorkloadSpec::STANDARD.a)]
     pub active_bits: u32,
+    /// The seed of the generated workload (the standard workload's is 1).
+    #[arg(long, default_value_t = WorkloadSpec::STANDARD.seed)]
+    pub seed: u64,
+    /// Write the generated workload into DIR, as `--workload` reads it, instead of running it:
+    /// the one definition load scripts in other languages read rather than generate again.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["workload", "kernel"])]
+    pub write_workload: Option<PathBuf>,
     /// The counting kernel (`portable`, `avx2`, `avx512`); default: the one the service uses (AVX2 where the CPU has it).
     /// Naming one measures the dense layout even in a space too small to have moved to it yet.
     #[arg(long, value_name = "NAME")]
@@ -324,20 +331,57 @@ fn generated_spec(args: &BenchArgs) -> anyhow::Result<WorkloadSpec> {
         neurons,
         patterns_per_neuron,
         queries: args.queries,
+        seed: args.seed,
         ..standard
     })
 }
 
-#[derive(Deserialize)]
+/// Writes the workload the arguments generate into `dir` (created if missing) as
+/// `store.ndjson` and `query.ndjson`, the files [`read_workload`] reads; returns (stores, queries).
+pub fn write_workload(dir: &Path, args: &BenchArgs) -> anyhow::Result<(usize, usize)> {
+    let workload = Workload::generate(&generated_spec(args)?);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_lines(
+        &dir.join("store.ndjson"),
+        workload.stores.iter().map(|item| StoreLine {
+            neuron: item.neuron.clone(),
+            active: item.active.clone(),
+        }),
+    )?;
+    write_lines(
+        &dir.join("query.ndjson"),
+        workload.queries.iter().map(|item| QueryLine {
+            active: item.active.clone(),
+            source: item.source.clone(),
+        }),
+    )?;
+    Ok((workload.stores.len(), workload.queries.len()))
+}
+
+fn write_lines<Line: Serialize>(
+    path: &Path,
+    lines: impl Iterator<Item = Line>,
+) -> anyhow::Result<()> {
+    let cannot = || format!("cannot write {}", path.display());
+    let file = std::fs::File::create(path).with_context(cannot)?;
+    let mut out = std::io::BufWriter::new(file);
+    for line in lines {
+        serde_json::to_writer(&mut out, &line).with_context(cannot)?;
+        out.write_all(b"\n").with_context(cannot)?;
+    }
+    out.flush().with_context(cannot)
+}
+
+#[derive(Deserialize, Serialize)]
 struct StoreLine {
     neuron: String,
     active: Vec<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct QueryLine {
     active: Vec<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     source: Option<String>,
 }
 
@@ -504,8 +548,30 @@ mod tests {
             workload: None,
             input_size: 2048,
             active_bits: 40,
+            seed: 1,
+            write_workload: None,
             kernel: None,
         }
+    }
+
+    #[test]
+    fn a_written_workload_reads_back_as_the_one_generated() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = BenchArgs {
+            neurons: Some(7),
+            patterns: Some(21),
+            queries: 10,
+            seed: 5,
+            ..args()
+        };
+        assert_eq!(write_workload(dir.path(), &small).unwrap(), (21, 10));
+        let generated = Workload::generate(&generated_spec(&small).unwrap());
+        assert_eq!(read_workload(dir.path()).unwrap(), generated);
+        assert!(
+            generated.queries.iter().any(|q| q.source.is_none())
+                && generated.queries.iter().any(|q| q.source.is_some()),
+            "both kinds of query are written"
+        );
     }
 
     #[test]

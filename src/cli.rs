@@ -123,6 +123,21 @@ pub fn run_theory(request: &analysis::Request) -> ExitCode {
 
 /// Runs `dendrite bench`: one JSON line on stdout, or a one-line error and 1.
 pub fn run_bench(args: &bench::BenchArgs) -> ExitCode {
+    if let Some(dir) = &args.write_workload {
+        return match bench::write_workload(dir, args) {
+            Ok((stores, queries)) => {
+                println!(
+                    "{}",
+                    serde_json::json!({"wrote": dir, "stores": stores, "queries": queries})
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match bench::run(args) {
         Ok(report) => {
             println!(

@@ -273,7 +273,9 @@ class BackupRun:
     def prepare_workload(self):
         """The workload's batch bodies, and a pool of noisy queries of its patterns."""
         options = self.options
-        stores, _ = workload.generate(options.neurons, options.patterns_per_neuron, queries=0, seed=options.seed)
+        stores, _ = workload.generate(
+            self.binary, options.neurons, options.patterns_per_neuron, queries=0, seed=options.seed
+        )
         self.stores = stores
         self.bodies = [
             json.dumps({"patterns": [{"neuron": n, "active": a} for n, a in stores[i : i + BATCH]]}).encode()

@@ -97,7 +97,7 @@ def main():
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--floor", type=float, default=0.7)
     options = parser.parse_args()
-    stores, _ = workload.generate(neurons=options.neurons, queries=0)
+    stores, _ = workload.generate(options.binary, neurons=options.neurons, queries=0)
     directory, server = harness.fresh_server(
         harness.resolve_binary(options.binary), "python-client", ["--body-limit", str(16 << 20)]
     )

@@ -444,7 +444,7 @@ class ReplicasRun:
 
     def prepare_workload(self):
         """The standard workload's batch bodies, its queries in a file for wrk, and the parity queries."""
-        self.stores, queries = workload.generate()
+        self.stores, queries = workload.generate(self.binary)
         self.bodies = [
             json.dumps({"patterns": [{"neuron": n, "active": act} for n, act in self.stores[i : i + BATCH]]}).encode()
             for i in range(0, len(self.stores), BATCH)

@@ -200,7 +200,7 @@ def startup_time(database):
         # Top the database up to 1,000,000 patterns, 100 per new neuron.
         _, stats = call("GET", "/v1/stats")
         neurons = max(0, 1_000_000 - stats["patterns"]) // 100
-        more, _ = workload.generate(neurons=neurons, patterns=100, queries=0, seed=2)
+        more, _ = workload.generate(BINARY, neurons=neurons, patterns=100, queries=0, seed=2)
         more = [(f"m{neuron}", active) for neuron, active in more]
         rate = store_batches(more)
         _, stats = call("GET", "/v1/stats")
@@ -229,7 +229,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
     workdir = tempfile.mkdtemp(prefix="dendrite-load-")
     database = os.path.join(workdir, "load.db")
-    stores, queries = workload.generate()
+    stores, queries = workload.generate(options.binary)
     with open(os.path.join(workdir, "queries.txt"), "w") as f:
         for active, _ in queries:
             f.write(json.dumps({"active": active}) + "\n")

@@ -1,15 +1,25 @@
-"""The standard workload, as src/workload.rs defines it (the README's Performance section quotes
-figures for it), for load scripts: neurons x patterns of A distinct uniformly random bits of N to
-store, then queries, half a stored pattern with round(noise * A) of its bits replaced by other
-random bits, half a fresh random pattern. (Python's generator, not the Rust one: the same
-definition, other random numbers.)"""
+"""The standard workload for load scripts, read from the one definition (src/workload.rs): the
+binary writes it (`dendrite bench --write-workload DIR`) and this module reads the files, so the
+figures of load scripts and of `dendrite bench` are about the same patterns and queries.
 
-import random
+neurons x patterns of A distinct uniformly random bits of N to store, then queries, half a
+stored pattern with round(noise * A) of its bits replaced by other random bits, half a fresh
+random pattern. `random_pattern` and `noisy` make ad-hoc live traffic of the same shape (soak,
+backups); they are not the workload.
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+
+from tools import harness
 
 N, A, NEURONS, PATTERNS, QUERIES, NOISE = 2048, 40, 1000, 100, 10_000, 0.2
 
 
 def neuron_name(i):
+    """Neuron names as the workload writes them: n000017."""
     return f"n{i:06d}"
 
 
@@ -29,15 +39,31 @@ def noisy(rng, active, n=N, noise=NOISE):
     return sorted(kept + list(fresh))
 
 
-def generate(neurons=NEURONS, patterns=PATTERNS, queries=QUERIES, seed=1):
-    """([(neuron, active)], [(active, source neuron or None)])."""
-    rng = random.Random(seed)
-    stores = [(neuron_name(i), random_pattern(rng)) for i in range(neurons) for _ in range(patterns)]
-    asked = []
-    for q in range(queries):
-        if q % 2 == 0:
-            neuron, active = stores[rng.randrange(len(stores))]
-            asked.append((noisy(rng, active), neuron))
-        else:
-            asked.append((random_pattern(rng), None))
+def _read_lines(path):
+    with open(path, encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def generate(binary=harness.DEFAULT_BINARY, neurons=NEURONS, patterns=PATTERNS, queries=QUERIES, seed=1):
+    """([(neuron, active)], [(active, source neuron or None)]), as `binary` generates them."""
+    if neurons * patterns == 0 and queries == 0:
+        return [], []  # nothing to ask the binary for (it refuses an empty workload)
+    with tempfile.TemporaryDirectory(prefix="dendrite-workload-") as folder:
+        command = [
+            harness.resolve_binary(binary),
+            "bench",
+            "--write-workload",
+            folder,
+            "--neurons",
+            str(neurons),
+            "--patterns",
+            str(neurons * patterns),
+            "--queries",
+            str(queries),
+            "--seed",
+            str(seed),
+        ]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        stores = [(line["neuron"], line["active"]) for line in _read_lines(os.path.join(folder, "store.ndjson"))]
+        asked = [(line["active"], line.get("source")) for line in _read_lines(os.path.join(folder, "query.ndjson"))]
     return stores, asked
