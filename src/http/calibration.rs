@@ -3,7 +3,7 @@
 //! before it starts, and the last result kept per space for the dashboard.
 
 use super::error::ApiError;
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, in_range};
 use super::{AppState, Route, parse_name};
 use crate::engine::{Calibration, Calibrator};
 use axum::extract::State;
@@ -47,20 +47,12 @@ async fn calibrate(
 ) -> Result<Json<Calibration>, ApiError> {
     let name = parse_name("space", &space)?;
     let shared = state.space(&name)?;
-    let sample = body.sample.unwrap_or(DEFAULT_SAMPLE);
-    if !(1..=MAX_SAMPLE).contains(&sample) {
-        return Err(ApiError::invalid_parameter(
-            "sample",
-            format!("sample must be in 1..={MAX_SAMPLE}, not {sample}"),
-        ));
-    }
-    let random = body.random_inputs.unwrap_or(DEFAULT_RANDOM_INPUTS);
-    if !(1..=MAX_RANDOM_INPUTS).contains(&random) {
-        return Err(ApiError::invalid_parameter(
-            "random_inputs",
-            format!("random_inputs must be in 1..={MAX_RANDOM_INPUTS}, not {random}"),
-        ));
-    }
+    let sample = in_range("sample", body.sample.unwrap_or(DEFAULT_SAMPLE), MAX_SAMPLE)?;
+    let random = in_range(
+        "random_inputs",
+        body.random_inputs.unwrap_or(DEFAULT_RANDOM_INPUTS),
+        MAX_RANDOM_INPUTS,
+    )?;
     let (sample, random) = within_budget(sample, random, shared.segment_count());
     let seed = body.seed.unwrap_or(0);
     let mut calibrator = {

@@ -2,7 +2,7 @@
 
 use super::encoding::Coder;
 use super::error::ApiError;
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Path, Query, in_range};
 use super::guard::with_sequence;
 use super::{AppState, ReadCost, Route, parse_name};
 use crate::engine::{Metadata, Name, NeuronReport, NeuronSummary, PatternView, StoreRequest};
@@ -306,13 +306,7 @@ impl Page {
     /// The page's size (in 1..=[`MAX_PAGE`], [`DEFAULT_PAGE`] when not given) and the name it
     /// starts after.
     pub(super) fn checked(&self) -> Result<(usize, Option<Name>), ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ApiError::invalid_parameter(
-                "limit",
-                format!("limit must be in 1..={MAX_PAGE}, not {limit}"),
-            ));
-        }
+        let limit = in_range("limit", self.limit.unwrap_or(DEFAULT_PAGE), MAX_PAGE)?;
         let after = self
             .after
             .as_deref()
@@ -389,13 +383,11 @@ async fn report(
     Query(page): Query<SegmentPage>,
 ) -> Result<Json<NeuronReport>, ApiError> {
     let neuron = parse_name("neuron", &neuron)?;
-    let limit = page.segments_limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid_parameter(
-            "segments_limit",
-            format!("segments_limit must be in 1..={MAX_PAGE}, not {limit}"),
-        ));
-    }
+    let limit = in_range(
+        "segments_limit",
+        page.segments_limit.unwrap_or(DEFAULT_PAGE),
+        MAX_PAGE,
+    )?;
     let report = state
         .read_space(&space, ReadCost::GrowsWithSpace, move |space| {
             space.neuron_report(&neuron, page.segments_after, limit)

@@ -2,7 +2,7 @@
 
 use super::encoding::Coder;
 use super::error::ApiError;
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, in_range};
 use super::{AppState, ReadCost, Route, parse_name};
 use crate::engine::encoder::Code;
 use crate::engine::{DEFAULT_LIMIT, Query, Recognition, SharedSpace, Space};
@@ -43,13 +43,7 @@ struct QueryBody {
 impl QueryBody {
     /// The query, and the record's code when the input was a record.
     fn parse(&self, space: &Space, place: &str) -> Result<(Query, Option<Code>), ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::invalid_parameter(
-                "limit",
-                format!("limit must be in 1..={MAX_LIMIT}, not {limit}"),
-            ));
-        }
+        let limit = in_range("limit", self.limit.unwrap_or(DEFAULT_LIMIT), MAX_LIMIT)?;
         if self.threshold == Some(0) {
             return Err(ApiError::invalid_parameter(
                 "threshold",
