@@ -19,7 +19,7 @@ pub mod writer;
 
 pub use change::Change;
 
-use crate::engine::{Name, Spaces, StorePlan};
+use crate::engine::{Name, SpaceParams, Spaces, StorePlan};
 use fault::StorageError;
 use postgres::PostgresDatabase;
 use sqlite::SqliteDatabase;
@@ -348,6 +348,37 @@ pub(crate) fn pattern_checksum(
         hash = field(hash, metadata.as_bytes());
     }
     hash as i64
+}
+
+/// Binds a space's row to either backend's `INSERT INTO spaces`, in its columns' order: (name,
+/// input_size, active_bits, synapses_per_pattern, threshold, max_false_match,
+/// max_segments_per_neuron, seed, encoder as JSON or null).
+fn bind_space<'q, DB>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    name: &Name,
+    params: &SpaceParams,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> f64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let encoder = params
+        .encoder
+        .as_ref()
+        .map(|encoder| serde_json::to_string(encoder.spec()).expect("a spec serialises"));
+    query
+        .bind(name.as_str().to_owned())
+        .bind(i64::from(params.input_size))
+        .bind(i64::from(params.active_bits))
+        .bind(i64::from(params.synapses_per_pattern))
+        .bind(i64::from(params.threshold))
+        .bind(params.max_false_match)
+        .bind(i64::from(params.max_segments_per_neuron))
+        .bind(params.seed as i64)
+        .bind(encoder)
 }
 
 /// Cells as little-endian u32s, the column encoding of `patterns.active` and `patterns.synapses`.

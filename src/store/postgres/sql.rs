@@ -9,7 +9,7 @@
 
 use crate::engine::{Metadata, Name, SpaceParams, StorePlan};
 use crate::rng::{FNV1A_START, fnv1a};
-use crate::store::{Change, Changes, encode_cells, neuron_counters};
+use crate::store::{Change, Changes, bind_space, encode_cells, neuron_counters};
 use sqlx::postgres::PgConnection;
 use sqlx::{Executor, Row};
 use std::time::Duration;
@@ -83,27 +83,14 @@ async fn insert_space(
     name: &Name,
     params: &SpaceParams,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO spaces (name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
          max_segments_per_neuron, seed, encoder) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(name.as_str())
-    .bind(i64::from(params.input_size))
-    .bind(i64::from(params.active_bits))
-    .bind(i64::from(params.synapses_per_pattern))
-    .bind(i64::from(params.threshold))
-    .bind(params.max_false_match)
-    .bind(i64::from(params.max_segments_per_neuron))
-    .bind(params.seed as i64)
-    .bind(
-        params
-            .encoder
-            .as_ref()
-            .map(|encoder| serde_json::to_string(encoder.spec()).expect("a spec serialises")),
-    )
-    .execute(connection)
-    .await
-    .map(drop)
+    );
+    bind_space(insert, name, params)
+        .execute(connection)
+        .await
+        .map(drop)
 }
 
 /// New patterns and their neurons' counters, each table in one statement over arrays: one round

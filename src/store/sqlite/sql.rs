@@ -2,7 +2,7 @@
 //! the writer opened. Nothing here decides anything; the writer plans, commits and applies.
 
 use crate::engine::{Metadata, Name, SpaceParams, StorePlan};
-use crate::store::{Change, Purge, encode_cells, pattern_checksum};
+use crate::store::{Change, Purge, bind_space, encode_cells, pattern_checksum};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -159,27 +159,14 @@ async fn insert_space(
     name: &Name,
     params: &SpaceParams,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO spaces (name, input_size, active_bits, synapses_per_pattern, threshold, max_false_match, \
          max_segments_per_neuron, seed, encoder) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .bind(name.as_str())
-    .bind(i64::from(params.input_size))
-    .bind(i64::from(params.active_bits))
-    .bind(i64::from(params.synapses_per_pattern))
-    .bind(i64::from(params.threshold))
-    .bind(params.max_false_match)
-    .bind(i64::from(params.max_segments_per_neuron))
-    .bind(params.seed as i64)
-    .bind(
-        params
-            .encoder
-            .as_ref()
-            .map(|encoder| serde_json::to_string(encoder.spec()).expect("a spec serialises")),
-    )
-    .execute(connection)
-    .await
-    .map(drop)
+    );
+    bind_space(insert, name, params)
+        .execute(connection)
+        .await
+        .map(drop)
 }
 
 /// One stored pattern (its neuron's counters stay: forgotten ids are not handed out again).
