@@ -1,18 +1,18 @@
 //! The write path: one task owns every change, and commits before it applies.
 //!
 //! Handlers send commands over a bounded channel (a full channel is an immediate "busy", never an
-//! unbounded queue) and wait for the answer. The writer drains whatever store commands are waiting,
-//! locks the spaces they touch and catches up with what other replicas committed to them, plans
-//! them in order against the engine (a [`Planner`](crate::engine::Planner) lets each see the plans before it), so every
-//! request is validated against the state it commits into, commits all their rows in one
-//! transaction — one fsync for many writes: group commit — then applies the plans to the engine
-//! and answers each caller with the change's sequence. A failed commit applies nothing and
+//! unbounded queue) and wait for the answer. The writer drains whatever store commands are
+//! waiting, locks the spaces they touch and catches up with what other replicas committed to
+//! them, plans them in order against the engine (a [`Planner`] lets each see the plans before
+//! it), so every request is validated against the state it commits into, commits all their rows
+//! in one transaction — one fsync for many writes: group commit — then applies the plans to the
+//! engine and answers each caller with the change's sequence. A failed commit applies nothing and
 //! answers every caller with the fault; the next write starts on a fresh connection.
 //!
-//! The same task follows the database: every committed [`Change`](crate::store::Change) has a sequence, and the engine
+//! The same task follows the database: every committed [`Change`] has a sequence, and the engine
 //! applies them strictly in that order, its own and other replicas' alike. Between commands it
-//! waits for word of other replicas' commits ([`WriteStore::wait_for_changes`](crate::store::WriteStore::wait_for_changes)) and applies
-//! them; a replica the log can no longer bring up to date reloads the tables.
+//! waits for word of other replicas' commits ([`WriteStore::wait_for_changes`]) and applies them;
+//! a replica the log can no longer bring up to date reloads the tables.
 //!
 //! The writer runs on a thread of its own. Applying a write takes the space's write lock, which
 //! waits for the queries reading it; on a thread of its own that wait holds up only the writer,
@@ -20,9 +20,14 @@
 //! handling a command is caught: the writer then refuses every later write and `/readyz` says why,
 //! rather than the service answering "shutting down" forever.
 //!
-//! Each job has a file: `handle` (what callers hold), `command` (the messages it sends), `progress` (what the writer reports),
-//! `task` (the loop and the steps every write shares), `group` (group commit), `single` (writes
-//! of one change), `follow` (other replicas' changes) and `purge` (deleted rows removed in steps).
+//! Each job has a file: `handle` (what callers hold), `command` (the messages it sends),
+//! `progress` (what the writer reports), `task` (the loop and the steps every write shares),
+//! `group` (group commit), `single` (writes of one change), `follow` (other replicas' changes) and
+//! `purge` (deleted rows removed in steps).
+//!
+//! [`Planner`]: crate::engine::Planner
+//! [`Change`]: crate::store::Change
+//! [`WriteStore::wait_for_changes`]: crate::store::WriteStore::wait_for_changes
 
 mod command;
 mod error;
