@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn each_inconsistent_parameter_is_named() {
         type Spoil = fn(&mut Parameters);
-        let cases: [(&str, Spoil); 14] = [
+        let cases: [(&str, Spoil); 15] = [
             ("patterns", |p| p.patterns = 2_084),
             ("n", |p| p.n = MAX_INPUT_SIZE + 1),
             ("target", |p| (p.n, p.a) = (1 << 24, 1 << 20)),
@@ -299,6 +299,8 @@ mod tests {
             ("s", |p| p.s = 3000),
             ("theta", |p| p.theta = 25),
             ("theta", |p| p.theta = 0),
+            // Within s, but above a: no stored pattern of a bits could reach it.
+            ("theta", |p| (p.a, p.noise_bits) = (10, 0)),
             ("patterns", |p| p.patterns = 0),
             ("segments", |p| p.segments = 0),
             ("noise_bits", |p| p.noise_bits = 41),

@@ -112,3 +112,31 @@ fn a_malformed_workload_line_is_named_by_file_and_line() {
             .contains("store.ndjson")
     );
 }
+
+#[test]
+fn a_written_workload_is_what_bench_measures_and_a_folder_it_cannot_make_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("standard");
+    let written = bench(&[
+        "--write-workload",
+        folder.to_str().unwrap(),
+        "--neurons",
+        "5",
+        "--patterns",
+        "50",
+        "--queries",
+        "20",
+    ]);
+    assert!(written.status.success(), "{written:?}");
+    let store = std::fs::read_to_string(folder.join("store.ndjson")).unwrap();
+    assert_eq!(store.lines().count(), 50);
+    let measured = bench(&["--workload", folder.to_str().unwrap()]);
+    assert!(measured.status.success(), "{measured:?}");
+    // A file where the folder should go: nothing measured, one line saying why, status 1.
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "").unwrap();
+    let refused = bench(&["--write-workload", blocker.join("x").to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert!(stderr.contains("cannot create"), "{stderr}");
+}
